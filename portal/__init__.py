@@ -1,0 +1,1 @@
+"""The captive portal (aiohttp), run as `debtgate portal`."""

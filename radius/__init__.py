@@ -1,0 +1,1 @@
+"""RADIUS CoA / Disconnect-Message and accounting."""
