@@ -1,0 +1,215 @@
+"""The daemon process: one loop owner, one TaskGroup, named tasks.
+
+``run(config_path)`` sets up uvloop through ``asyncio.Runner``; SIGTERM/SIGINT
+set a shutdown event, SIGHUP reloads the config (a bad one is refused and the
+running one kept; only changed sections are applied). Exit leaves enforcement
+in the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .adapters.conntrack import ConntrackCutter, NullCutter, PyrouteCutter
+from .adapters.nft import NftAdapter, read_template, render_ruleset
+from .config import Config, load_config
+from .engine import Engine
+from .errors import ConfigError, DebtgateError
+from .sdnotify import notify
+from .sources.base import BillingSource
+from .sources.file import FileSource
+from .validate import Policy
+
+log = logging.getLogger(__name__)
+
+
+def policy_of(config: Config) -> Policy:
+    net = config.network
+    return Policy(min_prefix_v4=net.min_prefix_v4, min_prefix_v6=net.min_prefix_v6,
+                  serves=tuple(net.serves), default_currency=net.default_currency)
+
+
+def ruleset_of(config: Config) -> str:
+    nft = config.nft
+    return render_ruleset(read_template(nft.ruleset), portal_v4=str(nft.portal_v4),
+                          portal_v6=str(nft.portal_v6) if nft.portal_v6 else None,
+                          portal_port=nft.portal_port, portal_tls_port=nft.portal_tls_port)
+
+
+def make_source(config: Config) -> BillingSource:
+    if config.source.kind == "postgres":
+        from .sources.postgres import PostgresSource  # noqa: PLC0415 - optional
+
+        return PostgresSource.from_config(config)  # type: ignore[attr-defined,no-any-return]
+    f = config.source.file
+    return FileSource(f.path, f.format, f.poll_interval)
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: Path | None = None,
+                 nft: NftAdapter | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.started = time.time()
+        self.shutdown = asyncio.Event()
+        self.nft = nft or NftAdapter()
+        cutter: ConntrackCutter = PyrouteCutter() if config.nft.conntrack else NullCutter()
+        self.engine = Engine(self.nft, cutter, policy_of(config), config.nft.ack_timeout)
+        self.source = make_source(config)
+        self.degraded: dict[str, str] = {}
+        self._source_task: asyncio.Task[None] | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self.extensions: list[Any] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        """Load the ruleset (never flushing sets), adopt the kernel's state, apply the garden."""
+        await self.nft.load_ruleset(ruleset_of(self.config))
+        await self.engine.adopt_kernel()
+        g = self.config.garden
+        self.engine.set_garden([str(c) for c in g.cidrs], [str(r) for r in g.resolvers])
+        await self.engine.apply_garden()
+
+    async def _run_source(self) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                await self.source.run(self.engine.handle)
+                return
+            except DebtgateError as exc:
+                self.degraded["source"] = str(exc)
+                log.error("billing source failed, retrying in %.0f s: %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.daemon.reconcile_interval)
+            try:
+                await self.engine.full_reconcile()
+                self.degraded.pop("kernel", None)
+            except DebtgateError as exc:
+                self.degraded["kernel"] = str(exc)
+                log.error("reconcile failed: %s", exc)
+            self.source.request_resync()
+
+    async def _watchdog(self) -> None:
+        while True:
+            notify("WATCHDOG=1")
+            await asyncio.sleep(5)
+
+    async def _ready(self) -> None:
+        for _ in range(200):
+            if self.engine.stats.synced:
+                break
+            await asyncio.sleep(0.05)
+        notify(f"READY=1\nSTATUS=enforcing {len(self.engine.inventory)} subscribers")
+        log.info("debtgate %s ready: %d subscribers", __version__, len(self.engine.inventory))
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        assert self._tg is not None
+        task = self._tg.create_task(coro, name=name)
+        self._tasks.append(task)
+        return task
+
+    async def reload(self) -> None:
+        if self.config_path is None:
+            return
+        try:
+            new = load_config(self.config_path)
+            if new.nft != self.config.nft:
+                await self.nft.check_ruleset(ruleset_of(new))
+        except (ConfigError, DebtgateError) as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            return
+        old, self.config = self.config, new
+        if new.nft != old.nft:
+            await self.nft.load_ruleset(ruleset_of(new))
+            self.engine.ack_timeout = new.nft.ack_timeout
+            log.info("reload: nft section changed, ruleset reloaded")
+        if new.garden != old.garden:
+            g = new.garden
+            self.engine.set_garden([str(c) for c in g.cidrs], [str(r) for r in g.resolvers])
+            await self.engine.apply_garden()
+            log.info("reload: garden changed")
+        if new.network != old.network:
+            self.engine.policy = policy_of(new)
+            self.source.request_resync()
+            log.info("reload: network policy changed, resyncing")
+        if new.source != old.source and self._source_task is not None:
+            self._source_task.cancel()
+            self.source = make_source(new)
+            self._source_task = self.spawn(self._run_source(), "source")
+            log.info("reload: billing source changed, restarted")
+        logging.getLogger("debtgate").setLevel(new.daemon.log_level.upper())
+        for ext in self.extensions:
+            if hasattr(ext, "reload"):
+                await ext.reload(old, new)
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.shutdown.set)
+        loop.add_signal_handler(signal.SIGINT, self.shutdown.set)
+        reload_wanted = asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
+        await self.start()
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            self._source_task = self.spawn(self._run_source(), "source")
+            self.spawn(self._reconcile_loop(), "reconcile")
+            self.spawn(self._watchdog(), "watchdog")
+            self.spawn(self._ready(), "ready")
+            for ext in self.extensions:
+                self.spawn(ext.run(self), type(ext).__name__)
+            while not self.shutdown.is_set():
+                waiter = asyncio.ensure_future(reload_wanted.wait())
+                stopper = asyncio.ensure_future(self.shutdown.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                if reload_wanted.is_set():
+                    reload_wanted.clear()
+                    await self.reload()
+            notify("STOPPING=1")
+            log.info("stopping; enforcement stays in the kernel")
+            for task in self._tasks:
+                task.cancel()
+
+
+async def _serve(config: Config, config_path: Path | None) -> None:
+    daemon = Daemon(config, config_path)
+    from .extensions import default_extensions  # noqa: PLC0415
+
+    daemon.extensions = default_extensions(config)
+    grace = config.daemon.shutdown_grace
+    main = asyncio.ensure_future(daemon.main())
+    await asyncio.wait({main, asyncio.ensure_future(daemon.shutdown.wait())},
+                       return_when=asyncio.FIRST_COMPLETED)
+    if not main.done():
+        try:
+            await asyncio.wait_for(asyncio.shield(main), grace)
+        except TimeoutError:
+            log.warning("tasks did not stop within %.0f s; exiting anyway", grace)
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await main
+    main.result()
+
+
+def run(config_path: Path) -> None:
+    config = load_config(config_path)
+    try:
+        import uvloop  # noqa: PLC0415
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_serve(config, config_path))

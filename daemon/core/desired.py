@@ -1,0 +1,79 @@
+"""What the kernel should hold, derived from subscribers (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from ..model import State, Subscriber
+from .sets import CATEGORY_OF_STATE, ENFORCEMENT_SETS, set_name
+
+StateOf = Callable[[Subscriber], State]
+"""The effective state of a subscriber (billing state, unless an override says otherwise)."""
+
+
+def billing_state(sub: Subscriber) -> State:
+    return sub.state
+
+
+def placements(sub: Subscriber, state: State) -> list[tuple[str, str]]:
+    """(set name, element) for each address of a subscriber in a state."""
+    category = CATEGORY_OF_STATE.get(state)
+    if category is None:
+        return []
+    return [(set_name(category, addr), addr) for addr in sub.addresses]
+
+
+def empty_sets(names: Iterable[str] = ENFORCEMENT_SETS) -> dict[str, set[str]]:
+    return {name: set() for name in names}
+
+
+def build_desired(subs: Iterable[Subscriber], state_of: StateOf = billing_state
+                  ) -> dict[str, set[str]]:
+    """The full content of every enforcement set."""
+    sets = empty_sets()
+    for sub in subs:
+        state = state_of(sub)
+        if state is State.ACTIVE:
+            continue
+        for name, elem in placements(sub, state):
+            sets[name].add(elem)
+    return sets
+
+
+def update_desired(
+    sets: dict[str, set[str]],
+    old: Subscriber | None,
+    old_state: State | None,
+    new: Subscriber | None,
+    new_state: State | None,
+) -> set[str]:
+    """Move one account from its old placement to its new one in ``sets``.
+
+    Returns the touched elements: the scope for :func:`~debtgate.core.reconcile.reconcile`.
+    """
+    touched: set[str] = set()
+    if old is not None and old_state is not None:
+        for name, elem in placements(old, old_state):
+            sets[name].discard(elem)
+            touched.add(elem)
+    if new is not None and new_state is not None:
+        for name, elem in placements(new, new_state):
+            sets[name].add(elem)
+            touched.add(elem)
+    return touched
+
+
+def garden_desired(garden: Iterable[str], resolvers: Iterable[str]) -> dict[str, set[str]]:
+    """The config-derived sets: walled garden CIDRs and DNS resolvers."""
+    sets: dict[str, set[str]] = {n: set() for n in
+                                 ("garden_v4", "garden_v6", "resolvers_v4", "resolvers_v6")}
+    for elem in garden:
+        sets["garden_v6" if ":" in elem else "garden_v4"].add(elem)
+    for elem in resolvers:
+        sets["resolvers_v6" if ":" in elem else "resolvers_v4"].add(elem)
+    return sets
+
+
+def where_is(sets: Mapping[str, set[str]], elem: str) -> list[str]:
+    """The sets that hold an element (for explain)."""
+    return [name for name, content in sets.items() if elem in content]

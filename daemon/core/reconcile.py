@@ -1,0 +1,96 @@
+"""Desired vs actual set content in, the exact set changes out (pure).
+
+``reconcile(desired, actual, now)`` never touches the kernel: the nft adapter
+turns the :class:`Plan` into one transaction, and the engine records it as
+committed once the kernel accepted it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .sets import ENFORCEMENT_SETS
+
+SetState = Mapping[str, AbstractSet[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class SetDelta:
+    """Changes to one set."""
+
+    name: str
+    add: tuple[str, ...] = ()
+    delete: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The exact kernel changes to make, in one transaction."""
+
+    at: datetime
+    changes: tuple[SetDelta, ...] = ()
+    conntrack: tuple[str, ...] = ()
+    """Addresses (hosts or prefixes) whose connection tracking entries must be cut."""
+    notes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    @property
+    def writes(self) -> int:
+        return sum(len(d.add) + len(d.delete) for d in self.changes)
+
+    def adds(self, name: str) -> tuple[str, ...]:
+        return next((d.add for d in self.changes if d.name == name), ())
+
+    def deletes(self, name: str) -> tuple[str, ...]:
+        return next((d.delete for d in self.changes if d.name == name), ())
+
+
+_EMPTY: frozenset[str] = frozenset()
+
+
+def reconcile(
+    desired: SetState,
+    actual: SetState,
+    now: datetime,
+    scope: Collection[str] | None = None,
+    cut_sets: AbstractSet[str] = frozenset(ENFORCEMENT_SETS),
+) -> Plan:
+    """The set changes that turn ``actual`` into ``desired``.
+
+    With ``scope``, only those elements are compared (an incremental change:
+    the cost follows the change, not the size of the sets). An element that
+    moves between two sets of ``cut_sets``, or enters or leaves one, is listed
+    for a conntrack cut.
+    """
+    changes: list[SetDelta] = []
+    cut: set[str] = set()
+    for name in sorted(set(desired) | set(actual)):
+        want = desired.get(name, _EMPTY)
+        have = actual.get(name, _EMPTY)
+        if scope is None:
+            add = want - have
+            delete = have - want
+        else:
+            scope_set = scope if isinstance(scope, AbstractSet) else frozenset(scope)
+            add = {e for e in scope_set if e in want and e not in have}
+            delete = {e for e in scope_set if e in have and e not in want}
+        if add or delete:
+            changes.append(SetDelta(name, tuple(sorted(add)), tuple(sorted(delete))))
+            if name in cut_sets:
+                cut.update(add)
+                cut.update(delete)
+    return Plan(at=now, changes=tuple(changes), conntrack=tuple(sorted(cut)))
+
+
+def commit(actual: dict[str, set[str]], plan: Plan) -> None:
+    """Record a plan the kernel accepted into the committed state."""
+    for delta in plan.changes:
+        content = actual.setdefault(delta.name, set())
+        content.difference_update(delta.delete)
+        content.update(delta.add)

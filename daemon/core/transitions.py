@@ -1,0 +1,61 @@
+"""Account-level state changes, for RADIUS, the audit trail and explain (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..model import State, Subscriber
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    account: str
+    old: State | None
+    """None: the account is new to this gateway."""
+    new: State | None
+    """None: the account is gone from billing."""
+    at: datetime
+    cause: str
+    old_addresses: tuple[str, ...] = ()
+    new_addresses: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "old": self.old.value if self.old else None,
+            "new": self.new.value if self.new else None,
+            "at": self.at.isoformat(),
+            "cause": self.cause,
+            "addresses": list(self.new_addresses or self.old_addresses),
+        }
+
+
+def transitions(
+    before: Mapping[str, Subscriber | None],
+    after: Mapping[str, Subscriber | None],
+    state_of: Callable[[Subscriber], State],
+    now: datetime,
+    cause: str,
+) -> list[Transition]:
+    """Accounts whose effective state or addresses differ between two versions."""
+    out: list[Transition] = []
+    for account in before.keys() | after.keys():
+        old = before.get(account)
+        new = after.get(account)
+        old_state = state_of(old) if old is not None else None
+        new_state = state_of(new) if new is not None else None
+        if old_state is new_state and (old is None or new is None
+                                       or old.addresses == new.addresses):
+            continue
+        if old is None and new_state is State.ACTIVE:
+            continue  # a paying newcomer is not news
+        if new is None and old_state is State.ACTIVE:
+            continue
+        out.append(Transition(
+            account, old_state, new_state, now, cause,
+            old.addresses if old else (), new.addresses if new else ()))
+    out.sort(key=lambda t: t.account)
+    return out

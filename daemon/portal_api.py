@@ -1,0 +1,161 @@
+"""The daemon side of the portal's local channel: HTTP on a Unix socket.
+
+The portal process (unprivileged, no CAP_NET_ADMIN) asks the daemon two things:
+
+``GET /v1/view?ip=IP``
+    200 with the JSON view of the subscriber owning IP (see :func:`view_dict`),
+    404 when the address belongs to no subscriber of this gateway.
+``POST /v1/ack`` with ``{"ip": IP}``
+    200 ``{"acknowledged": true, "expires_in": seconds}``, or 409 when the
+    address is not in the warn state.
+
+The engine implements :class:`PortalBackend`; :func:`make_portal_api` wraps it
+and :func:`serve_unix` serves it.
+"""
+
+from __future__ import annotations
+
+import grp
+import ipaddress
+import json
+import logging
+import os
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from debtgate.model import Subscriber
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024
+"""Largest request body the API accepts (an ack is ~30 bytes)."""
+
+
+class PortalBackend(Protocol):
+    """What the daemon's engine provides to the portal."""
+
+    def view(self, ip: str) -> dict[str, Any] | None:
+        """The wire view (see :func:`view_dict`) of the subscriber owning ``ip``, or None."""
+        ...
+
+    async def acknowledge(self, ip: str) -> dict[str, Any] | None:
+        """Acknowledge ``ip``'s warning: ``{"acknowledged": True, "expires_in": s}``,
+        or None when the address is not in warn."""
+        ...
+
+
+def view_dict(
+    sub: Subscriber,
+    address: str,
+    *,
+    acknowledged: bool = False,
+    ack_timeout: int = 0,
+    default_currency: str = "",
+) -> dict[str, Any]:
+    """The wire view of ``sub`` as seen from ``address`` (helper for the engine)."""
+    return {
+        "address": address,
+        "account": sub.account,
+        "state": str(sub.state),
+        "amount_due": str(sub.amount_due),
+        "currency": sub.currency or default_currency,
+        "since": sub.since.isoformat() if sub.since else None,
+        "block_at": sub.block_at.isoformat() if sub.block_at else None,
+        "name": sub.name,
+        "language": sub.language,
+        "acknowledged": acknowledged,
+        "ack_timeout": ack_timeout,
+    }
+
+
+def _default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _json(data: Mapping[str, Any], status: int = 200) -> web.Response:
+    body = json.dumps(data, default=_default, ensure_ascii=False)
+    return web.Response(text=body, status=status, content_type="application/json")
+
+
+def _address(raw: object) -> str | None:
+    if not isinstance(raw, str) or len(raw) > 64:
+        return None
+    try:
+        return str(ipaddress.ip_address(raw.split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
+BACKEND: web.AppKey[PortalBackend] = web.AppKey("backend", PortalBackend)
+
+
+async def _view(request: web.Request) -> web.Response:
+    ip = _address(request.query.get("ip"))
+    if ip is None:
+        return _json({"error": "ip must be one IPv4 or IPv6 address"}, 400)
+    data = request.app[BACKEND].view(ip)
+    if data is None:
+        return _json({"error": "unknown address"}, 404)
+    return _json(data)
+
+
+async def _ack(request: web.Request) -> web.Response:
+    try:
+        payload = await request.json()
+    except ValueError:
+        return _json({"error": "body must be JSON"}, 400)
+    ip = _address(payload.get("ip") if isinstance(payload, dict) else None)
+    if ip is None:
+        return _json({"error": "ip must be one IPv4 or IPv6 address"}, 400)
+    result = await request.app[BACKEND].acknowledge(ip)
+    if result is None:
+        return _json({"error": "address is not in warn"}, 409)
+    log.info("warning acknowledged by %s", ip)
+    return _json(result)
+
+
+def make_portal_api(backend: PortalBackend) -> web.Application:
+    """The aiohttp application the portal talks to."""
+    app = web.Application(client_max_size=MAX_BODY)
+    app[BACKEND] = backend
+    app.router.add_get("/v1/view", _view)
+    app.router.add_post("/v1/ack", _ack)
+    return app
+
+
+async def serve_unix(
+    app: web.Application, path: Path | str, mode: int = 0o660, group: str | None = None
+) -> web.AppRunner:
+    """Serve ``app`` on a Unix socket at ``path`` (replacing a stale one).
+
+    The socket gets ``mode`` and, if given, ``group`` (the portal's user must be a
+    member). Returns the runner; ``await runner.cleanup()`` stops it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_socket():
+        path.unlink()
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    old_umask = os.umask(0o177)
+    try:
+        site = web.UnixSite(runner, str(path))
+        await site.start()
+    finally:
+        os.umask(old_umask)
+    if group is not None:
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    path.chmod(mode)
+    log.info("portal API listening on %s", path)
+    return runner

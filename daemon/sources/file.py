@@ -1,0 +1,108 @@
+"""The embedded default source: a local JSON or CSV file, watched for changes.
+
+An edit takes effect within ``poll_interval``. A file that cannot be read or
+parsed keeps the last good state; the error is logged and shown on status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import SourceError
+from .base import Row, SourceHealth, Snapshot, Sink
+
+log = logging.getLogger(__name__)
+
+
+def parse_text(text: str, fmt: str) -> list[Row]:
+    """Rows from file content; raises SourceError for a file that is not usable as a whole."""
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "account" not in reader.fieldnames:
+            raise SourceError("CSV: the header must name at least 'account'")
+        return [dict(row) for row in reader]
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"JSON: {exc}") from None
+    if isinstance(data, dict):
+        data = data.get("subscribers")
+    if not isinstance(data, list):
+        raise SourceError('JSON: expected a list of rows or {"subscribers": [...]}')
+    # Non-mapping items are passed on: validation rejects them one by one.
+    return data
+
+
+class FileSource:
+    """Polls the file's identity (inode, size, mtime) and rereads it on change."""
+
+    def __init__(self, path: Path, fmt: str = "auto", poll_interval: float = 0.25) -> None:
+        self.path = path
+        self.format = fmt if fmt != "auto" else ("csv" if path.suffix.lower() == ".csv" else "json")
+        self.poll_interval = poll_interval
+        self.health = SourceHealth(kind="file", extra={"path": str(path)})
+        self._resync = asyncio.Event()
+        self._seen: tuple[int, int, int] | None = None
+
+    def request_resync(self) -> None:
+        self._resync.set()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _read(self) -> list[Row]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{self.path}: cannot read: {exc}") from None
+        return parse_text(text, self.format)
+
+    async def _emit(self, sink: Sink) -> None:
+        try:
+            rows = await asyncio.to_thread(self._read)
+        except SourceError as exc:
+            if self.health.last_error != str(exc):
+                log.error("subscriber file %s unusable, keeping the last good state: %s",
+                          self.path, exc)
+            self.health.last_error = str(exc)
+            self.health.connected = False
+            return
+        if self.health.last_error:
+            log.info("subscriber file %s is readable again", self.path)
+        self.health.last_error = None
+        self.health.connected = True
+        now = time.time()
+        self.health.last_snapshot = self.health.last_event = now
+        await sink(Snapshot(rows))
+
+    async def run(self, sink: Sink) -> None:
+        while True:
+            stamp = self._stat()
+            if stamp != self._seen or self._resync.is_set():
+                self._resync.clear()
+                self._seen = stamp
+                if stamp is None:
+                    msg = f"{self.path}: missing"
+                    if self.health.last_error != msg:
+                        log.error("subscriber file %s is missing, keeping the last good state",
+                                  self.path)
+                    self.health.last_error = msg
+                    self.health.connected = False
+                else:
+                    await self._emit(sink)
+            try:
+                await asyncio.wait_for(self._resync.wait(), self.poll_interval)
+            except TimeoutError:
+                pass

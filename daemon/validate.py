@@ -1,0 +1,267 @@
+"""Billing rows in, subscribers or rejections out (pure).
+
+Nothing a billing row contains can crash the daemon: every problem becomes a
+:class:`~debtgate.model.Rejection` with a short reason (a metric label) and a
+detail naming the offending value. A rejected row keeps the account's last
+good version, so bad input loses nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from .model import Rejection, Session, State, Subscriber
+
+_SPLIT = re.compile(r"[\s,;]+")
+_STATES = {s.value: s for s in State}
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What this gateway accepts and enforces."""
+
+    min_prefix_v4: int = 24
+    min_prefix_v6: int = 48
+    serves: tuple[IPNetwork, ...] = ()
+    default_currency: str = "RUB"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The result of validating one batch of rows."""
+
+    subscribers: dict[str, Subscriber] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    foreign_addresses: int = 0
+    """Addresses outside this gateway's ``serves`` (enforced by another gateway)."""
+
+
+class RowError(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _text(row: Mapping[str, object], key: str) -> str:
+    value = row.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float | Decimal):
+        raise RowError("bad_field", f"{key}: expected text, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def parse_address(text: str, policy: Policy) -> IPNetwork:
+    """Parse one address or prefix; raise :class:`RowError` if it is unusable."""
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        reason = "host_bits_set" if "host bits set" in str(exc) else "bad_address"
+        raise RowError(reason, f"address {text[:64]!r}: {exc}") from None
+    minimum = policy.min_prefix_v4 if net.version == 4 else policy.min_prefix_v6
+    if net.prefixlen == 0 or net.prefixlen < minimum:
+        raise RowError(
+            "prefix_too_wide",
+            f"address {text[:64]!r}: /{net.prefixlen} is wider than the allowed /{minimum}",
+        )
+    if net.is_loopback or net.is_multicast or net.is_unspecified or net.is_link_local:
+        raise RowError("bad_address", f"address {text[:64]!r}: not a subscriber address")
+    return net
+
+
+def element(net: IPNetwork) -> str:
+    """The normalised text of an address: hosts without suffix, prefixes with it."""
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return str(net)
+
+
+def _addresses(row: Mapping[str, object], policy: Policy) -> list[IPNetwork]:
+    raw = row.get("addresses")
+    if raw is None or raw == "":
+        raise RowError("missing_field", "addresses: missing")
+    if isinstance(raw, str):
+        items: list[object] = [p for p in _SPLIT.split(raw) if p]
+    elif isinstance(raw, list | tuple):
+        items = list(raw)
+    else:
+        raise RowError("bad_field", f"addresses: expected a list or text, got {type(raw).__name__}")
+    if not items:
+        raise RowError("missing_field", "addresses: empty")
+    nets = []
+    for item in items:
+        if not isinstance(item, str):
+            item = str(item)
+        nets.append(parse_address(item.strip(), policy))
+    collapsed4 = ipaddress.collapse_addresses(n for n in nets if n.version == 4)
+    collapsed6 = ipaddress.collapse_addresses(n for n in nets if n.version == 6)
+    return [*collapsed4, *collapsed6]
+
+
+def _date(row: Mapping[str, object], key: str) -> date | None:
+    value = row.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        return datetime.fromisoformat(text).date() if "T" in text or " " in text else (
+            date.fromisoformat(text)
+        )
+    except ValueError:
+        raise RowError("bad_date", f"{key}: {text[:32]!r} is not an ISO date") from None
+
+
+def _amount(row: Mapping[str, object]) -> Decimal:
+    value = row.get("amount_due")
+    if value is None or value == "":
+        return Decimal(0)
+    if isinstance(value, bool):
+        raise RowError("bad_amount", f"amount_due: {value!r} is not a number")
+    try:
+        amount = Decimal(str(value).strip().replace(",", "."))
+    except InvalidOperation:
+        raise RowError("bad_amount", f"amount_due: {str(value)[:32]!r} is not a number") from None
+    if not amount.is_finite() or abs(amount) >= Decimal(10) ** 12:
+        raise RowError("bad_amount", f"amount_due: {str(value)[:32]!r} is out of range")
+    return amount
+
+
+def parse_row(row: Mapping[str, object], policy: Policy) -> tuple[Subscriber, int]:
+    """One row to a Subscriber with only the addresses this gateway serves.
+
+    Returns the subscriber and the number of foreign addresses dropped.
+    Raises :class:`RowError` for an unusable row.
+    """
+    if not isinstance(row, Mapping):
+        raise RowError("bad_row", f"row is a {type(row).__name__}, not a mapping")
+    account = _text(row, "account")
+    if not account:
+        raise RowError("missing_field", "account: missing")
+    if len(account) > 128:
+        raise RowError("bad_field", "account: longer than 128 characters")
+    state_text = _text(row, "state").lower()
+    if not state_text:
+        raise RowError("missing_field", "state: missing")
+    state = _STATES.get(state_text)
+    if state is None:
+        raise RowError("unknown_state", f"state: {state_text[:32]!r} is not one of {sorted(_STATES)}")
+    nets = _addresses(row, policy)
+    mine = [n for n in nets if not policy.serves or any(n.subnet_of(s) for s in policy.serves
+                                                         if s.version == n.version)]
+    session = None
+    nas, sid, user = _text(row, "nas"), _text(row, "session_id"), _text(row, "user_name")
+    if nas or sid or user:
+        session = Session(nas=nas or None, session_id=sid or None, user_name=user or None,
+                          framed_ip=next((element(n) for n in mine
+                                          if n.prefixlen == n.max_prefixlen), None))
+    sub = Subscriber(
+        account=account,
+        addresses=tuple(element(n) for n in mine),
+        state=state,
+        amount_due=_amount(row),
+        currency=(_text(row, "currency") or policy.default_currency).upper()[:8],
+        since=_date(row, "since"),
+        block_at=_date(row, "block_at"),
+        name=_text(row, "name")[:200],
+        language=_text(row, "language").lower()[:8],
+        tariff=_text(row, "tariff")[:100],
+        session=session,
+    )
+    return sub, len(nets) - len(mine)
+
+
+def validate_rows(
+    rows: Iterable[Mapping[str, object]],
+    policy: Policy,
+    previous: Mapping[str, Subscriber] | None = None,
+) -> Outcome:
+    """Validate a batch of rows; resolve address conflicts between accounts.
+
+    When two accounts claim the same (or an overlapping) address, the account
+    that held it before keeps it; otherwise the earlier row does. The losing
+    row is rejected and its account keeps its previous good version.
+    """
+    previous = previous or {}
+    out = Outcome()
+    parsed: list[Subscriber] = []
+    seen: set[str] = set()
+    for row in rows:
+        account = None
+        try:
+            account = _text(row, "account") if isinstance(row, Mapping) else None
+            sub, foreign = parse_row(row, policy)
+        except (RowError, ValueError, TypeError, AttributeError) as exc:
+            reason = exc.reason if isinstance(exc, RowError) else "bad_row"
+            detail = exc.detail if isinstance(exc, RowError) else f"unreadable row: {exc}"
+            out.rejections.append(Rejection(account or None, reason, detail))
+            if account and account in previous and account not in seen:
+                out.subscribers[account] = previous[account]
+            if account:
+                seen.add(account)
+            continue
+        if sub.account in seen:
+            out.rejections.append(Rejection(sub.account, "duplicate_account",
+                                            f"account {sub.account!r} appears twice"))
+            continue
+        seen.add(sub.account)
+        out.foreign_addresses += foreign
+        out.subscribers[sub.account] = sub
+        parsed.append(sub)
+    _resolve_conflicts(out, parsed, previous)
+    return out
+
+
+def _owner_rank(sub: Subscriber, index: int, previous: Mapping[str, Subscriber],
+                addr: str) -> tuple[int, int]:
+    before = previous.get(sub.account)
+    return (0 if before is not None and addr in before.addresses else 1, index)
+
+
+def _resolve_conflicts(out: Outcome, parsed: list[Subscriber],
+                       previous: Mapping[str, Subscriber]) -> None:
+    claims: dict[str, tuple[tuple[int, int], str]] = {}
+    losers: dict[str, str] = {}
+    for index, sub in enumerate(parsed):
+        for addr in sub.addresses:
+            rank = _owner_rank(sub, index, previous, addr)
+            held = claims.get(addr)
+            if held is None or rank < held[0]:
+                if held is not None:
+                    losers[held[1]] = addr
+                claims[addr] = (rank, sub.account)
+            elif held[1] != sub.account:
+                losers[sub.account] = addr
+    # Containment: a host or prefix inside another account's prefix.
+    prefixes: dict[tuple[int, int], dict[int, str]] = {}
+    for addr, (_, account) in claims.items():
+        if "/" in addr:
+            net = ipaddress.ip_network(addr)
+            prefixes.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = account
+    if prefixes:
+        for addr, (_, account) in claims.items():
+            net = ipaddress.ip_network(addr)
+            for (version, plen), table in prefixes.items():
+                if version != net.version or plen >= net.prefixlen:
+                    continue
+                shift = net.max_prefixlen - plen
+                owner = table.get((int(net.network_address) >> shift) << shift)
+                if owner is not None and owner != account:
+                    losers.setdefault(account, addr)
+    for account, addr in losers.items():
+        out.rejections.append(Rejection(account, "address_conflict",
+                                        f"address {addr} is claimed by another account"))
+        if account in previous:
+            out.subscribers[account] = previous[account]
+        else:
+            del out.subscribers[account]
