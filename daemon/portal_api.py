@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
-
 from debtgate.model import Subscriber
 
 log = logging.getLogger(__name__)

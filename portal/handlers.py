@@ -1,0 +1,132 @@
+"""Handlers of the portal's own URLs: the page, the warning acknowledgement, the APIs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from debtgate.model import State
+from debtgate.portal.lookup import DaemonUnavailable
+from debtgate.portal.state import ADDRESS, FORM_LANG, NONCE, PORTAL, Portal
+from debtgate.portal.urls import points_to, portal_redirect, sanitize_url
+
+log = logging.getLogger(__name__)
+
+CAPTIVE_JSON = "application/captive+json"
+
+
+def _html(body: str, status: int = 200, lang: str | None = None) -> web.Response:
+    resp = web.Response(status=status, text=body, content_type="text/html")
+    if lang:
+        resp.headers["Content-Language"] = lang
+    return resp
+
+
+def _original(portal: Portal, raw: str | None) -> str | None:
+    url = sanitize_url(raw)
+    if url and points_to(url, portal.config.canonical_hosts):
+        return None
+    return url
+
+
+def error_page(portal: Portal, request: web.Request, kind: str, status: int) -> web.Response:
+    lang = portal.language(request)
+    ctx = portal.pages.common(lang, request[NONCE], None)
+    return _html(portal.pages.render("error", lang, kind=kind, **ctx), status, lang)
+
+
+async def page(request: web.Request) -> web.Response:
+    """GET /: the page for the asking address's state."""
+    portal = request.app[PORTAL]
+    ip = request[ADDRESS]
+    original = _original(portal, request.query.get("url"))
+    try:
+        view = await portal.link.view(ip)
+    except DaemonUnavailable as exc:
+        log.warning("page shown as unavailable: %s", exc)
+        return error_page(portal, request, "unavailable", 503)
+    lang = portal.language(request, view.language if view else None)
+    ctx = portal.pages.common(lang, request[NONCE], original)
+    if view is None:
+        return _html(portal.pages.render("unknown", lang, **ctx), lang=lang)
+    ctx.update(portal.pages.subscriber(view, lang))
+    if view.state is State.WARN:
+        ctx["csrf"] = portal.csrf.issue(ip)
+    return _html(portal.pages.render(view.state.value, lang, **ctx), lang=lang)
+
+
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    """POST /ack: acknowledge the warning (CSRF-checked), then go where the user was going."""
+    portal = request.app[PORTAL]
+    ip = request[ADDRESS]
+    form = await request.post()
+    lang_field = form.get("lang")
+    if isinstance(lang_field, str):
+        request[FORM_LANG] = lang_field
+    token = form.get("csrf")
+    if not portal.csrf.verify(ip, token if isinstance(token, str) else None):
+        log.info("acknowledgement with a bad CSRF token from %s", ip)
+        return error_page(portal, request, "csrf", 403)
+    try:
+        result = await portal.link.acknowledge(ip)
+    except DaemonUnavailable as exc:
+        log.warning("acknowledgement failed: %s", exc)
+        return error_page(portal, request, "unavailable", 503)
+    raw = form.get("url")
+    original = _original(portal, raw if isinstance(raw, str) else None)
+    if result.acknowledged and original:
+        target = original
+    else:
+        target = portal_redirect("/", original, portal.language(request))
+    return web.Response(status=303, headers={"Location": target})
+
+
+def _json(data: dict[str, Any], status: int = 200, content_type: str = "application/json"
+          ) -> web.Response:
+    return web.Response(status=status, text=json.dumps(data), content_type=content_type)
+
+
+async def api_state(request: web.Request) -> web.Response:
+    """GET /api/state: {"state", "online"} of the asking address only."""
+    portal = request.app[PORTAL]
+    try:
+        view = await portal.link.view(request[ADDRESS])
+    except DaemonUnavailable:
+        return _json({"state": "unavailable", "online": False}, 503)
+    if view is None:
+        return _json({"state": "unknown", "online": False})
+    return _json({"state": view.state.value, "online": not view.captive})
+
+
+async def api_captive(request: web.Request) -> web.Response:
+    """GET /api/captive: the RFC 8908 Captive Portal API for the asking address."""
+    portal = request.app[PORTAL]
+    try:
+        view = await portal.link.view(request[ADDRESS])
+    except DaemonUnavailable:
+        return _json({"error": "unavailable"}, 503)
+    cfg = portal.config
+    if view is None:
+        data: dict[str, Any] = {"captive": False}
+    else:
+        data = {
+            "captive": view.captive,
+            "user-portal-url": cfg.captive_portal_url,
+            "can-extend-session": False,
+        }
+        if cfg.venue_info_url:
+            data["venue-info-url"] = cfg.venue_info_url
+    resp = _json(data, content_type=CAPTIVE_JSON)
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
+
+
+async def not_found(request: web.Request) -> web.Response:
+    """Anything else on the portal's own host."""
+    portal = request.app[PORTAL]
+    if request.method not in ("GET", "HEAD"):
+        return web.Response(status=405, text="Method Not Allowed",
+                            headers={"Allow": "GET, HEAD"})
+    return error_page(portal, request, "notfound", 404)

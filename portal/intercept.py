@@ -1,0 +1,70 @@
+"""Requests that reached the portal by DNAT: redirects, 511 and OS probe answers."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from debtgate.portal.lookup import DaemonUnavailable
+from debtgate.portal.probes import Probe, match_probe
+from debtgate.portal.state import ADDRESS, NONCE, PORTAL, Portal
+from debtgate.portal.urls import original_url, points_to, portal_redirect
+
+log = logging.getLogger(__name__)
+
+
+def _closing(resp: web.StreamResponse) -> web.StreamResponse:
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Connection"] = "close"
+    resp.force_close()
+    return resp
+
+
+def redirect_to_portal(portal: Portal, request: web.Request, with_url: bool) -> web.Response:
+    """302 to the portal's canonical URL carrying the original URL (sanitised)."""
+    original = None
+    if with_url:
+        original = original_url(request.headers.get("Host"), request.path_qs,
+                                secure=request.secure)
+        if original and points_to(original, portal.config.canonical_hosts):
+            original = None
+    location = portal_redirect(portal.config.public_url, original)
+    resp = web.Response(status=302, headers={"Location": location})
+    _closing(resp)
+    return resp
+
+
+def network_auth_required(portal: Portal, request: web.Request) -> web.Response:
+    """511 with a small page linking the portal (for non-GET intercepted requests)."""
+    lang = portal.language(request)
+    ctx = portal.pages.common(lang, request[NONCE], None)
+    body = portal.pages.render("error", lang, kind="signin", **ctx)
+    resp = web.Response(status=511, text=body, content_type="text/html")
+    _closing(resp)
+    return resp
+
+
+def probe_success(probe: Probe) -> web.Response:
+    """What the OS expects when it is online."""
+    resp = web.Response(status=probe.status, body=probe.body or None,
+                        content_type=probe.content_type if probe.body else None)
+    _closing(resp)
+    return resp
+
+
+async def handle_intercepted(request: web.Request) -> web.StreamResponse:
+    """Answer a request whose Host is not the portal's."""
+    portal = request.app[PORTAL]
+    if request.method not in ("GET", "HEAD"):
+        return network_auth_required(portal, request)
+    probe = match_probe(request.headers.get("Host"), request.path)
+    if probe is None:
+        return redirect_to_portal(portal, request, with_url=True)
+    try:
+        view = await portal.link.view(request[ADDRESS])
+    except DaemonUnavailable as exc:
+        log.warning("probe answered as captive, daemon unavailable: %s", exc)
+        return redirect_to_portal(portal, request, with_url=False)
+    if view is not None and view.captive:
+        return redirect_to_portal(portal, request, with_url=False)
+    return probe_success(probe)

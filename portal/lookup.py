@@ -1,0 +1,197 @@
+"""What the portal knows about the asking address: the daemon's view over a Unix socket."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+from debtgate.errors import DebtgateError
+from debtgate.model import State
+
+log = logging.getLogger(__name__)
+
+
+class DaemonUnavailable(DebtgateError):
+    """The daemon's portal API did not answer or answered nonsense."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberView:
+    """What the portal may show to the subscriber behind one address."""
+
+    address: str
+    account: str
+    state: State
+    amount_due: Decimal = Decimal(0)
+    currency: str = ""
+    since: date | None = None
+    block_at: date | None = None
+    name: str = ""
+    language: str = ""
+    acknowledged: bool = False
+    ack_timeout: int = 0
+
+    @property
+    def captive(self) -> bool:
+        """True when web requests of this address are sent to the portal."""
+        return self.state.restricted or (self.state is State.WARN and not self.acknowledged)
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> SubscriberView:
+        """Build a view from the JSON of ``GET /v1/view``; raise ValueError if malformed."""
+        try:
+            amount = Decimal(str(data.get("amount_due") or "0"))
+        except InvalidOperation as exc:
+            raise ValueError("amount_due is not a decimal") from exc
+        if not amount.is_finite():
+            raise ValueError("amount_due is not finite")
+        return cls(
+            address=str(data["address"]),
+            account=str(data["account"]),
+            state=State(data["state"]),
+            amount_due=amount,
+            currency=str(data.get("currency") or ""),
+            since=_date(data.get("since")),
+            block_at=_date(data.get("block_at")),
+            name=str(data.get("name") or ""),
+            language=str(data.get("language") or ""),
+            acknowledged=bool(data.get("acknowledged", False)),
+            ack_timeout=int(data.get("ack_timeout") or 0),
+        )
+
+
+def _date(value: object) -> date | None:
+    if value in (None, ""):
+        return None
+    return date.fromisoformat(str(value)[:10])
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    """Outcome of acknowledging a warning."""
+
+    acknowledged: bool
+    expires_in: int = 0
+
+
+class DaemonLink(Protocol):
+    """The portal's channel to the daemon."""
+
+    async def view(self, ip: str) -> SubscriberView | None:
+        """The view of the subscriber owning ``ip``, or None if the address is nobody's."""
+        ...
+
+    async def acknowledge(self, ip: str) -> AckResult:
+        """Acknowledge the warning shown to ``ip``."""
+        ...
+
+
+class ViewCache:
+    """A small LRU cache of views (None included) with a time to live."""
+
+    def __init__(
+        self, ttl: float, size: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._items: OrderedDict[str, tuple[float, SubscriberView | None]] = OrderedDict()
+
+    def get(self, ip: str) -> tuple[bool, SubscriberView | None]:
+        """Return (hit, view)."""
+        item = self._items.get(ip)
+        if item is None:
+            return False, None
+        if item[0] <= self._clock():
+            del self._items[ip]
+            return False, None
+        self._items.move_to_end(ip)
+        return True, item[1]
+
+    def put(self, ip: str, view: SubscriberView | None) -> None:
+        if self._ttl <= 0 or self._size <= 0:
+            return
+        self._items[ip] = (self._clock() + self._ttl, view)
+        self._items.move_to_end(ip)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def drop(self, ip: str) -> None:
+        self._items.pop(ip, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class UnixSocketLink:
+    """:class:`DaemonLink` over HTTP on the daemon's Unix socket, with a brief cache."""
+
+    def __init__(
+        self,
+        socket_path: Path | str,
+        *,
+        cache_ttl: float = 2.0,
+        cache_size: int = 10000,
+        timeout: float = 3.0,
+    ) -> None:
+        self._path = str(socket_path)
+        self._cache = ViewCache(cache_ttl, cache_size)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=self._path),
+                timeout=self._timeout,
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def view(self, ip: str) -> SubscriberView | None:
+        hit, cached = self._cache.get(ip)
+        if hit:
+            return cached
+        try:
+            async with self._client().get("http://daemon/v1/view", params={"ip": ip}) as resp:
+                if resp.status == 404:
+                    view = None
+                elif resp.status == 200:
+                    view = SubscriberView.from_wire(await resp.json())
+                else:
+                    raise DaemonUnavailable(f"daemon answered {resp.status} to a view")
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            raise DaemonUnavailable(f"daemon view failed: {exc!r}") from exc
+        self._cache.put(ip, view)
+        return view
+
+    async def acknowledge(self, ip: str) -> AckResult:
+        self._cache.drop(ip)
+        try:
+            async with self._client().post("http://daemon/v1/ack", json={"ip": ip}) as resp:
+                if resp.status == 409:
+                    return AckResult(acknowledged=False)
+                if resp.status != 200:
+                    raise DaemonUnavailable(f"daemon answered {resp.status} to an ack")
+                data = await resp.json()
+                return AckResult(
+                    acknowledged=bool(data["acknowledged"]),
+                    expires_in=int(data.get("expires_in") or 0),
+                )
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            raise DaemonUnavailable(f"daemon ack failed: {exc!r}") from exc
+        finally:
+            self._cache.drop(ip)

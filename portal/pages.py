@@ -1,0 +1,136 @@
+"""Rendering of the portal pages: Jinja2 templates, facts formatting, payment QR."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+import segno
+from debtgate.model import State
+from debtgate.portal.config import PortalConfig
+from debtgate.portal.i18n import format_date, format_money, mask_account, minor_units
+from debtgate.portal.lookup import SubscriberView
+from debtgate.portal.urls import portal_redirect, sanitize_url
+from markupsafe import Markup
+
+log = logging.getLogger(__name__)
+
+SHIPPED = Path(__file__).parent / "templates"
+"""The templates shipped with debtgate (ru, en)."""
+
+LANGUAGE_NAMES = {"ru": "Русский", "en": "English", "uk": "Українська", "kk": "Қазақша",
+                  "be": "Беларуская", "de": "Deutsch", "tt": "Татарча"}
+"""Language switch labels, each in its own language."""
+
+STATE_PAGES = {s: s.value for s in State}
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A payment link ready to show."""
+
+    title: str
+    url: str
+
+
+def fill_template(template: str, view: SubscriberView) -> str | None:
+    """Fill ``{amount}``, ``{amount_kopecks}``, ``{account}``, ``{currency}`` of a URL
+    template; None if the result is not a safe http(s) URL."""
+    amount = max(view.amount_due, Decimal(0))
+    fields = {
+        "amount": f"{amount:.2f}",
+        "amount_kopecks": str(minor_units(amount, view.currency or "RUB")),
+        "account": quote(view.account, safe=""),
+        "currency": quote(view.currency, safe=""),
+    }
+    return sanitize_url(template.format_map(fields))
+
+
+@functools.lru_cache(maxsize=512)
+def qr_svg(url: str, label: str) -> Markup:
+    """An inline, scalable SVG QR code of ``url`` (segno), labelled for screen readers."""
+    qr = segno.make(url, error="m", micro=False)
+    svg: str = qr.svg_inline(scale=1, border=2, omitsize=True, title=label, svgclass="qr",
+                             lineclass=None, dark="#000", light="#fff")
+    return Markup(svg.replace("<svg ", '<svg role="img" ', 1))  # noqa: S704 - segno output
+
+
+def _tel(value: str) -> str:
+    return re.sub(r"[^0-9+]", "", value)
+
+
+class Pages:
+    """The template environment and the page contexts."""
+
+    def __init__(self, config: PortalConfig) -> None:
+        self.config = config
+        dirs = [SHIPPED]
+        if config.templates_dir is not None:
+            dirs.insert(0, config.templates_dir)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        self.env.filters["tel"] = _tel
+        found = {
+            p.parent.name for d in dirs if d.is_dir() for p in d.glob("*/blocked.html")
+        }
+        self.languages: tuple[str, ...] = tuple(sorted(found))
+        if not self.languages:
+            raise jinja2.TemplateNotFound("*/blocked.html")
+
+    def render(self, name: str, lang: str, **context: Any) -> str:
+        return self.env.get_template(f"{lang}/{name}.html").render(lang=lang, **context)
+
+    def common(self, lang: str, nonce: str, original: str | None) -> dict[str, Any]:
+        """Context every page gets."""
+        cfg = self.config
+        return {
+            "nonce": nonce,
+            "operator": cfg.operator_name,
+            "contacts": cfg.contacts,
+            "original_url": original,
+            "portal_url": portal_redirect(cfg.public_url, original, lang),
+            "languages": [
+                (code, LANGUAGE_NAMES.get(code, code),
+                 portal_redirect("/", original, code))
+                for code in self.languages
+            ],
+            "poll": False,
+            "poll_interval": cfg.poll_interval,
+            "cabinet_url": cfg.cabinet_url,
+        }
+
+    def subscriber(self, view: SubscriberView, lang: str) -> dict[str, Any]:
+        """Facts and ways to pay of one subscriber, formatted for ``lang``."""
+        cfg = self.config
+        owes = view.amount_due > 0
+        amount = format_money(view.amount_due, view.currency, lang) if owes else ""
+        links = []
+        for link in cfg.payment_links:
+            url = fill_template(link.url, view)
+            if url:
+                links.append(Link(link.title, url))
+        sbp_url = fill_template(cfg.sbp_template, view) if cfg.sbp_template and owes else None
+        return {
+            "state": view.state.value,
+            "amount": amount,
+            "since": format_date(view.since, lang) if view.since else "",
+            "block_at": format_date(view.block_at, lang) if view.block_at else "",
+            "account": mask_account(view.account),
+            "pay_links": links,
+            "sbp_url": sbp_url,
+            "sbp_svg": qr_svg(sbp_url, "QR SBP") if sbp_url else None,
+            "poll": view.captive and view.state is not State.WARN,
+            "ack_minutes": (view.ack_timeout + 59) // 60 if view.ack_timeout else 0,
+        }

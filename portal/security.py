@@ -1,0 +1,148 @@
+"""CSRF tokens, the per-address rate limiter and the client address behind proxies."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from debtgate.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def load_secret(path: Path | None) -> bytes:
+    """The CSRF secret from ``path`` (at least 16 bytes), or a fresh random one."""
+    if path is None:
+        return secrets.token_bytes(32)
+    try:
+        data = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError([f"portal.csrf_secret_file: cannot read {path}: {exc.strerror}"]) from exc
+    if len(data) < 16:
+        raise ConfigError([f"portal.csrf_secret_file: {path} holds fewer than 16 bytes"])
+    return data
+
+
+class Csrf:
+    """Tokens binding a form to the client address and the time it was shown."""
+
+    def __init__(
+        self, secret: bytes, max_age: float = 3600, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._secret = secret
+        self._max_age = max_age
+        self._clock = clock
+
+    def _mac(self, address: str, stamp: str) -> str:
+        msg = f"{address}|{stamp}".encode()
+        digest = hmac.new(self._secret, msg, hashlib.sha256).digest()[:18]
+        return base64.urlsafe_b64encode(digest).decode()
+
+    def issue(self, address: str) -> str:
+        stamp = format(int(self._clock()), "x")
+        return f"{stamp}.{self._mac(address, stamp)}"
+
+    def verify(self, address: str, token: str | None) -> bool:
+        if not token or len(token) > 64 or token.count(".") != 1:
+            return False
+        stamp, mac = token.split(".")
+        try:
+            issued = int(stamp, 16)
+        except ValueError:
+            return False
+        age = self._clock() - issued
+        if not -60 <= age <= self._max_age:
+            return False
+        return hmac.compare_digest(mac, self._mac(address, stamp))
+
+
+class RateLimiter:
+    """A token bucket per client address; the table is bounded (least recent dropped)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        max_clients: int = 50000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._max = max_clients
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def allow(self, key: str) -> bool:
+        """Take one token for ``key``; False when its bucket is empty."""
+        now = self._clock()
+        tokens, last = self._buckets.get(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[key] = (tokens, now)
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self._max:
+            self._buckets.popitem(last=False)
+        return allowed
+
+    def retry_after(self, key: str) -> int:
+        """Whole seconds until ``key`` has a token again (at least 1)."""
+        tokens, _ = self._buckets.get(key, (self._burst, 0.0))
+        return max(1, int((1.0 - tokens) / self._rate + 0.999))
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        addr = ipaddress.ip_address(text.strip().strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def client_address(
+    peer: str | None, forwarded_for: Iterable[str], trusted: Sequence[IPNetwork]
+) -> str | None:
+    """The asking address: the peer, or, when the peer is a trusted proxy, the
+    right-most address of X-Forwarded-For that is not itself a trusted proxy."""
+    addr = _ip(peer) if peer else None
+    if addr is None:
+        return None
+
+    def is_trusted(a: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(a in net for net in trusted)
+
+    if not trusted or not is_trusted(addr):
+        return str(addr)
+    hops = [h for header in forwarded_for for h in header.split(",") if h.strip()]
+    for hop in reversed(hops):
+        hop_addr = _ip(hop)
+        if hop_addr is None:
+            log.debug("unparsable X-Forwarded-For hop from %s", addr)
+            return None
+        if not is_trusted(hop_addr):
+            return str(hop_addr)
+        addr = hop_addr
+    return str(addr)
+
+
+def nonce() -> str:
+    """A fresh CSP nonce."""
+    return base64.b64encode(os.urandom(16)).decode()
