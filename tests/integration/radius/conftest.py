@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,9 @@ from debtgate.radius.config import RadiusConfig  # noqa: E402
 from debtgate.radius.dispatcher import CoaDispatcher  # noqa: E402
 
 SECRET = "s3cret-for-tests"
+PROFILES = ["mikrotik", "cisco-isg", "juniper-mx", "accel-ppp-ipoe", "accel-ppp-pppoe",
+            "huawei", "generic-disconnect"]
+KNOWN = [f"sess-{p}" for p in PROFILES] + [f"restore-{p}" for p in PROFILES] + ["acct-sess-1"]
 
 
 def make_config(tmp_path: Path, port: int, profile: str, accounting: dict[str, Any] | None = None,
@@ -64,10 +67,14 @@ async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-@pytest.fixture
-def freeradius_binary() -> str:
-    from freeradius import BINARY
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A FreeRADIUS CoA server that ACKs the KNOWN Acct-Session-Ids and NAKs others (503)."""
+    from freeradius import BINARY, FreeRadius, free_udp_port
 
     if BINARY is None:
         pytest.skip("freeradius binary not installed (apt-get install freeradius)")
-    return BINARY
+    fr = FreeRadius(tmp_path_factory.mktemp("freeradius"), SECRET, free_udp_port(), KNOWN)
+    fr.start()
+    yield fr
+    fr.stop()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from conftest import SECRET, make_config, running, wait_result
-from freeradius import BINARY, FreeRadius, free_udp_port
+from conftest import PROFILES, make_config, running, wait_result
+from freeradius import BINARY, FreeRadius
 
 from debtgate.model import Session, State
 from debtgate.radius.dispatcher import CoaDispatcher, Intent
@@ -16,9 +14,6 @@ pytestmark = [
     pytest.mark.skipif(BINARY is None, reason="freeradius binary not installed"),
 ]
 
-PROFILES = ["mikrotik", "cisco-isg", "juniper-mx", "accel-ppp-ipoe", "accel-ppp-pppoe",
-            "huawei", "generic-disconnect"]
-KNOWN = [f"sess-{p}" for p in PROFILES] + [f"restore-{p}" for p in PROFILES]
 
 # what FreeRADIUS must have received for a restrict, besides identification
 EXPECTED_RESTRICT = {
@@ -45,14 +40,6 @@ EXPECTED_RESTORE = {
     "generic-disconnect": ("Disconnect-Request", []),
 }
 IDENT = {"Message-Authenticator", "Event-Timestamp", "NAS-IP-Address", "Acct-Session-Id"}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreeRadius]:
-    fr = FreeRadius(tmp_path_factory.mktemp("freeradius"), SECRET, free_udp_port(), KNOWN)
-    fr.start()
-    yield fr
-    fr.stop()
 
 
 def packets_for(server: FreeRadius, session_id: str, count: int = 1) -> list[dict[str, object]]:
