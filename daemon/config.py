@@ -92,7 +92,7 @@ class NftSection(Section):
     """The portal's HTTP port (DNAT target)."""
     portal_tls_port: int = Field(8443, ge=1, le=65535)
     """The portal's HTTPS port (RFC 8908 API), reachable by restricted subscribers."""
-    ack_timeout: int = Field(3600, ge=10, le=30 * 86400)
+    ack_timeout: int = Field(3600, ge=1, le=30 * 86400)
     """Seconds a warned subscriber browses freely after pressing Continue, before the
     notice comes back."""
     conntrack: bool = True

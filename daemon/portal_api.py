@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
-from debtgate.model import Subscriber
+
+from .model import Subscriber
 
 log = logging.getLogger(__name__)
 
