@@ -6,13 +6,14 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from debtgate.portal import handlers
-from debtgate.portal.config import PortalConfig
-from debtgate.portal.intercept import handle_intercepted
-from debtgate.portal.lookup import DaemonLink
-from debtgate.portal.security import client_address, load_secret, nonce
-from debtgate.portal.state import ADDRESS, NONCE, PORTAL, Portal
-from debtgate.portal.urls import host_only
+
+from . import handlers
+from .config import PortalConfig
+from .intercept import handle_intercepted
+from .lookup import DaemonLink
+from .security import client_address, load_secret, nonce
+from .state import ADDRESS, NONCE, PORTAL, Portal
+from .urls import host_only
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from debtgate.configbase import Section
 from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from ..configbase import Section
 
 TEMPLATE_FIELDS = frozenset({"amount", "amount_kopecks", "account", "currency"})
 """Placeholders allowed in ``sbp_template`` and payment link URLs."""

@@ -7,10 +7,11 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from debtgate.model import State
-from debtgate.portal.lookup import DaemonUnavailable
-from debtgate.portal.state import ADDRESS, FORM_LANG, NONCE, PORTAL, Portal
-from debtgate.portal.urls import points_to, portal_redirect, sanitize_url
+
+from ..model import State
+from .lookup import DaemonUnavailable
+from .state import ADDRESS, FORM_LANG, NONCE, PORTAL, Portal
+from .urls import points_to, portal_redirect, sanitize_url
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from debtgate.portal.lookup import DaemonUnavailable
-from debtgate.portal.probes import Probe, match_probe
-from debtgate.portal.state import ADDRESS, NONCE, PORTAL, Portal
-from debtgate.portal.urls import original_url, points_to, portal_redirect
+
+from .lookup import DaemonUnavailable
+from .probes import Probe, match_probe
+from .state import ADDRESS, NONCE, PORTAL, Portal
+from .urls import original_url, points_to, portal_redirect
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
-from debtgate.errors import DebtgateError
-from debtgate.model import State
+
+from ..errors import DebtgateError
+from ..model import State
 
 log = logging.getLogger(__name__)
 

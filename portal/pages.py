@@ -13,12 +13,13 @@ from urllib.parse import quote
 
 import jinja2
 import segno
-from debtgate.model import State
-from debtgate.portal.config import PortalConfig
 from debtgate.portal.i18n import format_date, format_money, mask_account, minor_units
-from debtgate.portal.lookup import SubscriberView
-from debtgate.portal.urls import portal_redirect, sanitize_url
 from markupsafe import Markup
+
+from ..model import State
+from .config import PortalConfig
+from .lookup import SubscriberView
+from .urls import portal_redirect, sanitize_url
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def qr_svg(url: str, label: str) -> Markup:
     qr = segno.make(url, error="m", micro=False)
     svg: str = qr.svg_inline(scale=1, border=2, omitsize=True, title=label, svgclass="qr",
                              lineclass=None, dark="#000", light="#fff")
-    return Markup(svg.replace("<svg ", '<svg role="img" ', 1))  # noqa: S704 - segno output
+    return Markup(svg.replace("<svg ", '<svg role="img" shape-rendering="crispEdges" ', 1))  # noqa: S704 - segno output
 
 
 def _tel(value: str) -> str:

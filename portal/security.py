@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from debtgate.errors import ConfigError
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ from types import FrameType
 
 import uvloop
 from aiohttp import web
-from debtgate.portal.app import make_app
-from debtgate.portal.config import PortalConfig
-from debtgate.portal.lookup import DaemonLink, UnixSocketLink
-from debtgate.portal.security import load_secret
+
+from .app import make_app
+from .config import PortalConfig
+from .lookup import DaemonLink, UnixSocketLink
+from .security import load_secret
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from debtgate.portal.config import PortalConfig
 from debtgate.portal.i18n import choose_language
-from debtgate.portal.lookup import DaemonLink
-from debtgate.portal.pages import Pages
-from debtgate.portal.security import Csrf, RateLimiter
+
+from .config import PortalConfig
+from .lookup import DaemonLink
+from .pages import Pages
+from .security import Csrf, RateLimiter
 
 
 @dataclass(slots=True)

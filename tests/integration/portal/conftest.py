@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-
 from debtgate.model import State
 from debtgate.portal.app import make_app
 from debtgate.portal.config import PortalConfig

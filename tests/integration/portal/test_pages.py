@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from debtgate.model import State
 
 from .conftest import PORTAL_HOST, MemoryLink, as_ip, make_config, subscriber

@@ -1,0 +1,133 @@
+"""Requests arriving by DNAT: redirects, 511, OS detection probes."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from debtgate.model import State
+
+from .conftest import PUBLIC, MemoryLink, subscriber
+
+IP = "100.64.0.10"
+
+
+def dnat(host: str) -> dict[str, str]:
+    return {"X-Forwarded-For": IP, "Host": host}
+
+
+async def test_intercepted_get_redirects_with_original_url(make_client):
+    client = await make_client(MemoryLink({IP: subscriber(IP, State.BLOCKED)}))
+    resp = await client.get("/news/today?id=7&x=%D0%B0", headers=dnat("News.Example.com"),
+                            allow_redirects=False)
+    assert resp.status == 302
+    location = resp.headers["Location"]
+    assert location.startswith(PUBLIC + "?url=")
+    assert parse_qs(urlsplit(location).query)["url"] == [
+        "http://news.example.com/news/today?id=7&x=%D0%B0"
+    ]
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["Connection"] == "close"
+    assert "Server" not in resp.headers
+
+
+async def raw_get(client, target: str, host: str) -> tuple[int, dict[str, str]]:
+    """Send exactly these bytes (no client-side escaping) and parse the status and headers."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        f"GET {target} HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {IP}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    writer.close()
+    status_line, *lines = head.strip().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers
+
+
+@pytest.mark.parametrize(
+    ("host", "target", "kept"),
+    [
+        ("a.example", "/x?q=%3Cscript%3E", "http://a.example/x?q=%3Cscript%3E"),
+        ("a.example", "/x?q=<script>alert(1)</script>", None),
+        ("a.example", '/x"onmouseover="alert(1)', None),
+        ("a.example", "//evil.example/x", None),
+        ("a.example", "/a\\b", None),
+        ("a.example", "/" + "a" * 3000, None),  # longer than the 2048 cap
+        ("evil.example@bank.example", "/", None),
+        ("-bad-.example", "/", None),
+        ("a.example:99999", "/", None),
+        ("10.255.255.1:80", "/", None),  # the portal host on another port is not intercepted
+    ],
+)
+async def test_hostile_intercepted_urls_are_dropped(make_client, host, target, kept):
+    client = await make_client(MemoryLink({}))
+    status, headers = await raw_get(client, target, host)
+    if host.startswith("10.255.255.1"):
+        assert status == 200  # a canonical host is not intercepted at all
+        return
+    assert status == 302
+    query = parse_qs(urlsplit(headers["Location"]).query)
+    assert query.get("url") == ([kept] if kept else None)
+    assert headers["Location"].startswith(PUBLIC)
+
+
+async def test_ten_kilobyte_url_is_refused(make_client):
+    client = await make_client(MemoryLink({}))
+    status, _ = await raw_get(client, "/" + "a" * 10_000, "a.example")
+    assert status == 400
+
+
+async def test_intercepted_post_gets_511(make_client):
+    client = await make_client(MemoryLink({IP: subscriber(IP, State.BLOCKED)}))
+    resp = await client.post("/api/upload", data=b"x=1", headers=dnat("app.example"))
+    assert resp.status == 511
+    html = await resp.text()
+    assert f'href="{PUBLIC}' in html
+    assert resp.headers["Connection"] == "close"
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+PROBES = [
+    ("connectivitycheck.gstatic.com", "/generate_204", 204, b""),
+    ("clients3.google.com", "/generate_204", 204, b""),
+    ("captive.apple.com", "/hotspot-detect.html", 200, b"Success"),
+    ("www.msftconnecttest.com", "/connecttest.txt", 200, b"Microsoft Connect Test"),
+    ("www.msftncsi.com", "/ncsi.txt", 200, b"Microsoft NCSI"),
+    ("detectportal.firefox.com", "/success.txt", 200, b"success\n"),
+]
+
+
+@pytest.mark.parametrize(("host", "path", "status", "body"), PROBES)
+@pytest.mark.parametrize("state", [State.BLOCKED, State.PAUSED, State.DISABLED, State.WARN])
+async def test_probes_open_sign_in_when_restricted(make_client, host, path, status, body, state):
+    client = await make_client(MemoryLink({IP: subscriber(IP, state)}))
+    resp = await client.get(path, headers=dnat(host), allow_redirects=False)
+    assert resp.status == 302
+    assert resp.headers["Location"] == PUBLIC
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(("host", "path", "status", "body"), PROBES)
+async def test_probes_answer_online_when_active_or_acknowledged(
+    make_client, host, path, status, body
+):
+    link = MemoryLink({IP: subscriber(IP, State.ACTIVE)})
+    client = await make_client(link)
+    resp = await client.get(path, headers=dnat(host), allow_redirects=False)
+    assert resp.status == status
+    got = await resp.read()
+    assert body in got if body else got == b""
+    link.views[IP] = subscriber(IP, State.WARN, acknowledged=True)
+    resp = await client.get(path, headers=dnat(host), allow_redirects=False)
+    assert resp.status == status
+
+
+async def test_probe_with_daemon_down_opens_sign_in(make_client):
+    link = MemoryLink({})
+    link.down = True
+    client = await make_client(link)
+    resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
+                            allow_redirects=False)
+    assert resp.status == 302
