@@ -43,7 +43,8 @@ class DaemonSection(Section):
 
 class FileSourceSection(Section):
     path: Path = Path("/etc/debtgate/subscribers.json")
-    """The subscriber file: JSON (a list of rows, or {"subscribers": [...]}) or CSV with a header."""
+    """The subscriber file: JSON (a list of rows, or {"subscribers": [...]}) or CSV
+    with a header row."""
     format: Literal["auto", "json", "csv"] = "auto"
     """File format; ``auto`` picks by the file name's ending (.csv is CSV, anything else JSON)."""
     poll_interval: float = Field(0.25, gt=0, le=5)

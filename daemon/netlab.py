@@ -12,7 +12,6 @@ import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 GW_LAN_V4 = "100.64.0.1"
 GW_LAN_V6 = "2001:db8:100::1"

@@ -137,6 +137,17 @@ def _amount(row: Mapping[str, object]) -> Decimal:
     return amount
 
 
+def _served(net: IPNetwork, serves: tuple[IPNetwork, ...]) -> bool:
+    for s in serves:
+        if isinstance(net, ipaddress.IPv4Network) and isinstance(s, ipaddress.IPv4Network):
+            if net.subnet_of(s):
+                return True
+        elif isinstance(net, ipaddress.IPv6Network) and isinstance(s, ipaddress.IPv6Network):
+            if net.subnet_of(s):
+                return True
+    return False
+
+
 def parse_row(row: Mapping[str, object], policy: Policy) -> tuple[Subscriber, int]:
     """One row to a Subscriber with only the addresses this gateway serves.
 
@@ -155,10 +166,10 @@ def parse_row(row: Mapping[str, object], policy: Policy) -> tuple[Subscriber, in
         raise RowError("missing_field", "state: missing")
     state = _STATES.get(state_text)
     if state is None:
-        raise RowError("unknown_state", f"state: {state_text[:32]!r} is not one of {sorted(_STATES)}")
+        raise RowError("unknown_state",
+                       f"state: {state_text[:32]!r} is not one of {sorted(_STATES)}")
     nets = _addresses(row, policy)
-    mine = [n for n in nets if not policy.serves or any(n.subnet_of(s) for s in policy.serves
-                                                         if s.version == n.version)]
+    mine = [n for n in nets if not policy.serves or _served(n, policy.serves)]
     session = None
     nas, sid, user = _text(row, "nas"), _text(row, "session_id"), _text(row, "user_name")
     if nas or sid or user:
@@ -247,7 +258,8 @@ def _resolve_conflicts(out: Outcome, parsed: list[Subscriber],
     for addr, (_, account) in claims.items():
         if "/" in addr:
             net = ipaddress.ip_network(addr)
-            prefixes.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = account
+            table = prefixes.setdefault((net.version, net.prefixlen), {})
+            table[int(net.network_address)] = account
     if prefixes:
         for addr, (_, account) in claims.items():
             net = ipaddress.ip_network(addr)

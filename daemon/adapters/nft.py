@@ -170,10 +170,10 @@ class NftAdapter:
             return
         await self._run(plan_script(plan))
 
-    async def add_timed(self, name: str, elements: Iterable[str], timeout: int) -> None:
+    async def add_timed(self, name: str, elements: Iterable[str], seconds: int) -> None:
         elems = list(elements)
         if elems:
-            await self._run(f"add element {TABLE} {name} {{ {_elements(elems, timeout)} }}\n")
+            await self._run(f"add element {TABLE} {name} {{ {_elements(elems, seconds)} }}\n")
 
     async def delete_elements(self, name: str, elements: Iterable[str]) -> None:
         elems = _elements(elements)

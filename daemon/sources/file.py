@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
-from .base import Row, SourceHealth, Snapshot, Sink
+from .base import Row, Sink, Snapshot, SourceHealth
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,170 @@
+"""``debtgate lab``: the whole picture on one machine, in network namespaces.
+
+A gateway namespace runs the daemon (and the portal); subscriber namespaces
+hold hosts in each state (IPv4 and IPv6, one with a delegated prefix); an
+upstream web host and a payment host in the walled garden answer HTTP. Edits to
+the subscriber file take effect live; Ctrl-C tears everything down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .netlab import PORTAL_V4, PORTAL_V6, Topology, sh
+
+WEB = ("198.18.0.10", "2001:db8:ff::10")
+PAY = ("198.18.0.20", "2001:db8:ff::20")
+
+HOSTS: list[dict[str, Any]] = [
+    {"ns": "act", "v4": ["100.64.1.10"], "v6": ["2001:db8:100:1::10"],
+     "row": {"account": "100001", "state": "active", "name": "Ivan Petrov", "language": "ru",
+             "addresses": ["100.64.1.10", "2001:db8:100:1::10"]}},
+    {"ns": "blk", "v4": ["100.64.1.11"], "v6": ["2001:db8:100:1::11"],
+     "row": {"account": "100002", "state": "blocked", "amount_due": "1250.00", "currency": "RUB",
+             "since": "2026-11-01", "name": "Anna Smirnova", "language": "ru",
+             "addresses": ["100.64.1.11", "2001:db8:100:1::11"]}},
+    {"ns": "wrn", "v4": ["100.64.2.1"], "v6": ["2001:db8:100:200::1"],
+     "row": {"account": "100003", "state": "warn", "amount_due": "300", "currency": "RUB",
+             "block_at": "2026-12-01", "name": "Acme LLC", "language": "en",
+             "addresses": ["100.64.2.0/28", "2001:db8:100:200::/56"]}},
+    {"ns": "pau", "v4": ["100.64.1.13"], "v6": [],
+     "row": {"account": "100004", "state": "paused", "name": "Olga", "language": "ru",
+             "addresses": ["100.64.1.13"]}},
+    {"ns": "dis", "v4": ["100.64.1.14"], "v6": [],
+     "row": {"account": "100005", "state": "disabled", "language": "en",
+             "addresses": ["100.64.1.14"]}},
+]
+
+
+def lab_config(workdir: Path, source: str) -> str:
+    return f"""# debtgate lab configuration (generated)
+[daemon]
+state_dir = "{workdir}/state"
+reconcile_interval = 60
+[source]
+kind = "{source}"
+[source.file]
+path = "{workdir}/subscribers.json"
+[network]
+serves = ["100.64.0.0/16", "2001:db8:100::/40"]
+[nft]
+portal_v4 = "{PORTAL_V4}"
+portal_v6 = "{PORTAL_V6}"
+portal_port = 8080
+ack_timeout = 120
+[garden]
+cidrs = ["{PAY[0]}/32", "{PAY[1]}/128"]
+resolvers = ["198.18.0.53"]
+[api]
+socket = "{workdir}/api.sock"
+portal_socket = "{workdir}/portal.sock"
+"""
+
+
+def _portal_available() -> bool:
+    try:
+        import debtgate.portal.cli  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def build(workdir: Path, billing: str, with_portal: bool) -> Topology:
+    for stale in sh("ip", "netns", "list").stdout.split():
+        if stale.startswith("dglab"):
+            sh("ip", "netns", "del", stale, check=False)
+    topo = Topology(tag="lab")
+    topo.build_gateway()
+    for host in HOSTS:
+        topo.add_host(host["ns"], host["v4"], host["v6"])
+    topo.add_host("web", [WEB[0]], [WEB[1]], upstream=True)
+    topo.add_host("pay", [PAY[0]], [PAY[1]], upstream=True)
+    topo.serve_http("web", "web host: you are on the Internet")
+    topo.serve_http("pay", "payment host (walled garden)")
+    (workdir / "subscribers.json").write_text(
+        json.dumps({"subscribers": [h["row"] for h in HOSTS]}, indent=2, ensure_ascii=False))
+    (workdir / "debtgate.toml").write_text(lab_config(workdir, billing))
+    log = open(workdir / "daemon.log", "ab")  # noqa: SIM115 - lives as long as the lab
+    topo.popen(topo.gw, [sys.executable, "-m", "debtgate.cli", "run", "--config",
+                         str(workdir / "debtgate.toml")], stdout=log, stderr=subprocess.STDOUT)
+    if with_portal and _portal_available():
+        plog = open(workdir / "portal.log", "ab")  # noqa: SIM115
+        topo.popen(topo.gw, [sys.executable, "-m", "debtgate.cli", "portal", "--config",
+                             str(workdir / "debtgate.toml")], stdout=plog,
+                   stderr=subprocess.STDOUT)
+    else:
+        topo.serve_text(topo.gw, "debtgate portal placeholder", (8080,))
+    return topo
+
+
+def wait_ready(workdir: Path, timeout: float = 30) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        text = (workdir / "daemon.log").read_text(errors="replace")
+        if " ready: " in text:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def instructions(workdir: Path) -> str:
+    ns = "ip netns exec dglab"
+    return f"""
+debtgate lab is running. Work directory: {workdir}
+  subscribers : {workdir}/subscribers.json   (edit it: changes apply within a second)
+  config      : {workdir}/debtgate.toml
+  logs        : {workdir}/daemon.log, {workdir}/portal.log
+
+Try:
+  {ns}act curl -s http://{WEB[0]}/            # active: the web host
+  {ns}blk curl -si http://{WEB[0]}/           # blocked: redirected to the stub page
+  {ns}blk curl -s http://{PAY[0]}/            # blocked: the payment host is in the garden
+  {ns}blk curl -s https://{WEB[0]}/           # blocked: HTTPS refused at once (TCP reset)
+  {ns}blk curl -sg 'http://[{WEB[1]}]/'   # blocked over IPv6 too
+  {ns}wrn curl -si http://{WEB[0]}/           # warned (a /28 and a delegated /56): the notice
+  {ns}gw nft list table inet debtgate          # the sets
+Then set account 100002 to "active" in the subscriber file and curl again.
+Ctrl-C tears the lab down.
+"""
+
+
+def main(args: argparse.Namespace) -> int:
+    if shutil.which("nft") is None or shutil.which("ip") is None:
+        print("debtgate lab needs root, nftables and iproute2 (bash examples/install.sh)",
+              file=sys.stderr)
+        return 1
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="debtgate-lab-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    topo = build(workdir, args.billing, not args.no_portal)
+    try:
+        if not wait_ready(workdir):
+            print((workdir / "daemon.log").read_text(errors="replace"), file=sys.stderr)
+            print("the daemon did not become ready", file=sys.stderr)
+            return 1
+        print(instructions(workdir), flush=True)
+        while not stop:
+            time.sleep(0.2)
+            if any(p.poll() is not None for p in topo.procs):
+                print("a lab process exited; see the logs", file=sys.stderr)
+                return 1
+    finally:
+        topo.teardown()
+        print("lab torn down", flush=True)
+    return 0
