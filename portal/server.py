@@ -94,6 +94,8 @@ async def _serve_until_signal(config: PortalConfig, secret: bytes, reuse_port: b
 
 
 def _worker(config: PortalConfig, secret: bytes, reuse_port: bool, log_level: int) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):  # not the supervisor's handlers (fork)
+        signal.signal(sig, signal.SIG_DFL)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=log_level,
                             format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
@@ -104,7 +106,7 @@ def _worker(config: PortalConfig, secret: bytes, reuse_port: bool, log_level: in
 def run_portal(config: PortalConfig, workers: int | None = None) -> int:
     """Run the portal in the foreground (what ``debtgate portal`` calls); return an exit code.
 
-    With more than one worker, each worker is a spawned process with its own uvloop
+    With more than one worker, each worker is a forked process with its own uvloop
     loop binding the same port with SO_REUSEPORT. They share the CSRF secret (read or
     generated here). If a worker dies, the others are stopped and 1 is returned, so
     that systemd restarts the whole service.
@@ -115,7 +117,9 @@ def run_portal(config: PortalConfig, workers: int | None = None) -> int:
     if count <= 1:
         _worker(config, secret, False, level)
         return 0
-    ctx = multiprocessing.get_context("spawn")
+    # fork, not spawn: nothing runs yet in this process (no loop, no threads), and
+    # spawn would re-import the caller's __main__ module in every worker.
+    ctx = multiprocessing.get_context("fork")
     procs = [
         ctx.Process(target=_worker, args=(config, secret, True, level),
                     name=f"portal-{i}", daemon=True)
