@@ -40,7 +40,6 @@ FIREFOX_CANONICAL = Probe(
 )
 NETWORKMANAGER = Probe("networkmanager", 200, b"NetworkManager is online\n")
 FEDORA = Probe("fedora", 200, b"OK")
-KDE = Probe("kde", 200, b"OK")
 
 _APPLE_HOSTS = frozenset({
     "captive.apple.com",
@@ -61,7 +60,7 @@ _EXACT: dict[tuple[str, str], Probe] = {
     ("detectportal.firefox.com", "/canonical.html"): FIREFOX_CANONICAL,
     ("nmcheck.gnome.org", "/check_network_status.txt"): NETWORKMANAGER,
     ("fedoraproject.org", "/static/hotspot.txt"): FEDORA,
-    ("networkcheck.kde.org", "/"): KDE,
+    ("network-test.debian.org", "/nm"): NETWORKMANAGER,
 }
 
 _UBUNTU_HOSTS = frozenset({"connectivity-check.ubuntu.com"})
