@@ -66,11 +66,11 @@ class PortalConfig(Section):
 
     listen: str = "0.0.0.0"
     """Address the HTTP listener binds to (the DNAT target)."""
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(default=8080, ge=1, le=65535)
     """TCP port of the HTTP listener."""
     public_url: HttpUrl = "http://10.255.255.1:8080/"
     """Canonical URL of the portal; requests for any other host are treated as intercepted."""
-    https_port: int | None = Field(None, ge=1, le=65535)
+    https_port: int | None = Field(default=None, ge=1, le=65535)
     """TCP port of the HTTPS listener (RFC 8908 API); needs tls_cert_file and tls_key_file."""
     https_url: HttpUrl | None = None
     """Public HTTPS URL of the portal (the certificate's name); default: public_url's host
@@ -85,15 +85,15 @@ class PortalConfig(Section):
     """Peers (addresses or prefixes) whose X-Forwarded-For header is believed."""
     daemon_socket: Path = Path("/run/debtgate/portal.sock")
     """Unix socket of the daemon's local portal API."""
-    cache_ttl: float = Field(2.0, ge=0, le=60)
+    cache_ttl: float = Field(default=2.0, ge=0, le=60)
     """Seconds a subscriber view fetched from the daemon is reused."""
-    cache_size: int = Field(10000, ge=0)
+    cache_size: int = Field(default=10000, ge=0)
     """Maximum number of addresses kept in the view cache (per worker)."""
-    rate_limit: float = Field(5.0, gt=0)
+    rate_limit: float = Field(default=5.0, gt=0)
     """Sustained requests per second allowed per client address (per worker)."""
-    rate_burst: int = Field(40, ge=1)
+    rate_burst: int = Field(default=40, ge=1)
     """Requests a client address may make in a burst before getting 429."""
-    workers: int = Field(1, ge=1, le=64)
+    workers: int = Field(default=1, ge=1, le=64)
     """Worker processes sharing the port (SO_REUSEPORT)."""
     templates_dir: Path | None = None
     """Directory searched before the shipped templates (same layout: <lang>/<page>.html)."""
@@ -112,7 +112,7 @@ class PortalConfig(Section):
     """Support contacts shown on every page."""
     csrf_secret_file: Path | None = None
     """File with the CSRF HMAC secret (shared by all workers); generated at start if unset."""
-    poll_interval: float = Field(5.0, ge=1, le=300)
+    poll_interval: float = Field(default=5.0, ge=1, le=300)
     """Seconds between the page's background checks of /api/state."""
 
     @field_validator("default_language")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -82,9 +81,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-ClientFactory = Callable[..., "TestClient"]
 
 
 @pytest.fixture
