@@ -17,6 +17,7 @@ from pydantic import Field, IPvAnyAddress, IPvAnyNetwork, ValidationError, field
 
 from .configbase import Section
 from .errors import ConfigError
+from .sources.postgres import PostgresSourceSection
 
 DETECTION_HOSTS = frozenset({
     "connectivitycheck.gstatic.com", "connectivitycheck.android.com", "clients3.google.com",
@@ -56,6 +57,9 @@ class SourceSection(Section):
     """Where subscriber states come from: the local ``file`` or a ``postgres`` billing."""
     file: FileSourceSection = FileSourceSection()
     """The local file source (``kind = "file"``)."""
+    postgres: PostgresSourceSection | None = None
+    """The PostgreSQL billing feed (``kind = "postgres"``): DSN, the snapshot and
+    accounts queries, the NOTIFY channel; see docs/billing-postgres.md."""
 
 
 class NetworkSection(Section):

@@ -1,0 +1,58 @@
+"""Shared helpers of the bench/feed_*.py benchmarks: a throwaway billing with N subscribers."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from debtgate.sources.pglab import PgServer  # noqa: E402
+
+SNAPSHOT_QUERY = "SELECT * FROM debtgate_subscribers"
+ACCOUNTS_QUERY = "SELECT * FROM debtgate_subscribers WHERE account = ANY($1::text[])"
+
+
+def address_of(i: int) -> str:
+    """The i-th subscriber's address: 10.0.0.0 + i."""
+    n = 0x0A000000 + i
+    return f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+def populate(server: PgServer, n: int, restricted_every: int = 10) -> None:
+    """n accounts acc1..accN, one IPv4 host each; every k-th blocked with a debt."""
+    server.psql(f"""
+SET session_replication_role = replica;  -- bulk load without the notify triggers
+INSERT INTO accounts (id, name, language, tariff, balance, state, since)
+SELECT 'acc' || i, 'Subscriber ' || i, 'ru', 'Home ' || (i % 5),
+       CASE WHEN i % {restricted_every} = 0 THEN -500 ELSE 100 END,
+       CASE WHEN i % {restricted_every} = 0 THEN 'blocked' ELSE 'active' END,
+       CASE WHEN i % {restricted_every} = 0 THEN date '2026-11-01' END
+FROM generate_series(1, {n}) i;
+INSERT INTO addresses (address, account_id)
+SELECT '10.0.0.0'::inet + i, 'acc' || i FROM generate_series(1, {n}) i;
+UPDATE accounts SET address_list = host('10.0.0.0'::inet + substr(id, 4)::int);
+SET session_replication_role = origin;
+VACUUM ANALYZE;
+""")
+
+
+def billing(n: int) -> PgServer:
+    server = PgServer()
+    server.start()
+    server.load_schema()
+    started = time.perf_counter()
+    populate(server, n)
+    print(f"# populated {n} subscribers in {time.perf_counter() - started:.1f} s",
+          file=sys.stderr)
+    return server
+
+
+def rss_mb(pid: int | None = None) -> float:
+    with open(f"/proc/{pid or os.getpid()}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0

@@ -1,0 +1,268 @@
+"""The PostgreSQL billing feed: a snapshot, then LISTEN/NOTIFY deltas.
+
+One dedicated connection (never pooled): after every (re)connect it LISTENs,
+then takes a snapshot, then applies notifications. A notification carries
+account ids (comma-separated, or a JSON array); an empty payload means
+"resync everything". Ids arriving within ``coalesce_ms`` are fetched with the
+accounts query and applied as ONE Delta; ids the query no longer returns are
+``gone``. A heartbeat notices a dead server; reconnects back off; a periodic
+resync is the safety net.
+
+The first snapshot is a full :class:`Snapshot`. Later resyncs (periodic, after
+a reconnect, :meth:`request_resync`) fetch only each row's fingerprint and
+emit a :class:`Delta` of the rows that changed and the accounts that vanished:
+a no-op resync touches nothing. ``request_resync(full=True)`` sends a full
+Snapshot again (e.g. after the gateway's validation policy changed).
+
+While the billing is unreachable no event is emitted: the kernel keeps its
+state (no mass unblock, no mass block).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from pydantic import Field, SecretStr, model_validator
+
+from ..configbase import Section
+from ..errors import SourceError
+from .base import Delta, Sink, Snapshot, SourceHealth
+from .pgfetch import (FP, dsn_hosts, fetch_prints, fetch_rows, load_dsn, parse_payload, redact,
+                      setup_codecs)
+
+log = logging.getLogger(__name__)
+LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ConnectionError)
+
+
+class PostgresSourceSection(Section):
+    dsn: SecretStr | None = None
+    """libpq-style DSN, e.g. ``postgresql://debtgate@db1:5432,db2:5432/billing?target_session_attrs=any``
+    (several hosts: tried in order). Never logged; prefer ``dsn_file``."""
+    dsn_file: Path | None = None
+    """File holding the DSN (mode 0600), read at every connect."""
+    snapshot_query: str = "SELECT * FROM debtgate_subscribers"
+    """Returns every subscriber as contract rows (account, addresses, state, ...)."""
+    accounts_query: str = "SELECT * FROM debtgate_subscribers WHERE account = ANY($1::text[])"
+    """Returns the rows of the accounts in ``$1::text[]`` (missing ones are gone)."""
+    channel: str = Field("debtgate", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    """The LISTEN channel the billing's triggers NOTIFY with account ids."""
+    coalesce_ms: int = Field(20, ge=0, le=5000)
+    """Notifications within this many milliseconds are applied as one change."""
+    heartbeat_interval: float = Field(5.0, gt=0, le=300)
+    """Seconds between ``SELECT 1`` probes that notice a dead server."""
+    reconnect_min: float = Field(0.5, gt=0)
+    """First delay (seconds) before reconnecting; doubled on each failure."""
+    reconnect_max: float = Field(30.0, gt=0)
+    """Longest delay (seconds) between reconnect attempts."""
+    resync_interval: float = Field(300.0, gt=0)
+    """Seconds between full resyncs (the safety net for lost notifications)."""
+    connect_timeout: float = Field(5.0, gt=0)
+    """Seconds allowed to connect, and for a heartbeat to answer."""
+    query_timeout: float = Field(300.0, gt=0)
+    """Seconds allowed for one snapshot or accounts query."""
+
+    @model_validator(mode="after")
+    def _one_dsn(self) -> PostgresSourceSection:
+        if (self.dsn is None) == (self.dsn_file is None):
+            raise ValueError("set exactly one of dsn and dsn_file")
+        return self
+
+
+class PostgresSource:
+    """A :class:`~debtgate.sources.base.BillingSource` over asyncpg."""
+
+    def __init__(self, settings: PostgresSourceSection) -> None:
+        self.s = settings
+        self.health = SourceHealth(kind="postgres", extra={"channel": settings.channel})
+        self._prints: dict[str, int] | None = None
+        self._pending: set[str] = set()
+        self._pending_since: float | None = None
+        self._wake = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._resync = False
+        self._full = False
+        self._next_resync = 0.0
+        self.counters = {"snapshots": 0, "deltas": 0, "notifications": 0, "reconnects": 0}
+
+    @classmethod
+    def from_config(cls, config: Any) -> PostgresSource:
+        section = config.source.postgres
+        if section is None:
+            raise SourceError("source.kind is postgres but [source.postgres] is missing")
+        return cls(section)
+
+    def request_resync(self, full: bool = False) -> None:
+        self._resync = True
+        self._full = self._full or full
+        self._wake.set()
+
+    # -- connection ------------------------------------------------------
+    def _dsn(self) -> str:
+        secret = self.s.dsn.get_secret_value() if self.s.dsn else None
+        return load_dsn(secret, self.s.dsn_file)
+
+    def _set_connected(self, up: bool, error: str | None = None) -> None:
+        if up != self.health.connected:
+            if up:
+                log.info("billing database connected (%s)", self.health.extra.get("server"))
+            else:
+                log.error("billing database unreachable, enforcement unchanged: %s", error)
+        self.health.connected = up
+        if error is not None:
+            self.health.last_error = error
+
+    async def run(self, sink: Sink) -> None:
+        delay = self.s.reconnect_min
+        while True:
+            try:
+                await self._session(sink)
+            except (*LOST, SourceError) as exc:
+                self._set_connected(False, f"{type(exc).__name__}: {exc}"[:500])
+            self.counters["reconnects"] += 1
+            if self.health.extra.get("stable"):
+                delay = self.s.reconnect_min
+            await asyncio.sleep(delay * (0.75 + random.random() / 2))  # noqa: S311
+            delay = min(delay * 2, self.s.reconnect_max)
+
+    async def _session(self, sink: Sink) -> None:
+        dsn = self._dsn()
+        self.health.extra["server"] = dsn_hosts(dsn)
+        self.health.extra["stable"] = False
+        self._lost.clear()
+        conn = await asyncpg.connect(dsn, timeout=self.s.connect_timeout)
+        try:
+            conn.add_termination_listener(lambda _c: self._signal_lost())
+            await setup_codecs(conn)
+            await conn.add_listener(self.s.channel, self._on_notify)
+            await self._resync_now(conn, sink)
+            self._set_connected(True)
+            self.health.last_error = None
+            self.health.extra["stable"] = True
+            await self._serve(conn, sink)
+        finally:
+            conn.terminate()
+
+    def _signal_lost(self) -> None:
+        self._lost.set()
+        self._wake.set()
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.counters["notifications"] += 1
+        ids = parse_payload(payload)
+        if ids is None:
+            self._resync = True
+        else:
+            self._pending.update(ids)
+            if self._pending_since is None:
+                self._pending_since = time.monotonic()
+        self._wake.set()
+
+    # -- the loop ----------------------------------------------------------
+    async def _serve(self, conn: asyncpg.Connection, sink: Sink) -> None:
+        beat = time.monotonic() + self.s.heartbeat_interval
+        while True:
+            now = time.monotonic()
+            if self._lost.is_set():
+                raise ConnectionError("the billing database closed the connection")
+            if self._resync or now >= self._next_resync:
+                await self._resync_now(conn, sink)
+                continue
+            if self._pending and self._pending_since is not None:
+                due = self._pending_since + self.s.coalesce_ms / 1000
+                if now >= due:
+                    await self._apply_pending(conn, sink)
+                    continue
+                wait = due - now
+            else:
+                wait = min(beat, self._next_resync) - now
+            if now >= beat:
+                await conn.fetchval("SELECT 1", timeout=self.s.connect_timeout)
+                beat = time.monotonic() + self.s.heartbeat_interval
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, min(wait, beat - now)))
+            except TimeoutError:
+                pass
+
+    async def _apply_pending(self, conn: asyncpg.Connection, sink: Sink) -> None:
+        ids, first = sorted(self._pending), self._pending_since
+        self._pending.clear()
+        self._pending_since = None
+        rows = await fetch_rows(conn, self.s.accounts_query, ids, what="accounts query",
+                                timeout=self.s.query_timeout)
+        wanted = set(ids)
+        rows = [r for r in rows if str(r.get("account")) in wanted]
+        got = {str(r.get("account")) for r in rows}
+        gone = [a for a in ids if a not in got]
+        await self._emit(sink, Delta(rows, gone), rows, gone)
+        if first is not None:
+            self.health.lag = time.monotonic() - first
+
+    async def _resync_now(self, conn: asyncpg.Connection, sink: Sink) -> None:
+        full = self._full or self._prints is None
+        self._resync = self._full = False
+        self._next_resync = time.monotonic() + self.s.resync_interval
+        # Ids notified from now on are applied after the snapshot; older ones it covers.
+        self._pending.clear()
+        self._pending_since = None
+        started = time.monotonic()
+        if full:
+            rows = await fetch_rows(conn, self.s.snapshot_query, what="snapshot query",
+                                    timeout=self.s.query_timeout)
+            self._prints = None
+            await self._emit(sink, Snapshot(rows), rows, (), snapshot=True)
+            self.counters["snapshots"] += 1
+        else:
+            await self._diff(conn, sink)
+        self.health.last_snapshot = time.time()
+        self.health.extra["last_resync_seconds"] = round(time.monotonic() - started, 3)
+
+    async def _diff(self, conn: asyncpg.Connection, sink: Sink) -> None:
+        assert self._prints is not None
+        prints = await fetch_prints(conn, self.s.snapshot_query, timeout=self.s.query_timeout)
+        known = self._prints
+        changed = [r[0] for r in prints if known.get(r[0]) != r[1]]
+        if len(prints) != len(known) or changed:
+            current = {r[0] for r in prints}
+            gone = [a for a in known if a not in current]
+        else:
+            gone = []
+        del prints
+        if not changed and not gone:
+            return
+        rows = await fetch_rows(conn, self.s.accounts_query, changed, what="accounts query",
+                                timeout=self.s.query_timeout) if changed else []
+        got = {str(r.get("account")) for r in rows}
+        gone.extend(a for a in changed if a not in got)
+        log.info("resync: %d changed and %d vanished accounts", len(rows), len(gone))
+        await self._emit(sink, Delta(rows, gone), rows, gone)
+
+    async def _emit(self, sink: Sink, event: Snapshot | Delta, rows: list[Any],
+                    gone: Any, snapshot: bool = False) -> None:
+        try:
+            await sink(event)
+        except Exception:
+            self._prints = None  # the engine's state is unknown: next resync is full
+            raise
+        if snapshot:
+            self._prints = {str(r.get("account")): r[FP] for r in rows}
+        elif self._prints is not None:
+            for r in rows:
+                self._prints[str(r.get("account"))] = r[FP]
+            for account in gone:
+                self._prints.pop(account, None)
+        self.health.last_event = time.time()
+        if not snapshot:
+            self.counters["deltas"] += 1
+        self.health.extra.update(self.counters)
+        self.health.extra["accounts"] = len(self._prints or ())
+
+    def describe(self) -> str:
+        return redact(self._dsn())
