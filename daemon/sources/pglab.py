@@ -122,11 +122,21 @@ class PgServer:
         return self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "status",
                          check=False).returncode == 0
 
-    def psql(self, sql: str, *args: str) -> str:
+    def psql(self, sql: str, *args: str, database: str | None = None) -> str:
         """Run SQL through psql on the socket (stops on the first error); returns stdout."""
         return self._run("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.socket_dir,
-                         "-p", str(self.port), "-U", self.user, "-d", self.database, *args,
-                         input=sql).stdout
+                         "-p", str(self.port), "-U", self.user, "-d",
+                         database or self.database, *args, input=sql).stdout
+
+    def dsn_for(self, database: str) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database (a copy of ``template`` if given); returns its TCP DSN."""
+        extra = ["-T", template] if template else []
+        self._run(str(self.bindir / "createdb"), "-h", self.socket_dir, "-p", str(self.port),
+                  "-U", self.user, *extra, name)
+        return self.dsn_for(name)
 
     def load_schema(self, sample: bool = False) -> None:
         self.psql(SCHEMA.read_text(encoding="utf-8"))

@@ -1,0 +1,120 @@
+"""The PostgreSQL feed against a real server: snapshot, deltas, coalescing, resync, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from debtgate.sources.postgres import PostgresSource
+
+from .conftest import Billing, Recorder, by_account, running, settings
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_snapshot_then_update_blocks_and_payment_unblocks(billing: Billing) -> None:
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn))
+    async with running(source, rec):
+        snap = await rec.wait(lambda: rec.snapshots, what="snapshot")
+        rows = by_account(snap[0].rows)
+        assert set(rows) == {"A-active", "A-blocked", "A-warn", "A-paused"}
+        assert rows["A-blocked"]["addresses"] == "100.64.1.11 2001:db8:100:1::11"
+        assert rows["A-blocked"]["amount_due"] == "1250.00"  # numeric as text
+        await rec.wait(lambda: source.health.connected, what="connected")
+
+        billing.sql("UPDATE accounts SET state = 'blocked', balance = -10 WHERE id = 'A-active'")
+        delta = (await rec.wait(lambda: rec.deltas, what="block delta"))[0]
+        assert [r["account"] for r in delta.rows] == ["A-active"] and not delta.gone
+        assert delta.rows[0]["state"] == "blocked" and delta.rows[0]["amount_due"] == "10.00"
+
+        billing.sql("INSERT INTO payments (account_id, amount) VALUES ('A-blocked', 1250)")
+        delta = (await rec.wait(lambda: rec.deltas[1:], what="payment delta"))[0]
+        assert [r["account"] for r in delta.rows] == ["A-blocked"]
+        assert delta.rows[0]["state"] == "active" and delta.rows[0]["since"] is None
+
+        billing.sql("DELETE FROM addresses WHERE account_id = 'A-paused'")
+        delta = (await rec.wait(lambda: rec.deltas[2:], what="gone delta"))[0]
+        assert delta.rows == [] and list(delta.gone) == ["A-paused"]
+        assert len(rec.snapshots) == 1
+        assert source.health.last_event is not None and source.health.lag is not None
+
+
+async def test_burst_of_10000_ids_is_one_delta(billing: Billing) -> None:
+    billing.sql("""
+SET session_replication_role = replica;
+INSERT INTO accounts (id, state, address_list)
+SELECT 'B' || i, 'active', host('100.65.0.0'::inet + i) FROM generate_series(1, 10000) i;
+""")
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn, coalesce_ms=200))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        assert len(rec.snapshots[0].rows) == 10004
+        # 10,000 separate notifications in one transaction, one per account.
+        billing.sql("UPDATE accounts SET state = 'blocked' WHERE id LIKE 'B%';"
+                    "SELECT pg_notify('debtgate', 'B' || i) FROM generate_series(1, 10000) i")
+        await rec.wait(lambda: sum(len(d.rows) for d in rec.deltas) >= 10000, what="burst")
+        assert len(rec.deltas) == 1
+        assert {r["state"] for r in rec.deltas[0].rows} == {"blocked"}
+        assert source.counters["notifications"] >= 10000
+
+
+async def test_empty_payload_resyncs_only_what_changed(billing: Billing) -> None:
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        # Changes the triggers do not see (a lost notification)...
+        billing.sql("SET session_replication_role = replica;"
+                    "UPDATE accounts SET state = 'warn' WHERE id = 'A-active';"
+                    "UPDATE accounts SET address_list = NULL WHERE id = 'A-paused'")
+        billing.sql("NOTIFY debtgate")  # ... are found by a resync.
+        delta = (await rec.wait(lambda: rec.deltas, what="resync delta"))[0]
+        assert [r["account"] for r in delta.rows] == ["A-active"]
+        assert list(delta.gone) == ["A-paused"]
+        # A no-op resync emits nothing.
+        source.request_resync()
+        await rec.wait(lambda: source.health.extra.get("last_resync_seconds") is not None)
+        count = len(rec.events)
+        source.request_resync()
+        await rec.wait(lambda: source._resync is False)  # noqa: SLF001
+        await rec.wait(lambda: source.health.connected)
+        assert len(rec.events) == count
+        # A full resync sends a complete Snapshot again.
+        source.request_resync(full=True)
+        await rec.wait(lambda: len(rec.snapshots) == 2, what="full snapshot")
+        assert set(by_account(rec.snapshots[1].rows)) == {"A-active", "A-blocked", "A-warn"}
+
+
+async def test_missing_and_mistyped_columns_are_clear_errors(billing: Billing) -> None:
+    for query, message in [
+        ("SELECT id AS account, state FROM accounts", "no column addresses"),
+        ("SELECT id AS account, 42 AS addresses, state FROM accounts",
+         "column addresses is int4"),
+        ("SELECT nonsense FROM accounts", "failed"),
+    ]:
+        rec = Recorder()
+        source = PostgresSource(settings(billing.dsn, snapshot_query=query))
+        async with running(source, rec):
+            await rec.wait(lambda: source.health.last_error, what="error")  # noqa: B023
+            assert message in source.health.last_error
+            assert rec.events == [] and not source.health.connected
+
+
+async def test_broken_view_keeps_last_good_state(billing: Billing) -> None:
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        billing.sql("BEGIN; ALTER VIEW debtgate_subscribers RENAME TO good;"
+                    "CREATE VIEW debtgate_subscribers AS SELECT id AS account,"
+                    " balance AS addresses, state FROM accounts; COMMIT; NOTIFY debtgate")
+        await rec.wait(lambda: source.health.last_error, what="error")
+        assert "column addresses is numeric" in source.health.last_error
+        assert len(rec.events) == 1  # nothing emitted: the engine keeps its state
+        billing.sql("BEGIN; DROP VIEW debtgate_subscribers;"
+                    "ALTER VIEW good RENAME TO debtgate_subscribers; COMMIT;"
+                    "UPDATE accounts SET state = 'blocked' WHERE id = 'A-active'")
+        delta = (await rec.wait(lambda: rec.deltas, what="recovered", timeout=8))[0]
+        assert [r["account"] for r in delta.rows] == ["A-active"]
+        assert len(rec.snapshots) == 1
