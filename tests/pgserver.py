@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from debtgate.sources.pglab import PgServer, pg_bindir, start_lab_billing
 
 __all__ = ["PgServer", "billing_db", "pg_server", "require_pg", "start_lab_billing"]

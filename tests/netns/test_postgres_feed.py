@@ -1,0 +1,92 @@
+"""The real daemon fed by a real PostgreSQL billing, enforcing in network namespaces."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from debtgate.netlab import Topology
+from tests.pgserver import PgServer, require_pg
+
+from .conftest import WEB_V4, DaemonProc, curl, nft_set, wait_for, wait_http
+
+pytestmark = [pytest.mark.netns, pytest.mark.postgres]
+
+
+@pytest.fixture(scope="module")
+def billing() -> Iterator[PgServer]:
+    require_pg()
+    server = PgServer()
+    server.start()
+    try:
+        server.load_schema(sample=True)
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def daemon(topo: Topology, billing: PgServer, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[DaemonProc]:
+    # The Unix socket is reachable from the gateway's namespace.
+    extra = f"""
+[source]
+kind = "postgres"
+[source.postgres]
+dsn = "{billing.socket_dsn}"
+coalesce_ms = 10
+heartbeat_interval = 1
+"""
+    d = DaemonProc(topo, tmp_path_factory.mktemp("pgdaemon"), [], extra_config=extra)
+    d.start()
+    yield d
+    if d.proc and d.proc.poll() is None:
+        d.stop()
+
+
+def test_snapshot_enforced(daemon: DaemonProc) -> None:
+    t = daemon.topo
+    assert nft_set(t, "blocked_v4_host") == {"100.64.1.11"}
+    assert nft_set(t, "locked_v4_host") == {"100.64.1.13"}
+    assert nft_set(t, "warn_v4_net") == {"100.64.2.0/28"}
+    assert curl(t, "blk", f"http://{WEB_V4}/") == (0, "portal\n")
+    assert curl(t, "act", f"http://{WEB_V4}/") == (0, "web host\n")
+
+
+def test_payment_lifts_the_block(daemon: DaemonProc, billing: PgServer) -> None:
+    t = daemon.topo
+    assert curl(t, "blk", f"http://{WEB_V4}/") == (0, "portal\n")
+    started = time.monotonic()
+    billing.psql("INSERT INTO payments (account_id, amount) VALUES ('A-blocked', 1250)")
+    wait_http(t, "blk", f"http://{WEB_V4}/", want="web host", deadline=3)
+    assert time.monotonic() - started < 2
+    assert "100.64.1.11" not in nft_set(t, "blocked_v4_host")
+
+
+def test_update_blocks(daemon: DaemonProc, billing: PgServer) -> None:
+    t = daemon.topo
+    billing.psql("UPDATE accounts SET state = 'blocked', balance = -50, since = current_date"
+                 " WHERE id = 'A-active'")
+    wait_for(lambda: "100.64.1.10" in nft_set(t, "blocked_v4_host"), deadline=3, what="block")
+    assert curl(t, "act", f"http://{WEB_V4}/") == (0, "portal\n")
+    billing.psql("INSERT INTO payments (account_id, amount) VALUES ('A-active', 50)")
+    wait_http(t, "act", f"http://{WEB_V4}/", want="web host", deadline=3)
+
+
+def test_billing_down_changes_nothing(daemon: DaemonProc, billing: PgServer) -> None:
+    t = daemon.topo
+    before = {n: nft_set(t, n) for n in ("blocked_v4_host", "locked_v4_host", "warn_v4_net")}
+    billing.stop()
+    try:
+        wait_for(lambda: "billing database unreachable" in daemon.log(), deadline=5,
+                 what="outage logged")
+        time.sleep(1)
+        assert {n: nft_set(t, n) for n in before} == before
+        assert daemon.proc is not None and daemon.proc.poll() is None
+    finally:
+        billing.start()
+    billing.psql("UPDATE accounts SET state = 'blocked' WHERE id = 'A-paused'")
+    wait_for(lambda: "100.64.1.13" in nft_set(t, "blocked_v4_host"), deadline=8,
+             what="change after the outage")
