@@ -115,7 +115,7 @@ class FreeRadius:
 
     def __init__(self, directory: Path, secret: str, port: int, known: list[str],
                  debug: bool = True, threads: int = 4,
-                 require_ma: str = "yes") -> None:
+                 require_ma: str = "yes", known_pattern: str | None = None) -> None:
         self.directory = directory
         self.secret = secret
         self.port = port
@@ -123,6 +123,7 @@ class FreeRadius:
         self.debug = debug
         self.threads = threads
         self.require_ma = require_ma
+        self.known_pattern = known_pattern
         self.lines: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
         self._ready = threading.Event()
@@ -130,7 +131,7 @@ class FreeRadius:
     def start(self, timeout: float = 20.0) -> None:
         assert BINARY is not None
         self.directory.mkdir(parents=True, exist_ok=True)
-        known = "|".join(re.escape(k) for k in self.known) or "-none-"
+        known = self.known_pattern or "|".join(re.escape(k) for k in self.known) or "-none-"
         (self.directory / "radiusd.conf").write_text(RADIUSD_CONF.format(
             dir=self.directory, secret=self.secret, port=self.port, known=known,
             threads=self.threads, require_ma=self.require_ma))
