@@ -16,11 +16,10 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from pyrad import packet as rp
-from pyrad.dictionary import Dictionary
-
 from debtgate.radius.config import AccountingConfig
 from debtgate.radius.sessions import AcctSession, SessionTable
+from pyrad import packet as rp
+from pyrad.dictionary import Dictionary
 
 log = logging.getLogger(__name__)
 

@@ -73,4 +73,4 @@ def cause_label(cause: int | None) -> str:
 
 def backoff_delay(base: float, attempt: int, cap: float = 60.0) -> float:
     """Delay before attempt ``attempt`` (1-based retry count): base * 2**(attempt-1)."""
-    return min(cap, base * (2 ** max(0, attempt - 1)))
+    return float(min(cap, base * 2.0 ** max(0, attempt - 1)))

@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyrad import packet as rp
-from pyrad.dictionary import Dictionary
-
 from debtgate.radius.config import NasConfig
 from debtgate.radius.profiles import (
     IDENTIFIERS,
@@ -22,6 +19,8 @@ from debtgate.radius.profiles import (
     convert,
     fill,
 )
+from pyrad import packet as rp
+from pyrad.dictionary import Dictionary
 
 DICTIONARY_FILE = Path(__file__).parent / "dictionaries" / "dictionary"
 CODE_NAMES = {

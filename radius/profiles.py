@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pyrad.dictionary import Dictionary
-
 from debtgate.errors import RadiusError
+from pyrad.dictionary import Dictionary
 
 INTENTS = ("restrict", "warn", "restore")
 SUBSCRIBER_FIELDS = frozenset(

@@ -99,7 +99,9 @@ class NasStats:
         self.latency = LatencyHistogram()
         self.send_rate = RateMeter(clock=clock)
 
-    def snapshot(self, queue_depth: int, in_flight: int, rate: float, paused: float) -> dict[str, Any]:
+    def snapshot(
+        self, queue_depth: int, in_flight: int, rate: float, paused: float
+    ) -> dict[str, Any]:
         current = self.send_rate.rate()
         pace = min(rate, current) if current > 0 else rate
         mean, p99 = self.latency.mean, self.latency.quantile(0.99)

@@ -20,10 +20,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pyrad import packet as rp
-
 from debtgate.radius.packets import Reply, decode_reply
 from debtgate.radius.stats import NasStats
+from pyrad import packet as rp
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ class NasTransport:
         log.debug("nas=%s opened socket %d", self.name, len(self._sockets))
         return sock
 
-    async def request(self, build: Builder, timeout: float, retries: int) -> Reply | None:
+    async def request(self, build: Builder, wait: float, retries: int) -> Reply | None:
         """Send a request built for an allocated Identifier; the verified reply or None."""
         sock, pkt_id = await self._allocate()
         loop = asyncio.get_running_loop()
@@ -130,12 +129,12 @@ class NasTransport:
             pending.tries_left -= 1
             self.stats.retransmits += 1
             self._send(sock, raw)
-            pending.timer = loop.call_later(timeout, on_timer)
+            pending.timer = loop.call_later(wait, on_timer)
 
         self.stats.sent += 1
         self.stats.send_rate.add()
         self._send(sock, raw)
-        pending.timer = loop.call_later(timeout, on_timer)
+        pending.timer = loop.call_later(wait, on_timer)
         try:
             return await pending.future
         finally:

@@ -8,18 +8,17 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from pyrad.dictionary import Dictionary
-
 from debtgate.radius.causes import Decision, backoff_delay, cause_label, decide
 from debtgate.radius.coalesce import CoalescingQueue, QueueFull
 from debtgate.radius.config import NasConfig
 from debtgate.radius.intent import Intent
-from debtgate.radius.packets import CODE_NAMES, Facts, encode, request_attributes
 from debtgate.radius.pacing import TokenBucket
+from debtgate.radius.packets import CODE_NAMES, Facts, encode, request_attributes
 from debtgate.radius.profiles import Profile, ProfileError
 from debtgate.radius.sessions import SessionTable
 from debtgate.radius.stats import NasStats
 from debtgate.radius.transport import NasTransport
+from pyrad.dictionary import Dictionary
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,8 @@ class NasWorker:
                 return
             started = time.monotonic()
             reply = await self.transport.request(
-                lambda pid: encode(self.dictionary, self._secret, kind, attrs, pid),
+                lambda pid, kind=kind, attrs=attrs: encode(  # type: ignore[misc]
+                    self.dictionary, self._secret, kind, attrs, pid),
                 self.nas.timeout, self.nas.retries)
             decision = decide(reply)
             request = "CoA-Request" if kind == "coa" else "Disconnect-Request"

@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from debtgate.radius.config import NasConfig
 from debtgate.radius.packets import Facts, identification, load_dictionary, request_attributes
 from debtgate.radius.profiles import (
