@@ -25,15 +25,14 @@ def populate(server: PgServer, n: int, restricted_every: int = 10) -> None:
     """n accounts acc1..accN, one IPv4 host each; every k-th blocked with a debt."""
     server.psql(f"""
 SET session_replication_role = replica;  -- bulk load without the notify triggers
-INSERT INTO accounts (id, name, language, tariff, balance, state, since)
-SELECT 'acc' || i, 'Subscriber ' || i, 'ru', 'Home ' || (i % 5),
+INSERT INTO accounts (id, address_list, name, language, tariff, balance, state, since)
+SELECT 'acc' || i, host('10.0.0.0'::inet + i), 'Subscriber ' || i, 'ru', 'Home ' || (i % 5),
        CASE WHEN i % {restricted_every} = 0 THEN -500 ELSE 100 END,
        CASE WHEN i % {restricted_every} = 0 THEN 'blocked' ELSE 'active' END,
        CASE WHEN i % {restricted_every} = 0 THEN date '2026-11-01' END
 FROM generate_series(1, {n}) i;
 INSERT INTO addresses (address, account_id)
 SELECT '10.0.0.0'::inet + i, 'acc' || i FROM generate_series(1, {n}) i;
-UPDATE accounts SET address_list = host('10.0.0.0'::inet + substr(id, 4)::int);
 SET session_replication_role = origin;
 VACUUM ANALYZE;
 """)

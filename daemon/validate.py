@@ -8,8 +8,10 @@ good version, so bad input loses nothing.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -18,6 +20,9 @@ from decimal import Decimal, InvalidOperation
 from .model import Rejection, Session, State, Subscriber
 
 _SPLIT = re.compile(r"[\s,;]+")
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_V4HOST = re.compile(rf"\s*({_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET})\s*")
+_CACHE_MAX = 4096
 _STATES = {s.value: s for s in State}
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -53,6 +58,8 @@ def _text(row: Mapping[str, object], key: str) -> str:
     value = row.get(key)
     if value is None:
         return ""
+    if type(value) is str:
+        return value.strip()
     if not isinstance(value, str | int | float | Decimal):
         raise RowError("bad_field", f"{key}: expected text, got {type(value).__name__}")
     return str(value).strip()
@@ -112,7 +119,7 @@ def _date(row: Mapping[str, object], key: str) -> date | None:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
-        return value
+        return _shared(value)  # type: ignore[return-value]
     text = str(value).strip()
     try:
         return datetime.fromisoformat(text).date() if "T" in text or " " in text else (
@@ -125,7 +132,22 @@ def _date(row: Mapping[str, object], key: str) -> date | None:
 def _amount(row: Mapping[str, object]) -> Decimal:
     value = row.get("amount_due")
     if value is None or value == "":
-        return Decimal(0)
+        return _ZERO
+    if type(value) is str:
+        cached = _DECIMALS.get(value)
+        if cached is not None:
+            return cached
+        amount = _amount_of(value)
+        if len(_DECIMALS) < _CACHE_MAX:
+            _DECIMALS[value] = amount
+        return amount
+    return _amount_of(value)
+
+
+_ZERO = Decimal(0)
+
+
+def _amount_of(value: object) -> Decimal:
     if isinstance(value, bool):
         raise RowError("bad_amount", f"amount_due: {value!r} is not a number")
     try:
@@ -148,6 +170,45 @@ def _served(net: IPNetwork, serves: tuple[IPNetwork, ...]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=16)
+def _v4_ranges(serves: tuple[IPNetwork, ...]) -> tuple[tuple[int, int], ...]:
+    return tuple((int(s.network_address), int(s.broadcast_address)) for s in serves
+                 if s.version == 4)
+
+
+def _fast_v4_host(raw: str, policy: Policy) -> tuple[tuple[str, ...], int] | None:
+    """(elements, foreign) for one plain IPv4 host that passes every check; else None
+    (the general path then decides, and names the problem)."""
+    match = _V4HOST.fullmatch(raw)
+    if match is None:
+        return None
+    text = match.group(1)
+    a, b, c, d = text.split(".")
+    first, second = int(a), int(b)
+    if first == 127 or 224 <= first <= 239 or (first == 169 and second == 254) or (
+            text == "0.0.0.0"):  # noqa: S104 - a check, not a bind
+        return None
+    if policy.serves:
+        value = (first << 24) | (second << 16) | (int(c) << 8) | int(d)
+        if not any(lo <= value <= hi for lo, hi in _v4_ranges(policy.serves)):
+            return (), 1
+    return (text,), 0
+
+
+_DECIMALS: dict[str, Decimal] = {}
+_SHARED: dict[object, object] = {}
+
+
+def _shared(value: object) -> object:
+    """One object for equal small values (dates, short texts): compact memory at scale."""
+    got = _SHARED.get(value)
+    if got is not None:
+        return got
+    if len(_SHARED) < _CACHE_MAX:
+        _SHARED[value] = value
+    return value
+
+
 def parse_row(row: Mapping[str, object], policy: Policy) -> tuple[Subscriber, int]:
     """One row to a Subscriber with only the addresses this gateway serves.
 
@@ -168,28 +229,36 @@ def parse_row(row: Mapping[str, object], policy: Policy) -> tuple[Subscriber, in
     if state is None:
         raise RowError("unknown_state",
                        f"state: {state_text[:32]!r} is not one of {sorted(_STATES)}")
-    nets = _addresses(row, policy)
-    mine = [n for n in nets if not policy.serves or _served(n, policy.serves)]
+    raw = row.get("addresses")
+    fast = _fast_v4_host(raw, policy) if type(raw) is str else None
+    if fast is not None:
+        addresses, foreign = fast
+        framed = addresses[0] if addresses else None
+    else:
+        nets = _addresses(row, policy)
+        mine = [n for n in nets if not policy.serves or _served(n, policy.serves)]
+        addresses = tuple(element(n) for n in mine)
+        foreign = len(nets) - len(mine)
+        framed = next((element(n) for n in mine if n.prefixlen == n.max_prefixlen), None)
     session = None
     nas, sid, user = _text(row, "nas"), _text(row, "session_id"), _text(row, "user_name")
     if nas or sid or user:
-        session = Session(nas=nas or None, session_id=sid or None, user_name=user or None,
-                          framed_ip=next((element(n) for n in mine
-                                          if n.prefixlen == n.max_prefixlen), None))
+        session = Session(nas=str(_shared(nas)) or None, session_id=sid or None,
+                          user_name=user or None, framed_ip=framed)
     sub = Subscriber(
         account=account,
-        addresses=tuple(element(n) for n in mine),
+        addresses=addresses,
         state=state,
         amount_due=_amount(row),
-        currency=(_text(row, "currency") or policy.default_currency).upper()[:8],
+        currency=str(_shared((_text(row, "currency") or policy.default_currency).upper()[:8])),
         since=_date(row, "since"),
         block_at=_date(row, "block_at"),
         name=_text(row, "name")[:200],
-        language=_text(row, "language").lower()[:8],
-        tariff=_text(row, "tariff")[:100],
+        language=str(_shared(_text(row, "language").lower()[:8])),
+        tariff=str(_shared(_text(row, "tariff")[:100])),
         session=session,
     )
-    return sub, len(nets) - len(mine)
+    return sub, foreign
 
 
 def validate_rows(
@@ -241,33 +310,42 @@ def _owner_rank(sub: Subscriber, index: int, previous: Mapping[str, Subscriber],
 
 def _resolve_conflicts(out: Outcome, parsed: list[Subscriber],
                        previous: Mapping[str, Subscriber]) -> None:
-    claims: dict[str, tuple[tuple[int, int], str]] = {}
+    # addr -> (index, account) of the current claimant; ranks are only computed
+    # on a collision (rare), with the same outcome as ranking every claim.
+    claims: dict[str, tuple[int, str]] = {}
     losers: dict[str, str] = {}
+    has_prefix = False
     for index, sub in enumerate(parsed):
         for addr in sub.addresses:
-            rank = _owner_rank(sub, index, previous, addr)
             held = claims.get(addr)
-            if held is None or rank < held[0]:
-                if held is not None:
-                    losers[held[1]] = addr
-                claims[addr] = (rank, sub.account)
+            if held is None:
+                claims[addr] = (index, sub.account)
+                if not has_prefix and "/" in addr:
+                    has_prefix = True
+                continue
+            rank = _owner_rank(sub, index, previous, addr)
+            held_rank = _owner_rank(parsed[held[0]], held[0], previous, addr)
+            if rank < held_rank:
+                losers[held[1]] = addr
+                claims[addr] = (index, sub.account)
             elif held[1] != sub.account:
                 losers[sub.account] = addr
     # Containment: a host or prefix inside another account's prefix.
     prefixes: dict[tuple[int, int], dict[int, str]] = {}
-    for addr, (_, account) in claims.items():
-        if "/" in addr:
-            net = ipaddress.ip_network(addr)
-            table = prefixes.setdefault((net.version, net.prefixlen), {})
-            table[int(net.network_address)] = account
+    if has_prefix:
+        for addr, (_, account) in claims.items():
+            if "/" in addr:
+                net = ipaddress.ip_network(addr)
+                table = prefixes.setdefault((net.version, net.prefixlen), {})
+                table[int(net.network_address)] = account
     if prefixes:
         for addr, (_, account) in claims.items():
-            net = ipaddress.ip_network(addr)
-            for (version, plen), table in prefixes.items():
-                if version != net.version or plen >= net.prefixlen:
+            version, plen, value = _int_of(addr)
+            for (pversion, pplen), table in prefixes.items():
+                if pversion != version or pplen >= plen:
                     continue
-                shift = net.max_prefixlen - plen
-                owner = table.get((int(net.network_address) >> shift) << shift)
+                shift = (32 if version == 4 else 128) - pplen
+                owner = table.get((value >> shift) << shift)
                 if owner is not None and owner != account:
                     losers.setdefault(account, addr)
     for account, addr in losers.items():
@@ -277,3 +355,12 @@ def _resolve_conflicts(out: Outcome, parsed: list[Subscriber],
             out.subscribers[account] = previous[account]
         else:
             del out.subscribers[account]
+
+
+def _int_of(addr: str) -> tuple[int, int, int]:
+    """(version, prefix length, network as int) of a normalised element."""
+    if "/" not in addr and ":" not in addr:
+        a, b, c, d = addr.split(".")
+        return 4, 32, (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+    net = ipaddress.ip_network(addr)
+    return net.version, net.prefixlen, int(net.network_address)

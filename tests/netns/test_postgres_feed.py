@@ -6,8 +6,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from debtgate.netlab import Topology
+
 from tests.pgserver import PgServer, require_pg
 
 from .conftest import WEB_V4, DaemonProc, curl, nft_set, wait_for, wait_http
