@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
