@@ -17,6 +17,7 @@ from pydantic import Field, IPvAnyAddress, IPvAnyNetwork, ValidationError, field
 
 from .configbase import Section
 from .errors import ConfigError
+from .portal.config import PortalConfig
 from .sources.postgres import PostgresSourceSection
 
 DETECTION_HOSTS = frozenset({
@@ -168,6 +169,8 @@ class Config(Section):
     """The walled garden and DNS."""
     api: ApiSection = ApiSection()
     """Local sockets and the management API."""
+    portal: PortalConfig = PortalConfig()
+    """The captive portal (``debtgate portal``): pages, payment ways, security."""
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

@@ -27,6 +27,7 @@ from .core.transitions import Transition, transitions
 from .errors import ApplyError
 from .inventory import Inventory
 from .model import Rejection, State, Subscriber
+from .portal_api import view_dict
 from .sources.base import Delta, Event, Snapshot
 from .validate import Outcome, Policy, validate_rows
 
@@ -66,6 +67,8 @@ class Engine:
         self.listeners: list[TransitionListener] = []
         self.history: dict[str, deque[dict[str, Any]]] = {}
         self.acked: dict[str, float] = {}
+        self.portal_views = 0
+        self.portal_acks = 0
         self.stats = Stats()
         self.lock = asyncio.Lock()
         self.state_of: Callable[[Subscriber], State] = lambda sub: sub.state
@@ -223,6 +226,20 @@ class Engine:
                                                   if d.name in GARDEN_SETS))
             await self._apply(plan, cause="config garden")
 
+    # -- the portal's view (PortalBackend) ---------------------------------------
+    def view(self, ip: str) -> dict[str, Any] | None:
+        """What the portal may show to the holder of ``ip`` (and nobody else)."""
+        sub = self.inventory.find(ip)
+        if sub is None or self.inventory.owner(ip) != sub.account:
+            return None
+        self.portal_views += 1
+        effective = self.state_of(sub)
+        acked = self.acked.get(sub.account, 0.0) > time.time()
+        data = view_dict(sub, ip, acknowledged=acked, ack_timeout=self.ack_timeout,
+                         default_currency=self.policy.default_currency)
+        data["state"] = effective.value
+        return data
+
     # -- acknowledgements ------------------------------------------------------
     async def acknowledge(self, ip: str) -> dict[str, Any] | None:
         sub = self.inventory.find(ip)
@@ -234,6 +251,7 @@ class Engine:
                 elems = [a for a in sub.addresses if (":" in a) == (fam == "v6")]
                 await self.nft.add_timed(name, elems, self.ack_timeout)
         self.acked[sub.account] = time.time() + self.ack_timeout
+        self.portal_acks += 1
         audit("acknowledged", account=sub.account, address=ip, seconds=self.ack_timeout)
         if self.cutter:
             await self.cutter.cut([a for a in sub.addresses])

@@ -67,6 +67,21 @@ resolvers = ["198.18.0.53"]
 [api]
 socket = "{workdir}/api.sock"
 portal_socket = "{workdir}/portal.sock"
+portal_socket_group = "nogroup"
+[portal]
+listen = ""
+port = 8080
+public_url = "http://{PORTAL_V4}:8080/"
+operator_name = "Lab ISP"
+cabinet_url = "http://{PAY[0]}/cabinet"
+sbp_template = "https://qr.nspk.ru/AS1000?type=02&sum={{amount_kopecks}}&cur=RUB&payee={{account}}"
+[[portal.payment_links]]
+title = "Bank card"
+url = "http://{PAY[0]}/pay?account={{account}}&amount={{amount}}"
+[portal.contacts]
+phone = "+7 800 000-00-00"
+email = "support@isp.example"
+hours = "24/7"
 """
 
 
@@ -98,7 +113,11 @@ def build(workdir: Path, billing: str, with_portal: bool) -> Topology:
                          str(workdir / "debtgate.toml")], stdout=log, stderr=subprocess.STDOUT)
     if with_portal and _portal_available():
         plog = open(workdir / "portal.log", "ab")  # noqa: SIM115
-        topo.popen(topo.gw, [sys.executable, "-m", "debtgate.cli", "portal", "--config",
+        # The portal runs unprivileged: no capabilities, only the socket's group.
+        workdir.chmod(0o755)
+        topo.popen(topo.gw, ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                             "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-m",
+                             "debtgate.cli", "portal", "--config",
                              str(workdir / "debtgate.toml")], stdout=plog,
                    stderr=subprocess.STDOUT)
     else:
