@@ -79,7 +79,7 @@ class NasConfig(Section):
         """The NAS-IP-Address to send, if any."""
         if self.nas_ip:
             return self.nas_ip
-        return self.address if ipaddress.ip_address(self.address).version == 4 else None
+        return self.address if ":" not in self.address else None
 
 
 class AccountingConfig(Section):

@@ -17,6 +17,7 @@ A profile is a TOML file (see ``docs/radius.md``)::
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import string
 import tomllib
@@ -74,7 +75,8 @@ class Profile:
         return self.actions[intent]
 
 
-def template_fields(template: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def template_fields(template: str) -> frozenset[str]:
     """Placeholders used by ``template``; rejects attribute access and format specs."""
     names: set[str] = set()
     try:
@@ -87,15 +89,18 @@ def template_fields(template: str) -> set[str]:
         if not name.isidentifier() or spec or conv:
             raise ProfileError(f"bad placeholder {{{name}}} in {template!r}: use plain {{name}}")
         names.add(name)
-    return names
+    return frozenset(names)
 
 
 def fill(template: str, values: Mapping[str, str | None]) -> str:
     """Fill a template; a missing or empty value is a :class:`ProfileError`."""
-    for name in template_fields(template):
+    fields = template_fields(template)
+    if not fields:
+        return template
+    for name in fields:
         if not values.get(name):
             raise ProfileError(f"template {template!r} needs {{{name}}}, which is not known")
-    return template.format_map({k: v for k, v in values.items() if v is not None})
+    return template.format_map({k: values[k] for k in fields})
 
 
 def attribute_type(dictionary: Dictionary, name: str) -> str:

@@ -66,6 +66,7 @@ class NasTransport:
     ) -> None:
         self.name = name
         self.address = ipaddress.ip_address(address)
+        self._address_text = str(self.address)
         self.port = port
         self.stats = stats
         self.source_address = source_address
@@ -145,13 +146,15 @@ class NasTransport:
 
     def _send(self, sock: _Socket, raw: bytes) -> None:
         assert sock.transport is not None
-        sock.transport.sendto(raw, (str(self.address), self.port))
+        sock.transport.sendto(raw, (self._address_text, self.port))
 
     def _received(self, sock: _Socket, data: bytes, addr: tuple[str | object, ...]) -> None:
-        try:
-            source_ok = ipaddress.ip_address(str(addr[0])) == self.address and addr[1] == self.port
-        except ValueError:
-            source_ok = False
+        source_ok = addr[1] == self.port and addr[0] == self._address_text
+        if not source_ok and addr[1] == self.port:
+            try:  # another spelling of the same address (e.g. IPv6 zero compression)
+                source_ok = ipaddress.ip_address(str(addr[0])) == self.address
+            except ValueError:
+                source_ok = False
         if not source_ok:
             self.stats.bad_source += 1
             log.warning("nas=%s reply from unexpected source %s ignored", self.name, addr[:2])
