@@ -7,9 +7,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from debtgate.sources.base import Snapshot
 from debtgate.sources.postgres import PostgresSource
+
 from tests.pgserver import PgServer, require_pg
 
 from .conftest import Recorder, by_account, running, settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from debtgate.sources.postgres import PostgresSource
 
 from .conftest import Billing, Recorder, by_account, running, settings
