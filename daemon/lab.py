@@ -45,7 +45,7 @@ HOSTS: list[dict[str, Any]] = [
 ]
 
 
-def lab_config(workdir: Path, source: str) -> str:
+def lab_config(workdir: Path, source: str, ack_timeout: int = 120) -> str:
     return f"""# debtgate lab configuration (generated)
 [daemon]
 state_dir = "{workdir}/state"
@@ -60,7 +60,7 @@ serves = ["100.64.0.0/16", "2001:db8:100::/40"]
 portal_v4 = "{PORTAL_V4}"
 portal_v6 = "{PORTAL_V6}"
 portal_port = 8080
-ack_timeout = 120
+ack_timeout = {ack_timeout}
 [garden]
 cidrs = ["{PAY[0]}/32", "{PAY[1]}/128"]
 resolvers = ["198.18.0.53"]
@@ -93,11 +93,12 @@ def _portal_available() -> bool:
     return True
 
 
-def build(workdir: Path, billing: str, with_portal: bool) -> Topology:
+def build(workdir: Path, billing: str, with_portal: bool, tag: str = "lab",
+          ack_timeout: int = 120) -> Topology:
     for stale in sh("ip", "netns", "list").stdout.split():
-        if stale.startswith("dglab"):
+        if stale.startswith(f"dg{tag}"):
             sh("ip", "netns", "del", stale, check=False)
-    topo = Topology(tag="lab")
+    topo = Topology(tag=tag)
     topo.build_gateway()
     for host in HOSTS:
         topo.add_host(host["ns"], host["v4"], host["v6"])
@@ -107,7 +108,7 @@ def build(workdir: Path, billing: str, with_portal: bool) -> Topology:
     topo.serve_http("pay", "payment host (walled garden)")
     (workdir / "subscribers.json").write_text(
         json.dumps({"subscribers": [h["row"] for h in HOSTS]}, indent=2, ensure_ascii=False))
-    (workdir / "debtgate.toml").write_text(lab_config(workdir, billing))
+    (workdir / "debtgate.toml").write_text(lab_config(workdir, billing, ack_timeout))
     log = open(workdir / "daemon.log", "ab")  # noqa: SIM115 - lives as long as the lab
     topo.popen(topo.gw, [sys.executable, "-m", "debtgate.cli", "run", "--config",
                          str(workdir / "debtgate.toml")], stdout=log, stderr=subprocess.STDOUT)
