@@ -159,8 +159,12 @@ async def _add_override(request: web.Request) -> web.Response:
     try:
         payload = json.loads(raw)
         account, action, reason, expires = parse_override(payload, datetime.now(UTC))
-    except (ValueError, RecursionError) as exc:
-        message = "body must be JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+    except json.JSONDecodeError:
+        return error("body must be JSON", 400)
+    except RecursionError:
+        return error("body is nested too deeply", 400)
+    except ValueError as exc:  # UnicodeDecodeError or parse_override's message
+        message = "body must be UTF-8 JSON" if isinstance(exc, UnicodeDecodeError) else str(exc)
         return error(message or "bad request", 400)
     author = author_of(request)
     try:
