@@ -13,15 +13,22 @@ import contextlib
 import logging
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .adapters.conntrack import ConntrackCutter, NullCutter, PyrouteCutter
 from .adapters.nft import NftAdapter, read_template, render_ruleset
+from .audit import audit
 from .config import Config, load_config
+from .core.guard import GuardPolicy
+from .core.sets import ENFORCEMENT_SETS
 from .engine import Engine
 from .errors import ConfigError, DebtgateError
+from .model import State
+from .overrides import FileOverrideStore, Override, OverrideStore, new_override
+from .persist import StateFile
 from .sdnotify import notify
 from .sources.base import BillingSource
 from .sources.file import FileSource
@@ -34,6 +41,11 @@ def policy_of(config: Config) -> Policy:
     net = config.network
     return Policy(min_prefix_v4=net.min_prefix_v4, min_prefix_v6=net.min_prefix_v6,
                   serves=tuple(net.serves), default_currency=net.default_currency)
+
+
+def guard_of(config: Config) -> GuardPolicy:
+    g = config.guard
+    return GuardPolicy(enabled=g.enabled, share=g.share, count=g.count, min_count=g.min_count)
 
 
 def ruleset_of(config: Config) -> str:
@@ -62,6 +74,11 @@ class Daemon:
         self.nft = nft or NftAdapter()
         cutter: ConntrackCutter = PyrouteCutter() if config.nft.conntrack else NullCutter()
         self.engine = Engine(self.nft, cutter, policy_of(config), config.nft.ack_timeout)
+        self.engine.guard = guard_of(config)
+        state_dir = config.daemon.state_dir
+        self.statefile = StateFile(state_dir / "applied.json")
+        self.override_store: OverrideStore = FileOverrideStore(state_dir / "overrides.json")
+        self.engine.on_applied = self.statefile.mark
         self.source = make_source(config)
         self.degraded: dict[str, str] = {}
         self._source_task: asyncio.Task[None] | None = None
@@ -70,9 +87,22 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
-        """Load the ruleset (never flushing sets), adopt the kernel's state, apply the garden."""
+        """Load the ruleset (never flushing sets), adopt the kernel's state, restore it after
+        a reboot, apply the garden."""
         await self.nft.load_ruleset(ruleset_of(self.config))
         await self.engine.adopt_kernel()
+        for override in await self.override_store.load():
+            self.engine.overrides[override.account] = override
+        kernel_empty = not any(self.engine.committed.get(n) for n in ENFORCEMENT_SETS)
+        saved = self.statefile.load() if kernel_empty else None
+        if saved is not None and any(saved[0].values()):
+            if self.config.daemon.fail_open:
+                log.warning("kernel table is empty (reboot?) and fail_open is set: "
+                            "nobody is restricted until billing answers")
+            else:
+                writes = await self.engine.restore(*saved)
+                log.warning("kernel table was empty (reboot?): restored %d elements of the "
+                            "last applied state before billing answers", writes)
         g = self.config.garden
         self.engine.set_garden([str(c) for c in g.cidrs], [str(r) for r in g.resolvers])
         await self.engine.apply_garden()
@@ -99,6 +129,49 @@ class Daemon:
                 self.degraded["kernel"] = str(exc)
                 log.error("reconcile failed: %s", exc)
             self.source.request_resync()
+
+    def _collect_state(self) -> None:
+        eng = self.engine
+        self.statefile.take({n: eng.committed.get(n, set()) for n in ENFORCEMENT_SETS},
+                            (eng.inventory.accounts[a] for a, st in eng.placed.items()
+                             if st is not State.ACTIVE and a in eng.inventory.accounts))
+
+    async def _expire_overrides(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = self.engine.clock()
+            expired = [o for o in self.engine.overrides.values() if not o.active(now)]
+            for override in expired:
+                del self.engine.overrides[override.account]
+                audit("override_expired", **override.as_dict())
+                log.info("override %s expired for account=%s", override.id, override.account)
+            if expired:
+                await self.override_store.save(list(self.engine.overrides.values()))
+                await self.engine.reapply([o.account for o in expired], "override expired",
+                                          bypass_guard=False)
+
+    async def add_override(self, account: str, action: str, reason: str,
+                           expires_at: datetime | None, author: str) -> Override:
+        override = new_override(account, action, reason, self.engine.clock(), expires_at,
+                                author)
+        self.engine.overrides[account] = override
+        await self.override_store.save(list(self.engine.overrides.values()))
+        audit("override_added", **override.as_dict())
+        log.warning("override %s: %s account=%s by %s: %s", override.id, action, account,
+                    author, reason)
+        await self.engine.reapply([account], f"override {override.id} by {author}")
+        return override
+
+    async def delete_override(self, override_id: str, author: str) -> bool:
+        found = next((o for o in self.engine.overrides.values() if o.id == override_id), None)
+        if found is None:
+            return False
+        del self.engine.overrides[found.account]
+        await self.override_store.save(list(self.engine.overrides.values()))
+        audit("override_deleted", author=author, **found.as_dict())
+        await self.engine.reapply([found.account], f"override {override_id} deleted by {author}",
+                                  bypass_guard=False)
+        return True
 
     async def _watchdog(self) -> None:
         while True:
@@ -139,9 +212,12 @@ class Daemon:
             self.engine.set_garden([str(c) for c in g.cidrs], [str(r) for r in g.resolvers])
             await self.engine.apply_garden()
             log.info("reload: garden changed")
+        if new.guard != old.guard:
+            self.engine.guard = guard_of(new)
+            log.info("reload: guard changed")
         if new.network != old.network:
             self.engine.policy = policy_of(new)
-            self.source.request_resync()
+            self.source.request_resync(full=True)
             log.info("reload: network policy changed, resyncing")
         if new.source != old.source and self._source_task is not None:
             self._source_task.cancel()
@@ -166,6 +242,8 @@ class Daemon:
             self.spawn(self._reconcile_loop(), "reconcile")
             self.spawn(self._watchdog(), "watchdog")
             self.spawn(self._ready(), "ready")
+            self.spawn(self.statefile.run(self._collect_state), "persist")
+            self.spawn(self._expire_overrides(), "overrides")
             for ext in self.extensions:
                 self.spawn(ext.run(self), type(ext).__name__)
             while not self.shutdown.is_set():

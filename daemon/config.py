@@ -41,6 +41,22 @@ class DaemonSection(Section):
     """Seconds the daemon waits for its tasks to finish on SIGTERM before it exits anyway."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level of the daemon's own messages."""
+    fail_open: bool = False
+    """After a reboot (kernel table empty) start with nobody restricted until billing
+    answers, instead of restoring the last applied state (the default, fail-closed)."""
+    readiness_budget: float = Field(900.0, gt=0)
+    """Seconds without a successful billing sync after which /readyz reports not ready."""
+
+
+class GuardSection(Section):
+    enabled: bool = True
+    """Hold a sync that would newly restrict too many subscribers at once."""
+    share: float = Field(0.05, gt=0, le=1)
+    """Hold when more than this share of all subscribers would be newly restricted."""
+    count: int | None = Field(None, ge=1)
+    """Hold when more than this many would be newly restricted (unset: the share only)."""
+    min_count: int = Field(10, ge=0)
+    """Never hold this many or fewer: small changes always apply."""
 
 
 class FileSourceSection(Section):
@@ -167,6 +183,8 @@ class Config(Section):
     """nftables enforcement."""
     garden: GardenSection = GardenSection()
     """The walled garden and DNS."""
+    guard: GuardSection = GuardSection()
+    """The mass-change guard."""
     api: ApiSection = ApiSection()
     """Local sockets and the management API."""
     portal: PortalConfig = PortalConfig()

@@ -21,12 +21,14 @@ from .adapters.conntrack import ConntrackCutter
 from .adapters.nft import NftAdapter
 from .audit import audit
 from .core.desired import build_desired, garden_desired, update_desired
+from .core.guard import GuardPolicy, hold, newly_restricted
 from .core.reconcile import Plan, commit, reconcile
 from .core.sets import ACK_SETS, ENFORCEMENT_SETS, GARDEN_SETS, MANAGED_SETS
 from .core.transitions import Transition, transitions
 from .errors import ApplyError
 from .inventory import Inventory
 from .model import Rejection, State, Subscriber
+from .overrides import Override
 from .portal_api import view_dict
 from .sources.base import Delta, Event, Snapshot
 from .validate import Outcome, Policy, validate_rows
@@ -71,7 +73,53 @@ class Engine:
         self.portal_acks = 0
         self.stats = Stats()
         self.lock = asyncio.Lock()
-        self.state_of: Callable[[Subscriber], State] = lambda sub: sub.state
+        self.placed: dict[str, State] = {}
+        """The state each account is enforced as (billing, overrides and the guard applied)."""
+        self.overrides: dict[str, Override] = {}
+        self.guard = GuardPolicy()
+        self.held: dict[str, State] = {}
+        """Restrictions the guard holds: account -> the state billing wants."""
+        self.held_since: float | None = None
+        self.on_applied: Callable[[], None] = lambda: None
+
+    def state_of(self, sub: Subscriber) -> State:
+        """The effective state: an active override wins over billing."""
+        override = self.overrides.get(sub.account)
+        if override is not None and override.active(self.clock()):
+            return override.state
+        return sub.state
+
+    def _guarded(self, subs: Mapping[str, Subscriber], total: int, bypass: bool,
+                 cause: str) -> dict[str, State]:
+        """Effective states for ``subs``, with a mass restriction held back."""
+        final = {acc: self.state_of(sub) for acc, sub in subs.items()}
+        was = {acc: self._was_restricted(acc, sub) for acc, sub in subs.items()
+               if final[acc].restricted}
+        fresh = [a for a in newly_restricted(was, final) if a not in self.overrides]
+        for acc in list(self.held):
+            if acc in subs and acc not in fresh:
+                del self.held[acc]  # billing changed its mind, or it was applied
+        if bypass or not self.guard.trips(len(fresh), total):
+            if not self.held:
+                self.held_since = None
+            return final
+        for acc in fresh:
+            self.held[acc] = final[acc]
+        if self.held_since is None:
+            self.held_since = time.time()
+            log.error("mass-change guard: %d of %d subscribers would be restricted at once "
+                      "(cause=%s); holding them until approved (debtgate approve)",
+                      len(fresh), total, cause)
+            audit("guard_hold", count=len(fresh), total=total, cause=cause)
+        return hold(final, {a: self.placed.get(a) for a in fresh}, fresh)
+
+    def _was_restricted(self, account: str, sub: Subscriber) -> bool:
+        placed = self.placed.get(account)
+        if placed is not None:
+            return placed.restricted
+        restricted = (n for n in ENFORCEMENT_SETS if not n.startswith("warn"))
+        return any(addr in self.committed.get(n, ()) for n in restricted
+                   for addr in sub.addresses)
 
     # -- start-up --------------------------------------------------------
     async def adopt_kernel(self) -> None:
@@ -105,16 +153,26 @@ class Engine:
         outcome = await asyncio.to_thread(
             validate_rows, event.rows, self.policy, self.inventory.accounts)
         self._record_rejections(outcome)
+        if not outcome.subscribers and len(self.inventory) > 0:
+            log.error("billing snapshot holds no valid subscriber (had %d): refusing to "
+                      "release everyone; keeping the last good state", len(self.inventory))
+            self.rejections["empty_snapshot"] += 1
+            return
         old = dict(self.inventory.accounts)
-        desired = build_desired(outcome.subscribers.values(), self.state_of)
+        old_placed = self.placed
+        final = self._guarded(outcome.subscribers, len(outcome.subscribers), False, "snapshot")
+        desired = build_desired(outcome.subscribers.values(), lambda sub: final[sub.account])
         desired.update(self.garden)
         plan = reconcile(desired, self.committed, self.clock())
         await self._apply(plan, cause="billing snapshot")
         self.inventory.replace_all(outcome.subscribers)
+        self.placed = final
         self.desired = {k: v for k, v in desired.items() if k in ENFORCEMENT_SETS}
-        self._announce(transitions(old, self.inventory.accounts, self.state_of, self.clock(),
-                                   "billing"))
+        self._announce(transitions(old, self.inventory.accounts,
+                                   lambda sub: old_placed.get(sub.account, sub.state),
+                                   lambda sub: final[sub.account], self.clock(), "billing"))
         self.stats.synced = True
+        self.on_applied()
 
     async def _delta(self, event: Delta) -> None:
         previous: dict[str, Subscriber] = {}
@@ -134,38 +192,42 @@ class Engine:
         self._record_rejections(outcome)
         await self.change_accounts(outcome.subscribers, event.gone, cause="billing")
 
-    async def change_accounts(self, subs: dict[str, Subscriber], gone: Iterable[str],
-                              cause: str) -> None:
+    async def change_accounts(self, subs: Mapping[str, Subscriber], gone: Iterable[str],
+                              cause: str, bypass_guard: bool = False) -> None:
         """Apply new versions of some accounts (caller holds the lock)."""
+        gone = [g for g in gone if g not in subs]
+        final = self._guarded(subs, max(len(self.inventory), len(subs)), bypass_guard, cause)
         scope: set[str] = set()
         before: dict[str, Subscriber] = {}
-        after: dict[str, Subscriber] = {}
-        for account in set(subs) | set(gone):
+        before_state: dict[str, State] = {}
+        for account in [*subs, *gone]:
             old = self.inventory.get(account)
             new = subs.get(account)
             if old is not None:
                 before[account] = old
-            if new is not None:
-                after[account] = new
-            scope |= update_desired(self.desired, old, self.state_of(old) if old else None,
-                                    new, self.state_of(new) if new else None)
+                before_state[account] = self.placed.get(account, old.state)
+            scope |= update_desired(self.desired, old, before_state.get(account),
+                                    new, final.get(account))
         plan = reconcile(self.desired, self.committed, self.clock(), scope=scope)
         try:
             await self._apply(plan, cause=cause)
         except ApplyError:
             # Roll the desired state back: the inventory still says what the kernel has.
-            for account in set(subs) | set(gone):
-                update_desired(self.desired, after.get(account),
-                               self.state_of(after[account]) if account in after else None,
-                               before.get(account),
-                               self.state_of(before[account]) if account in before else None)
+            for account in [*subs, *gone]:
+                update_desired(self.desired, subs.get(account), final.get(account),
+                               before.get(account), before_state.get(account))
             raise
         for account in gone:
             self.inventory.remove(account)
+            self.placed.pop(account, None)
         for sub in subs.values():
             self.inventory.put(sub)
-        self._announce(transitions(before, {**before, **after} | {g: None for g in gone},
-                                   self.state_of, self.clock(), cause))
+        self.placed.update(final)
+        after: dict[str, Subscriber | None] = {**subs, **{g: None for g in gone}}
+        self._announce(transitions(before, after,
+                                   lambda sub: before_state.get(sub.account, sub.state),
+                                   lambda sub: final[sub.account], self.clock(), cause))
+        self.on_applied()
 
     async def _apply(self, plan: Plan, cause: str) -> None:
         if plan.empty:
@@ -201,6 +263,38 @@ class Engine:
                 except Exception:  # a listener bug must not stop enforcement
                     log.exception("transition listener failed for account=%s", change.account)
 
+    # -- overrides, guard, restore ----------------------------------------------
+    async def reapply(self, accounts: Iterable[str], cause: str, bypass_guard: bool = True
+                      ) -> None:
+        """Place some accounts again (after an override or an approval)."""
+        async with self.lock:
+            subs = {a: sub for a in accounts if (sub := self.inventory.get(a)) is not None}
+            if subs:
+                await self.change_accounts(subs, (), cause=cause, bypass_guard=bypass_guard)
+
+    async def approve(self, author: str) -> dict[str, Any]:
+        """Apply what the mass-change guard holds."""
+        held = list(self.held)
+        audit("guard_approve", author=author, count=len(held))
+        log.warning("mass-change guard: %s approved %d held restrictions", author, len(held))
+        await self.reapply(held, cause=f"guard approval by {author}")
+        self.held.clear()
+        self.held_since = None
+        return {"applied": len(held)}
+
+    async def restore(self, sets: dict[str, set[str]], rows: list[dict[str, Any]]) -> int:
+        """Put a persisted state back into an empty kernel (before billing answers)."""
+        async with self.lock:
+            outcome = validate_rows(rows, self.policy, {})
+            desired = {n: sets.get(n, set()) for n in ENFORCEMENT_SETS}
+            plan = reconcile(desired, self.committed, self.clock(), cut_sets=frozenset())
+            await self._apply(plan, cause="restore after reboot")
+            self.inventory.replace_all(outcome.subscribers)
+            self.placed = {a: s.state for a, s in outcome.subscribers.items()}
+            self.desired = {n: set(v) for n, v in desired.items()}
+            audit("restored", writes=plan.writes, subscribers=len(outcome.subscribers))
+            return plan.writes
+
     # -- reconcile -----------------------------------------------------------
     async def full_reconcile(self) -> int:
         """Read the kernel back and repair drift; returns the number of repairs."""
@@ -233,7 +327,7 @@ class Engine:
         if sub is None or self.inventory.owner(ip) != sub.account:
             return None
         self.portal_views += 1
-        effective = self.state_of(sub)
+        effective = self.placed.get(sub.account, self.state_of(sub))
         acked = self.acked.get(sub.account, 0.0) > time.time()
         data = view_dict(sub, ip, acknowledged=acked, ack_timeout=self.ack_timeout,
                          default_currency=self.policy.default_currency)
@@ -243,7 +337,7 @@ class Engine:
     # -- acknowledgements ------------------------------------------------------
     async def acknowledge(self, ip: str) -> dict[str, Any] | None:
         sub = self.inventory.find(ip)
-        if sub is None or self.state_of(sub) is not State.WARN:
+        if sub is None or self.placed.get(sub.account, sub.state) is not State.WARN:
             return None
         async with self.lock:
             for name in ACK_SETS:

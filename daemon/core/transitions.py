@@ -36,7 +36,8 @@ class Transition:
 def transitions(
     before: Mapping[str, Subscriber | None],
     after: Mapping[str, Subscriber | None],
-    state_of: Callable[[Subscriber], State],
+    old_state_of: Callable[[Subscriber], State],
+    new_state_of: Callable[[Subscriber], State],
     now: datetime,
     cause: str,
 ) -> list[Transition]:
@@ -45,8 +46,8 @@ def transitions(
     for account in before.keys() | after.keys():
         old = before.get(account)
         new = after.get(account)
-        old_state = state_of(old) if old is not None else None
-        new_state = state_of(new) if new is not None else None
+        old_state = old_state_of(old) if old is not None else None
+        new_state = new_state_of(new) if new is not None else None
         if old_state is new_state and (old is None or new is None
                                        or old.addresses == new.addresses):
             continue

@@ -55,6 +55,7 @@ class BillingSource(Protocol):
         """Feed the sink until cancelled: a Snapshot first, then Deltas or Snapshots."""
         ...
 
-    def request_resync(self) -> None:
-        """Ask for a fresh Snapshot soon (periodic reconcile, POST /resync)."""
+    def request_resync(self, full: bool = False) -> None:
+        """Ask for a resync soon (periodic reconcile, POST /resync); ``full`` re-checks
+        every row even if unchanged (after a policy change)."""
         ...

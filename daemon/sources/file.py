@@ -52,7 +52,8 @@ class FileSource:
         self._resync = asyncio.Event()
         self._seen: tuple[int, int, int] | None = None
 
-    def request_resync(self) -> None:
+    def request_resync(self, full: bool = False) -> None:
+        del full  # every read of the file is a full snapshot
         self._resync.set()
 
     def _stat(self) -> tuple[int, int, int] | None:
