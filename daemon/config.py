@@ -18,6 +18,8 @@ from pydantic import Field, IPvAnyAddress, IPvAnyNetwork, ValidationError, field
 from .configbase import Section
 from .errors import ConfigError
 from .portal.config import PortalConfig
+from .radius.config import RadiusConfig
+from .selfservice_config import SelfServiceSection
 from .sources.postgres import PostgresSourceSection
 
 DETECTION_HOSTS = frozenset({
@@ -189,6 +191,11 @@ class Config(Section):
     """Local sockets and the management API."""
     portal: PortalConfig = PortalConfig()
     """The captive portal (``debtgate portal``): pages, payment ways, security."""
+    radius: RadiusConfig = RadiusConfig()
+    """RADIUS CoA / Disconnect-Message to the BRAS/NAS, and the accounting listener."""
+    selfservice: SelfServiceSection = SelfServiceSection()
+    """Self-service from the stub page: promised payment and resuming a pause, decided
+    by the billing's hook; see docs/selfservice.md."""
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

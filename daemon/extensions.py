@@ -11,6 +11,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
+from .core.transitions import Transition
+from .model import Session, Subscriber
 
 if TYPE_CHECKING:
     from .app import Daemon
@@ -35,6 +37,38 @@ class PortalChannel:
             await runner.cleanup()
 
 
+class Radius:
+    """Tells the BRAS/NAS about every transition (CoA / Disconnect-Message)."""
+
+    def __init__(self, config: Config) -> None:
+        from .radius.dispatcher import CoaDispatcher  # noqa: PLC0415
+
+        self.dispatcher = CoaDispatcher(config.radius)
+
+    def on_transition(self, change: Transition, sub: Subscriber | None) -> None:
+        from .radius.intent import Intent  # noqa: PLC0415
+
+        if change.new is None or sub is None:
+            return  # gone from billing: nothing to tell the NAS
+        self.dispatcher.submit(Intent(change.account, change.new, sub.session or Session(),
+                                      sub.addresses))
+
+    async def run(self, daemon: Daemon) -> None:
+        daemon.engine.listeners.append(self.on_transition)
+        try:
+            await self.dispatcher.run()
+        finally:
+            self.dispatcher.close()
+
+    def status(self, out: dict[str, Any]) -> None:
+        out["radius"] = self.dispatcher.status().get("nas", {})
+
+    def explain(self, sub: Subscriber, out: dict[str, Any]) -> None:
+        out["radius"] = self.dispatcher.last_result(sub.account)
+
+
 def default_extensions(config: Config) -> list[Any]:
     exts: list[Any] = [PortalChannel(config)]
+    if config.radius.enabled:
+        exts.append(Radius(config))
     return exts

@@ -1,0 +1,141 @@
+"""The daemon's answers to the NOC: status, readiness, explain, overrides, guard.
+
+Implements the management API's ``ManagementBackend`` over a running
+:class:`~debtgate.app.Daemon`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .core.desired import where_is
+from .core.sets import ACK_SETS, ENFORCEMENT_SETS, GARDEN_SETS
+from .persist import subscriber_row
+
+if TYPE_CHECKING:
+    from .app import Daemon
+
+
+class Admin:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    @property
+    def engine(self) -> Any:
+        return self.daemon.engine
+
+    def health(self) -> dict[str, Any]:
+        return {"alive": True, "version": __version__,
+                "uptime": round(time.time() - self.daemon.started, 1)}
+
+    def ready(self) -> tuple[bool, str]:
+        eng = self.engine
+        if not eng.stats.synced:
+            return False, "not synced with billing yet"
+        health = self.daemon.source.health
+        budget = self.daemon.config.daemon.readiness_budget
+        last = health.last_snapshot or health.last_event
+        if health.connected is False and last is not None and time.time() - last > budget:
+            return False, f"billing feed stale for {time.time() - last:.0f} s"
+        return True, "ok"
+
+    def status(self) -> dict[str, Any]:
+        eng = self.engine
+        states = Counter(st.value for st in eng.placed.values())
+        health = self.daemon.source.health
+        feed = health.as_dict()
+        feed["rejected"] = dict(eng.rejections)
+        desired = {**eng.desired, **eng.garden}
+        sets = {name: {"desired": len(desired.get(name, ())),
+                       "kernel": len(eng.committed.get(name, ()))}
+                for name in (*ENFORCEMENT_SETS, *GARDEN_SETS)}
+        out: dict[str, Any] = {
+            "version": __version__,
+            "uptime": round(time.time() - self.daemon.started, 1),
+            "feed": feed,
+            "subscribers": dict(states),
+            "sets": sets,
+            "drift_repairs": eng.stats.drift_repairs,
+            "applies": eng.stats.applies,
+            "kernel_writes": eng.stats.kernel_writes,
+            "apply_errors": eng.stats.apply_errors,
+            "last_apply_seconds": round(eng.stats.last_apply_seconds, 6),
+            "conntrack_cut": eng.stats.conntrack_cut,
+            "garden": {"static": sum(len(v) for v in eng.garden.values()), "domains": {}},
+            "radius": {},
+            "portal": {"views": eng.portal_views, "acks": eng.portal_acks},
+            "guard": {"holding": bool(eng.held), "held_restrictions": len(eng.held),
+                      "threshold_percent": eng.guard.share * 100,
+                      "threshold_count": eng.guard.count, "since": eng.held_since},
+            "overrides": len(eng.overrides),
+            "degraded": dict(self.daemon.degraded),
+        }
+        for ext in self.daemon.extensions:
+            contribute = getattr(ext, "status", None)
+            if contribute is not None:
+                contribute(out)
+        return out
+
+    def explain(self, key: str) -> dict[str, Any] | None:
+        eng = self.engine
+        sub = eng.inventory.find(key.strip())
+        if sub is None:
+            return None
+        kernel_sets = {}
+        for addr in sub.addresses:
+            kernel_sets[addr] = where_is({n: eng.committed.get(n, set())
+                                          for n in (*ENFORCEMENT_SETS, *ACK_SETS)}, addr)
+        override = eng.overrides.get(sub.account)
+        out: dict[str, Any] = {
+            "account": sub.account,
+            "asked": key,
+            "billing": subscriber_row(sub),
+            "billing_state": sub.state.value,
+            "enforced_state": eng.placed.get(sub.account, sub.state).value,
+            "why": self._why(sub),
+            "sets": kernel_sets,
+            "override": override.as_dict() if override else None,
+            "held_by_guard": sub.account in eng.held,
+            "acknowledged_until": eng.acked.get(sub.account),
+            "transitions": list(eng.history.get(sub.account, ())),
+            "radius": None,
+        }
+        for ext in self.daemon.extensions:
+            contribute = getattr(ext, "explain", None)
+            if contribute is not None:
+                contribute(sub, out)
+        return out
+
+    def _why(self, sub: Any) -> str:
+        eng = self.engine
+        if sub.account in eng.held:
+            return (f"billing says {eng.held[sub.account].value}, but the mass-change guard "
+                    "holds the restriction until approved")
+        override = eng.overrides.get(sub.account)
+        if override is not None and override.active(eng.clock()):
+            return f"manual override ({override.action}) by {override.author}: {override.reason}"
+        return f"billing state {sub.state.value}"
+
+    def list_overrides(self) -> list[dict[str, Any]]:
+        return [o.as_dict() for o in self.engine.overrides.values()]
+
+    async def add_override(self, account: str, action: str, reason: str,
+                           expires_at: datetime | None, author: str) -> dict[str, Any]:
+        override = await self.daemon.add_override(account, action, reason, expires_at, author)
+        return override.as_dict()
+
+    async def delete_override(self, override_id: str, author: str) -> bool:
+        return await self.daemon.delete_override(override_id, author)
+
+    async def resync(self) -> None:
+        self.daemon.source.request_resync(full=True)
+        await self.engine.full_reconcile()
+
+    async def approve_guard(self, author: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.engine.approve(author)
+        return result
+
