@@ -332,6 +332,9 @@ class Engine:
         data = view_dict(sub, ip, acknowledged=acked, ack_timeout=self.ack_timeout,
                          default_currency=self.policy.default_currency)
         data["state"] = effective.value
+        selfservice = getattr(self, "selfservice", None)  # attached by debtgate.selfservice
+        if selfservice is not None:
+            data.update(selfservice.view_fields(sub, effective))
         return data
 
     # -- acknowledgements ------------------------------------------------------

@@ -8,6 +8,12 @@ The portal process (unprivileged, no CAP_NET_ADMIN) asks the daemon two things:
 ``POST /v1/ack`` with ``{"ip": IP}``
     200 ``{"acknowledged": true, "expires_in": seconds}``, or 409 when the
     address is not in the warn state.
+``POST /v1/promise`` and ``POST /v1/resume`` with ``{"ip": IP, "request_id": KEY}``
+    200 ``{"ok": bool, "reason": str|null, "action": ..., "days": n}`` (the billing's
+    answer, or why it was not asked), 404 when the address is nobody's, 400 on bad
+    input. Served by the backend's ``selfservice`` (:class:`SelfServiceBackend`,
+    attached by :mod:`debtgate.selfservice`); without one the answer is
+    ``{"ok": false, "reason": "disabled"}``.
 
 The engine implements :class:`PortalBackend`; :func:`make_portal_api` wraps it
 and :func:`serve_unix` serves it.
@@ -20,6 +26,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -47,6 +54,22 @@ class PortalBackend(Protocol):
         """Acknowledge ``ip``'s warning: ``{"acknowledged": True, "expires_in": s}``,
         or None when the address is not in warn."""
         ...
+
+
+class SelfServiceBackend(Protocol):
+    """Promised payment and resume (``engine.selfservice`` when self-service runs)."""
+
+    async def promise(self, ip: str, request_id: str) -> dict[str, Any] | None:
+        """The billing's answer to a promised payment for ``ip``'s owner; None if nobody's."""
+        ...
+
+    async def resume(self, ip: str, request_id: str) -> dict[str, Any] | None:
+        """The billing's answer to resuming ``ip``'s owner's paused service; None if nobody's."""
+        ...
+
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+"""An idempotency key: the portal puts a fresh one in each page's form."""
 
 
 def view_dict(
@@ -125,12 +148,35 @@ async def _ack(request: web.Request) -> web.Response:
     return _json(result)
 
 
+async def _selfservice(request: web.Request) -> web.Response:
+    try:
+        payload = await request.json()
+    except ValueError:
+        return _json({"error": "body must be JSON"}, 400)
+    if not isinstance(payload, dict):
+        return _json({"error": "body must be a JSON object"}, 400)
+    ip = _address(payload.get("ip"))
+    key = payload.get("request_id")
+    if ip is None or not isinstance(key, str) or not REQUEST_ID.match(key):
+        return _json({"error": "ip must be one address, request_id 16-64 of [A-Za-z0-9_-]"}, 400)
+    action = request.match_info["action"]
+    service: SelfServiceBackend | None = getattr(request.app[BACKEND], "selfservice", None)
+    if service is None:
+        return _json({"ok": False, "reason": "disabled", "action": action})
+    call = service.promise if action == "promise" else service.resume
+    result = await call(ip, key)
+    if result is None:
+        return _json({"error": "unknown address"}, 404)
+    return _json(result)
+
+
 def make_portal_api(backend: PortalBackend) -> web.Application:
     """The aiohttp application the portal talks to."""
     app = web.Application(client_max_size=MAX_BODY)
     app[BACKEND] = backend
     app.router.add_get("/v1/view", _view)
     app.router.add_post("/v1/ack", _ack)
+    app.router.add_post("/v1/{action:promise|resume}", _selfservice)
     return app
 
 
