@@ -69,6 +69,16 @@ class Radius:
 
 def default_extensions(config: Config) -> list[Any]:
     exts: list[Any] = [PortalChannel(config)]
+    # -- self-service (issue 7): promised payment and resume; docs/selfservice.md --
+    if config.selfservice.enabled:
+        from .selfservice import SelfService  # noqa: PLC0415
+
+        exts.append(SelfService(config))
+    # -----------------------------------------------------------------------------
     if config.radius.enabled:
         exts.append(Radius(config))
+    if config.garden.domains:
+        from .dnsgarden import DnsGarden  # noqa: PLC0415
+
+        exts.append(DnsGarden(config))
     return exts

@@ -175,6 +175,16 @@ class NftAdapter:
         if elems:
             await self._run(f"add element {TABLE} {name} {{ {_elements(elems, seconds)} }}\n")
 
+    async def refresh_timed(self, name: str, elements: Iterable[str], seconds: int) -> None:
+        """(Re)set elements with a fresh timeout: delete and add in one transaction, since
+        re-adding alone does not refresh a timeout before Linux 6.12."""
+        elems = list(elements)
+        if elems:
+            plain = _elements(elems)
+            await self._run(f"add element {TABLE} {name} {{ {plain} }}\n"
+                            f"delete element {TABLE} {name} {{ {plain} }}\n"
+                            f"add element {TABLE} {name} {{ {_elements(elems, seconds)} }}\n")
+
     async def delete_elements(self, name: str, elements: Iterable[str]) -> None:
         elems = _elements(elements)
         if elems:
