@@ -69,8 +69,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: str 
     """Columns padded to fit; numbers right-aligned."""
     cells = [[cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    numeric = [all(number(row[i]) is not None for row in rows) and bool(rows)
-               for i in range(len(headers))]
+    present = [[row[i] for row in rows if row[i] is not None] for i in range(len(headers))]
+    numeric = [bool(col) and all(number(v) is not None for v in col) for col in present]
 
     def line(values: Sequence[str]) -> str:
         out = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric,
@@ -131,7 +131,7 @@ def format_status(st: Mapping[str, Any]) -> str:
         out.append(f"guard       not holding (threshold {cell(guard.get('threshold_percent'))}%"
                    f" / {cell(guard.get('threshold_count'))})")
     degraded = _m(st.get("degraded"))
-    out.append("degraded    " + ("none" if not degraded else ""))
+    out.append("degraded    " + ("none" if not degraded else "YES"))
     out += [f"  {k}: {v}" for k, v in degraded.items()]
     return "\n".join(out)
 
