@@ -1,0 +1,85 @@
+"""Config: strict keys with paths, documented fields, bad files refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from debtgate.config import Config, load_config, parse_config
+from debtgate.configdoc import render
+from debtgate.errors import ConfigError
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_docs_match_the_code() -> None:
+    committed = (ROOT / "docs" / "configuration.md").read_text()
+    assert committed == render(), "regenerate: python -m debtgate.configdoc > docs/configuration.md"
+
+
+def _fields(model: type, prefix: str = "") -> list[tuple[str, str | None]]:
+    out = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        out.append((prefix + name, field.description))
+    return out
+
+
+def test_every_field_has_a_docstring() -> None:
+    missing = []
+    stack: list[tuple[str, type]] = [("", Config)]
+    while stack:
+        prefix, model = stack.pop()
+        for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+            if not (field.description or "").strip():
+                missing.append(prefix + name)
+            ann = field.annotation
+            for cand in (ann, *getattr(ann, "__args__", ())):
+                if isinstance(cand, type) and hasattr(cand, "model_fields"):
+                    stack.append((f"{prefix}{name}.", cand))
+    assert missing == []
+
+
+def test_unknown_keys_are_errors_with_their_path() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"daemon": {"bogus": 1}, "nft": {"portal_v4": "x"},
+                      "portal": {"contacts": {"fax": "1"}}})
+    problems = "\n".join(err.value.problems)
+    assert "daemon.bogus: unknown key" in problems
+    assert "nft.portal_v4:" in problems
+    assert "portal.contacts.fax: unknown key" in problems
+
+
+def test_detection_hosts_and_default_routes_refused_in_garden() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"garden": {"domains": ["connectivitycheck.gstatic.com"],
+                                 "cidrs": ["0.0.0.0/0"]},
+                      "network": {"serves": ["::/0"]}})
+    text = "\n".join(err.value.problems)
+    assert "captive-portal probe" in text and "too wide" in text and "every address" in text
+
+
+def test_example_config_is_valid() -> None:
+    config = load_config(ROOT / "examples" / "debtgate.toml")
+    assert config.source.kind == "file"
+    assert [str(n) for n in config.network.serves] == ["100.64.0.0/16", "2001:db8:100::/40"]
+
+
+def test_check_config_command_exit_codes(tmp_path: Path) -> None:
+    good = subprocess.run([sys.executable, "-m", "debtgate.cli", "check-config",
+                           str(ROOT / "examples" / "debtgate.toml")], capture_output=True,
+                          text=True, check=False)
+    assert good.returncode == 0 and "OK" in good.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[daemon]\nbogus = 1\n[nft]\nack_timeout = "soon"\n')
+    res = subprocess.run([sys.executable, "-m", "debtgate.cli", "check-config", str(bad)],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 2
+    assert "daemon.bogus: unknown key" in res.stderr and "nft.ack_timeout" in res.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[daemon\n")
+    res = subprocess.run([sys.executable, "-m", "debtgate.cli", "check-config", str(broken)],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 2 and "not valid TOML" in res.stderr
