@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import handlers
+from . import handlers, selfservice
 from .config import PortalConfig
 from .intercept import handle_intercepted
 from .lookup import DaemonLink
@@ -98,6 +98,8 @@ def make_app(
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/", handlers.page)
     app.router.add_post("/ack", handlers.acknowledge)
+    app.router.add_post("/promise", selfservice.promise)
+    app.router.add_post("/resume", selfservice.resume)
     app.router.add_get("/api/state", handlers.api_state)
     app.router.add_get("/api/captive", handlers.api_captive)
     app.router.add_route("*", "/{tail:.*}", handlers.not_found)

@@ -53,6 +53,9 @@ async def page(request: web.Request) -> web.Response:
     if view is None:
         return _html(portal.pages.render("unknown", lang, **ctx), lang=lang)
     ctx.update(portal.pages.subscriber(view, lang))
+    from .selfservice import context  # noqa: PLC0415 - it imports this module
+
+    ctx.update(context(portal, request, view, lang))
     if view.state is State.WARN:
         ctx["csrf"] = portal.csrf.issue(ip)
     return _html(portal.pages.render(view.state.value, lang, **ctx), lang=lang)

@@ -20,8 +20,52 @@ from ..model import State
 log = logging.getLogger(__name__)
 
 
+SELFSERVICE_TIMEOUT = aiohttp.ClientTimeout(total=70)
+"""A promise or resume waits for the billing's hook (whose own timeout is at most 60 s)."""
+
+
 class DaemonUnavailable(DebtgateError):
     """The daemon's portal API did not answer or answered nonsense."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseOffer:
+    """The promised-payment offer and its conditions, as the daemon's policy says."""
+
+    eligible: bool
+    reason: str | None = None
+    days: int = 0
+    per_period: int = 0
+    period_days: int = 0
+    max_debt: Decimal | None = None
+    tariffs: tuple[str, ...] = ()
+
+    @classmethod
+    def from_wire(cls, data: object) -> PromiseOffer | None:
+        if not isinstance(data, Mapping):
+            return None
+        cond = data.get("conditions") or {}
+        if not isinstance(cond, Mapping):
+            raise ValueError("promise conditions must be an object")
+        max_debt = cond.get("max_debt")
+        return cls(
+            eligible=data.get("eligible") is True,
+            reason=str(data["reason"]) if data.get("reason") else None,
+            days=int(data.get("days") or 0),
+            per_period=int(cond.get("per_period") or 0),
+            period_days=int(cond.get("period_days") or 0),
+            max_debt=Decimal(str(max_debt)) if max_debt not in (None, "") else None,
+            tariffs=tuple(str(t) for t in cond.get("tariffs") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SelfServiceResult:
+    """The daemon's (the billing's) answer to a promise or a resume."""
+
+    ok: bool
+    reason: str | None = None
+    days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +83,10 @@ class SubscriberView:
     language: str = ""
     acknowledged: bool = False
     ack_timeout: int = 0
+    promise: PromiseOffer | None = None
+    """The promised-payment offer (None when self-service is off)."""
+    can_resume: bool = False
+    """True when the subscriber may resume a voluntary pause from the page."""
 
     @property
     def captive(self) -> bool:
@@ -66,6 +114,8 @@ class SubscriberView:
             language=str(data.get("language") or ""),
             acknowledged=bool(data.get("acknowledged", False)),
             ack_timeout=int(data.get("ack_timeout") or 0),
+            promise=PromiseOffer.from_wire(data.get("promise")),
+            can_resume=data.get("can_resume") is True,
         )
 
 
@@ -92,6 +142,15 @@ class DaemonLink(Protocol):
 
     async def acknowledge(self, ip: str) -> AckResult:
         """Acknowledge the warning shown to ``ip``."""
+        ...
+
+
+class SelfServiceLink(Protocol):
+    """The self-service half of the channel (a link without it offers no buttons)."""
+
+    async def selfservice(self, action: str, ip: str, request_id: str
+                          ) -> SelfServiceResult | None:
+        """Ask for ``action`` (promise, resume) for ``ip``; None if the address is nobody's."""
         ...
 
 
@@ -194,5 +253,25 @@ class UnixSocketLink:
                 )
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
             raise DaemonUnavailable(f"daemon ack failed: {exc!r}") from exc
+        finally:
+            self._cache.drop(ip)
+
+    async def selfservice(self, action: str, ip: str, request_id: str
+                          ) -> SelfServiceResult | None:
+        self._cache.drop(ip)
+        try:
+            async with self._client().post(f"http://daemon/v1/{action}",
+                                           json={"ip": ip, "request_id": request_id},
+                                           timeout=SELFSERVICE_TIMEOUT) as resp:
+                if resp.status == 404:
+                    return None
+                if resp.status != 200:
+                    raise DaemonUnavailable(f"daemon answered {resp.status} to a {action}")
+                data = await resp.json()
+                return SelfServiceResult(ok=data["ok"] is True,
+                                         reason=str(data["reason"]) if data.get("reason") else None,
+                                         days=int(data.get("days") or 0))
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            raise DaemonUnavailable(f"daemon {action} failed: {exc!r}") from exc
         finally:
             self._cache.drop(ip)
