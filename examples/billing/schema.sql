@@ -24,9 +24,14 @@ CREATE TABLE accounts (
                 CHECK (state IN ('active', 'warn', 'blocked', 'paused', 'disabled')),
     since       date,
     block_at    date,
-    address_list text
+    address_list text,
     -- ^ maintained by a trigger on addresses ("10.0.0.5 10.0.1.0/24"): the view
     --   then reads one table, with no aggregation over a million rows.
+    credit_until timestamptz,
+    -- ^ a promised payment (billing.promise_payment): until then a blocked
+    --   account is reported active.
+    pause_until timestamptz
+    -- ^ end of a voluntary pause started for a number of days (billing.pause_service)
 );
 
 CREATE TABLE addresses (
@@ -86,7 +91,8 @@ CREATE TRIGGER addresses_list_del AFTER DELETE ON addresses REFERENCING OLD TABL
 CREATE VIEW debtgate_subscribers AS
 SELECT a.id AS account,
        a.address_list AS addresses,
-       a.state,
+       CASE WHEN a.state = 'blocked' AND a.credit_until > now() THEN 'active'
+            ELSE a.state END AS state,
        greatest(-a.balance, 0) AS amount_due,
        a.currency,
        a.since,
@@ -113,7 +119,8 @@ BEGIN
            since = CASE WHEN a.state IN ('warn', 'blocked') AND a.balance + p.total >= 0
                         THEN NULL ELSE a.since END,
            block_at = CASE WHEN a.state IN ('warn', 'blocked') AND a.balance + p.total >= 0
-                           THEN NULL ELSE a.block_at END
+                           THEN NULL ELSE a.block_at END,
+           credit_until = CASE WHEN a.balance + p.total >= 0 THEN NULL ELSE a.credit_until END
       FROM (SELECT account_id, sum(amount) AS total FROM new_payments GROUP BY account_id) p
      WHERE a.id = p.account_id;
     RETURN NULL;
@@ -190,3 +197,190 @@ CREATE TRIGGER sessions_notify_upd AFTER UPDATE ON sessions
 CREATE TRIGGER sessions_notify_del AFTER DELETE ON sessions
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION debtgate_notify('account_id');
+
+-- ---------------------------------------------------------------------------
+-- Self-service (docs/selfservice.md): promised payment, voluntary pause, resume.
+--
+-- debtgate's SQL hook calls, each in its own transaction:
+--   SELECT ok, reason FROM billing.promise_payment($1::text, $2::int, $3::text)
+--   SELECT ok, reason FROM billing.resume_service($1::text, $2::text)
+-- and the personal cabinet calls billing.pause_service(account, days, key).
+-- The billing decides: it enforces its own policy (billing.selfservice_policy),
+-- dedupes by the idempotency key (the same key gives the same answer, one
+-- effect) and changes `accounts`, whose trigger NOTIFYs debtgate. The functions
+-- are SECURITY DEFINER: debtgate's role needs EXECUTE on them and nothing else.
+-- Run `SELECT billing.expire_selfservice()` every minute (cron, pg_cron) so that
+-- expired credits and pauses are notified at once, not at the next resync.
+-- ---------------------------------------------------------------------------
+CREATE SCHEMA billing;
+
+CREATE TABLE billing.selfservice_policy (
+    id                  boolean PRIMARY KEY DEFAULT true CHECK (id),
+    promise_max_days    int NOT NULL DEFAULT 7,
+    promise_per_period  int NOT NULL DEFAULT 2,
+    promise_period_days int NOT NULL DEFAULT 28,
+    pause_max_days      int NOT NULL DEFAULT 90
+);
+INSERT INTO billing.selfservice_policy DEFAULT VALUES;
+
+CREATE TABLE billing.selfservice_requests (
+    request_id   text PRIMARY KEY,
+    account_id   text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    action       text NOT NULL CHECK (action IN ('promise', 'pause', 'resume')),
+    days         int,
+    ok           boolean NOT NULL,
+    reason       text,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX selfservice_requests_account
+    ON billing.selfservice_requests (account_id, action, created_at) WHERE ok;
+
+-- The answer already given to a key; refuses a key reused for another account.
+CREATE FUNCTION billing.selfservice_seen(p_key text, p_account text, p_action text,
+                                         OUT found boolean, OUT ok boolean, OUT reason text)
+LANGUAGE sql STABLE AS $$
+    SELECT true,
+           CASE WHEN r.account_id = p_account AND r.action = p_action THEN r.ok ELSE false END,
+           CASE WHEN r.account_id = p_account AND r.action = p_action THEN r.reason
+                ELSE 'bad_request' END
+      FROM billing.selfservice_requests r WHERE r.request_id = p_key
+    UNION ALL SELECT false, NULL, NULL
+    LIMIT 1
+$$;
+
+CREATE FUNCTION billing.selfservice_record(p_key text, p_account text, p_action text,
+                                           p_days int, p_ok boolean, p_reason text)
+RETURNS TABLE (ok boolean, reason text)
+LANGUAGE sql AS $$
+    INSERT INTO billing.selfservice_requests (request_id, account_id, action, days, ok, reason)
+    VALUES (p_key, p_account, p_action, p_days, p_ok, p_reason)
+    ON CONFLICT (request_id) DO NOTHING;
+    SELECT p_ok, p_reason;
+$$;
+
+-- A promised payment: `days` of access for a blocked account, at most
+-- promise_per_period successful promises per promise_period_days.
+CREATE FUNCTION billing.promise_payment(p_account text, p_days int, p_key text)
+RETURNS TABLE (ok boolean, reason text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    acc accounts%ROWTYPE;
+    pol billing.selfservice_policy%ROWTYPE;
+    seen record;
+    used int;
+BEGIN
+    -- The row lock serialises requests of one account (a double click included).
+    SELECT * INTO acc FROM accounts WHERE id = p_account FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, 'unknown_account'::text;
+        RETURN;
+    END IF;
+    seen := billing.selfservice_seen(p_key, p_account, 'promise');
+    IF seen.found THEN
+        RETURN QUERY SELECT seen.ok, seen.reason;
+        RETURN;
+    END IF;
+    SELECT * INTO pol FROM billing.selfservice_policy;
+    SELECT count(*) INTO used FROM billing.selfservice_requests r
+     WHERE r.account_id = p_account AND r.action = 'promise' AND r.ok
+       AND r.created_at > now() - make_interval(days => pol.promise_period_days);
+    IF p_days IS NULL OR p_days < 1 OR p_days > pol.promise_max_days THEN
+        RETURN QUERY SELECT * FROM billing.selfservice_record(p_key, p_account, 'promise',
+                                                              p_days, false, 'days');
+    ELSIF acc.state <> 'blocked' OR acc.credit_until > now() THEN
+        RETURN QUERY SELECT * FROM billing.selfservice_record(p_key, p_account, 'promise',
+                                                              p_days, false, 'state');
+    ELSIF used >= pol.promise_per_period THEN
+        RETURN QUERY SELECT * FROM billing.selfservice_record(p_key, p_account, 'promise',
+                                                              p_days, false, 'limit');
+    ELSE
+        UPDATE accounts SET credit_until = now() + make_interval(days => p_days)
+         WHERE id = p_account;
+        RETURN QUERY SELECT * FROM billing.selfservice_record(p_key, p_account, 'promise',
+                                                              p_days, true, NULL);
+    END IF;
+END $$;
+
+-- A voluntary pause (from the personal cabinet): an active account is paused,
+-- for p_days days (then resumed by expire_selfservice) or, with NULL, until resumed.
+CREATE FUNCTION billing.pause_service(p_account text, p_days int, p_key text)
+RETURNS TABLE (ok boolean, reason text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    acc accounts%ROWTYPE;
+    seen record;
+    max_days int;
+BEGIN
+    SELECT * INTO acc FROM accounts WHERE id = p_account FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, 'unknown_account'::text;
+        RETURN;
+    END IF;
+    seen := billing.selfservice_seen(p_key, p_account, 'pause');
+    IF seen.found THEN
+        RETURN QUERY SELECT seen.ok, seen.reason;
+        RETURN;
+    END IF;
+    SELECT pause_max_days INTO max_days FROM billing.selfservice_policy;
+    IF p_days IS NOT NULL AND (p_days < 1 OR p_days > max_days) THEN
+        RETURN QUERY SELECT * FROM billing.selfservice_record(p_key, p_account, 'pause',
+                                                              p_days, false, 'days');
+    ELSIF acc.state <> 'active' THEN
+        RETURN QUERY SELECT * FROM billing.selfservice_record(p_key, p_account, 'pause',
+                                                              p_days, false, 'state');
+    ELSE
+        UPDATE accounts SET state = 'paused', since = current_date,
+               pause_until = now() + make_interval(days => p_days)
+         WHERE id = p_account;
+        RETURN QUERY SELECT * FROM billing.selfservice_record(p_key, p_account, 'pause',
+                                                              p_days, true, NULL);
+    END IF;
+END $$;
+
+-- Resume a voluntary pause.
+CREATE FUNCTION billing.resume_service(p_account text, p_key text)
+RETURNS TABLE (ok boolean, reason text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    acc accounts%ROWTYPE;
+    seen record;
+BEGIN
+    SELECT * INTO acc FROM accounts WHERE id = p_account FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, 'unknown_account'::text;
+        RETURN;
+    END IF;
+    seen := billing.selfservice_seen(p_key, p_account, 'resume');
+    IF seen.found THEN
+        RETURN QUERY SELECT seen.ok, seen.reason;
+        RETURN;
+    END IF;
+    IF acc.state <> 'paused' THEN
+        RETURN QUERY SELECT * FROM billing.selfservice_record(p_key, p_account, 'resume',
+                                                              NULL, false, 'state');
+    ELSE
+        UPDATE accounts SET state = 'active', since = NULL, pause_until = NULL
+         WHERE id = p_account;
+        RETURN QUERY SELECT * FROM billing.selfservice_record(p_key, p_account, 'resume',
+                                                              NULL, true, NULL);
+    END IF;
+END $$;
+
+-- Expired credits and pauses (run every minute): each UPDATE notifies debtgate.
+CREATE FUNCTION billing.expire_selfservice() RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    credits int;
+    pauses int;
+BEGIN
+    UPDATE accounts SET credit_until = NULL WHERE credit_until <= now();
+    GET DIAGNOSTICS credits = ROW_COUNT;
+    UPDATE accounts SET state = 'active', since = NULL, pause_until = NULL
+     WHERE state = 'paused' AND pause_until <= now();
+    GET DIAGNOSTICS pauses = ROW_COUNT;
+    RETURN credits + pauses;
+END $$;
+
+REVOKE ALL ON FUNCTION billing.promise_payment(text, int, text),
+    billing.pause_service(text, int, text), billing.resume_service(text, text),
+    billing.expire_selfservice() FROM PUBLIC;
