@@ -21,7 +21,7 @@ from .adapters.conntrack import ConntrackCutter
 from .adapters.nft import NftAdapter
 from .audit import audit
 from .core.desired import build_desired, garden_desired, update_desired
-from .core.guard import GuardPolicy, hold, newly_restricted
+from .core.guard import GuardPolicy, hold
 from .core.reconcile import Plan, commit, reconcile
 from .core.sets import ACK_SETS, ENFORCEMENT_SETS, GARDEN_SETS, MANAGED_SETS
 from .core.transitions import Transition, transitions
@@ -34,6 +34,32 @@ from .sources.base import Delta, Event, Snapshot
 from .validate import Outcome, Policy, validate_rows
 
 log = logging.getLogger(__name__)
+
+
+HISTORY = 10
+"""Transitions kept per account for explain."""
+RESTRICTED = frozenset({State.BLOCKED, State.PAUSED, State.DISABLED})
+
+
+BULK_AUDIT = 1000
+"""Above this many transitions in one apply, the audit groups them (1,000 accounts a line)."""
+
+
+def audit_bulk(changes: list[Transition]) -> None:
+    groups: dict[tuple[str | None, str | None, str], list[str]] = {}
+    for change in changes:
+        key = (str(change.old) if change.old else None, str(change.new) if change.new else None,
+               change.cause)
+        groups.setdefault(key, []).append(change.account)
+    at = changes[0].at.isoformat()
+    for (old, new, cause), accounts in groups.items():
+        for i in range(0, len(accounts), BULK_AUDIT):
+            audit("transitions", old=old, new=new, cause=cause, at=at,
+                  count=len(accounts[i:i + BULK_AUDIT]), accounts=accounts[i:i + BULK_AUDIT])
+
+
+def _billing_state(sub: Subscriber) -> State:
+    return sub.state
 
 
 class TransitionListener(Protocol):
@@ -92,14 +118,34 @@ class Engine:
     def _guarded(self, subs: Mapping[str, Subscriber], total: int, bypass: bool,
                  cause: str) -> dict[str, State]:
         """Effective states for ``subs``, with a mass restriction held back."""
-        final = {acc: self.state_of(sub) for acc, sub in subs.items()}
-        was = {acc: self._was_restricted(acc, sub) for acc, sub in subs.items()
-               if final[acc].restricted}
-        fresh = [a for a in newly_restricted(was, final) if a not in self.overrides]
+        state_of = self.state_of if self.overrides else _billing_state
+        final = {acc: state_of(sub) for acc, sub in subs.items()}
+        if bypass or not self.guard.enabled or not self.has_baseline():
+            if not bypass:
+                self.held.clear()
+                self.held_since = None
+            return final
+        kernel_restricted: set[str] | None = None
+        fresh: list[str] = []
+        for acc, state in final.items():
+            if state not in RESTRICTED or acc in self.overrides:
+                continue
+            placed = self.placed.get(acc)
+            if placed is not None:
+                if placed in RESTRICTED:
+                    continue
+            else:
+                if kernel_restricted is None:
+                    kernel_restricted = set().union(*(
+                        self.committed.get(n, set()) for n in ENFORCEMENT_SETS
+                        if not n.startswith("warn")))
+                if any(a in kernel_restricted for a in subs[acc].addresses):
+                    continue
+            fresh.append(acc)
         for acc in list(self.held):
             if acc in subs and acc not in fresh:
                 del self.held[acc]  # billing changed its mind, or it was applied
-        if bypass or not self.guard.trips(len(fresh), total):
+        if not self.guard.trips(len(fresh), total):
             if not self.held:
                 self.held_since = None
             return final
@@ -113,13 +159,10 @@ class Engine:
             audit("guard_hold", count=len(fresh), total=total, cause=cause)
         return hold(final, {a: self.placed.get(a) for a in fresh}, fresh)
 
-    def _was_restricted(self, account: str, sub: Subscriber) -> bool:
-        placed = self.placed.get(account)
-        if placed is not None:
-            return placed.restricted
-        restricted = (n for n in ENFORCEMENT_SETS if not n.startswith("warn"))
-        return any(addr in self.committed.get(n, ()) for n in restricted
-                   for addr in sub.addresses)
+    def has_baseline(self) -> bool:
+        """Whether there is a previous state to compare with (not a first install)."""
+        return self.stats.synced or bool(self.placed) or any(
+            self.committed.get(n) for n in ENFORCEMENT_SETS)
 
     # -- start-up --------------------------------------------------------
     async def adopt_kernel(self) -> None:
@@ -250,11 +293,18 @@ class Engine:
                 log.warning("conntrack cut failed for %d addresses: %s", len(plan.conntrack), exc)
 
     def _announce(self, changes: list[Transition]) -> None:
+        bulk = len(changes) > BULK_AUDIT
+        if bulk:
+            audit_bulk(changes)
         for change in changes:
             sub = self.inventory.get(change.account)
-            hist = self.history.setdefault(change.account, deque(maxlen=20))
-            hist.append(change.as_dict())
-            audit("transition", **change.as_dict())
+            record = change.as_dict()
+            hist = self.history.get(change.account)
+            if hist is None:
+                hist = self.history[change.account] = deque(maxlen=HISTORY)
+            hist.append(record)
+            if not bulk:
+                audit("transition", **record)
             if change.old is State.WARN and change.new is not State.WARN:
                 self._forget_ack(change.account, change.old_addresses)
             for listener in self.listeners:

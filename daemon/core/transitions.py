@@ -25,8 +25,8 @@ class Transition:
     def as_dict(self) -> dict[str, Any]:
         return {
             "account": self.account,
-            "old": self.old.value if self.old else None,
-            "new": self.new.value if self.new else None,
+            "old": str(self.old) if self.old else None,
+            "new": str(self.new) if self.new else None,
             "at": self.at.isoformat(),
             "cause": self.cause,
             "addresses": list(self.new_addresses or self.old_addresses),
