@@ -21,7 +21,7 @@ from aiohttp import web
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-TOKEN: web.AppKey[str | None] = web.AppKey("token", str)  # type: ignore[arg-type]
+TOKEN: web.AppKey[str | None] = web.AppKey("token", str)
 AUTHOR_HEADER = "X-Debtgate-Author"
 _PEERCRED = struct.Struct("3i")
 

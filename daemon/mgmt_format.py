@@ -35,7 +35,7 @@ def human(seconds: object) -> str:
         return "-"
     if abs(value) < 10:
         return f"{value:.3g}s"
-    rest, out = int(round(abs(value))), []
+    rest, out = int(round(abs(value))), list[str]()
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if rest >= size or (unit == "s" and not out):
             out.append(f"{rest // size}{unit}")
