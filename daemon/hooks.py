@@ -93,8 +93,10 @@ class SqlHook:
             raise HookFailed("billing_timeout", f"no answer in {self.cfg.timeout} s") from exc
         except asyncpg.PostgresError as exc:
             raise HookFailed("billing_error", f"{type(exc).__name__}: {exc}") from exc
-        except (OSError, asyncpg.InterfaceError, SourceError) as exc:
+        except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, SourceError) as exc:
             raise HookFailed("billing_unavailable", f"{type(exc).__name__}: {exc}") from exc
+        except asyncpg.InterfaceError as exc:  # e.g. the query's parameters do not fit
+            raise HookFailed("billing_error", f"{type(exc).__name__}: {exc}") from exc
         if row is None:
             raise HookFailed("billing_error", "the hook's query returned no row")
         return _answer(row.get("ok"), row.get("reason"))
