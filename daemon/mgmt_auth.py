@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .errors import DebtgateError
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -91,6 +93,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         text = exc.reason if exc.status != 413 else "request body too large"
         return error(text, exc.status, **({"Allow": exc.headers["Allow"]}
                                           if "Allow" in exc.headers else {}))
+    except DebtgateError as exc:  # the outside world failed (nft, billing): retryable
+        log.error("management API: %s %s failed: %s", request.method, request.path, exc)
+        return error(f"temporarily unable: {exc}", 503)
     except Exception:
         log.exception("management API: %s %s failed", request.method, request.path)
         return error("internal error (see the daemon's log)", 500)

@@ -36,7 +36,8 @@ def _err(description: str) -> dict[str, Any]:
 
 def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": summary, "responses": {
-        **responses, "401": _err("Missing or wrong bearer token (TCP listener only)")}}
+        "503": _err("Temporarily unable (kernel or billing failing); retry"), **responses,
+        "401": _err("Missing or wrong bearer token (TCP listener only)")}}
     out.update(extra)
     return out
 

@@ -22,6 +22,7 @@ class MemoryBackend:
         self.is_ready = (True, "synced")
         self.overrides: dict[str, dict[str, Any]] = {}
         self.resyncs = 0
+        self.resync_error: Exception | None = None
         self.guard_holding = 0
         self.authors: list[str] = []
         self._ids = itertools.count(1)
@@ -64,6 +65,8 @@ class MemoryBackend:
         return self.overrides.pop(override_id, None) is not None
 
     async def resync(self) -> None:
+        if self.resync_error is not None:
+            raise self.resync_error
         self.resyncs += 1
 
     async def approve_guard(self, author: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from debtgate.errors import ApplyError
 
 from .conftest import Served
 
@@ -169,3 +170,12 @@ async def test_openapi_lists_every_route(api: Api) -> None:
     assert set(doc["paths"]) == {"/healthz", "/readyz", "/status", "/metrics",
                                  "/subscribers/{key}", "/overrides", "/overrides/{id}",
                                  "/resync", "/guard/approve", "/openapi.json"}
+
+
+async def test_backend_failures(api: Api, served: Served) -> None:
+    served.backend.resync_error = ApplyError("nft: busy")
+    status, data, _ = await api("POST", "/resync")
+    assert status == 503 and "nft: busy" in data["error"]
+    served.backend.resync_error = RuntimeError("bug with a secret detail")
+    status, data, _ = await api("POST", "/resync")
+    assert status == 500 and "secret" not in data["error"]
