@@ -45,7 +45,10 @@ HOSTS: list[dict[str, Any]] = [
 ]
 
 
-def lab_config(workdir: Path, source: str, ack_timeout: int = 120) -> str:
+def lab_config(workdir: Path, source: str, ack_timeout: int = 120, dsn: str = "") -> str:
+    postgres = f'''[source.postgres]
+dsn = "{dsn}"
+''' if dsn else ""
     return f"""# debtgate lab configuration (generated)
 [daemon]
 state_dir = "{workdir}/state"
@@ -54,7 +57,7 @@ reconcile_interval = 60
 kind = "{source}"
 [source.file]
 path = "{workdir}/subscribers.json"
-[network]
+{postgres}[network]
 serves = ["100.64.0.0/16", "2001:db8:100::/40"]
 [nft]
 portal_v4 = "{PORTAL_V4}"
@@ -94,7 +97,7 @@ def _portal_available() -> bool:
 
 
 def build(workdir: Path, billing: str, with_portal: bool, tag: str = "lab",
-          ack_timeout: int = 120) -> Topology:
+          ack_timeout: int = 120, dsn: str = "") -> Topology:
     for stale in sh("ip", "netns", "list").stdout.split():
         if stale.startswith(f"dg{tag}"):
             sh("ip", "netns", "del", stale, check=False)
@@ -108,7 +111,7 @@ def build(workdir: Path, billing: str, with_portal: bool, tag: str = "lab",
     topo.serve_http("pay", "payment host (walled garden)")
     (workdir / "subscribers.json").write_text(
         json.dumps({"subscribers": [h["row"] for h in HOSTS]}, indent=2, ensure_ascii=False))
-    (workdir / "debtgate.toml").write_text(lab_config(workdir, billing, ack_timeout))
+    (workdir / "debtgate.toml").write_text(lab_config(workdir, billing, ack_timeout, dsn))
     log = open(workdir / "daemon.log", "ab")  # noqa: SIM115 - lives as long as the lab
     topo.popen(topo.gw, [sys.executable, "-m", "debtgate.cli", "run", "--config",
                          str(workdir / "debtgate.toml")], stdout=log, stderr=subprocess.STDOUT)
@@ -136,8 +139,15 @@ def wait_ready(workdir: Path, timeout: float = 30) -> bool:
     return False
 
 
-def instructions(workdir: Path) -> str:
+def instructions(workdir: Path, billing: str = "file", pg: Any = None) -> str:
     ns = "ip netns exec dglab"
+    if pg is not None:
+        psql = f'runuser -u postgres -- psql "{pg.socket_dsn}"'
+        edit = f"""Billing is PostgreSQL (reference schema). A payment lifts a block at once:
+  {psql} -c "INSERT INTO payments (account_id, amount) VALUES ('A-blocked', 1250)"
+  {psql} -c "UPDATE accounts SET state = 'blocked' WHERE id = 'A-active'"   # blocks"""  # noqa: S608
+    else:
+        edit = 'Then set account 100002 to "active" in the subscriber file and curl again.'
     return f"""
 debtgate lab is running. Work directory: {workdir}
   subscribers : {workdir}/subscribers.json   (edit it: changes apply within a second)
@@ -152,7 +162,7 @@ Try:
   {ns}blk curl -sg 'http://[{WEB[1]}]/'   # blocked over IPv6 too
   {ns}wrn curl -si http://{WEB[0]}/           # warned (a /28 and a delegated /56): the notice
   {ns}gw nft list table inet debtgate          # the sets
-Then set account 100002 to "active" in the subscriber file and curl again.
+{edit}
 Ctrl-C tears the lab down.
 """
 
@@ -172,13 +182,20 @@ def main(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    topo = build(workdir, args.billing, not args.no_portal)
+    pg = None
+    if args.billing == "postgres":
+        import asyncio  # noqa: PLC0415
+
+        from .sources.pglab import start_lab_billing  # noqa: PLC0415
+
+        pg, dsn = asyncio.run(start_lab_billing(workdir))
+    topo = build(workdir, args.billing, not args.no_portal, dsn=pg.socket_dsn if pg else "")
     try:
         if not wait_ready(workdir):
             print((workdir / "daemon.log").read_text(errors="replace"), file=sys.stderr)
             print("the daemon did not become ready", file=sys.stderr)
             return 1
-        print(instructions(workdir), flush=True)
+        print(instructions(workdir, args.billing, pg), flush=True)
         while not stop:
             time.sleep(0.2)
             if any(p.poll() is not None for p in topo.procs):
@@ -186,5 +203,7 @@ def main(args: argparse.Namespace) -> int:
                 return 1
     finally:
         topo.teardown()
+        if pg is not None:
+            pg.cleanup()
         print("lab torn down", flush=True)
     return 0
