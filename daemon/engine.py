@@ -24,14 +24,14 @@ from .core.desired import build_desired, garden_desired, update_desired
 from .core.guard import GuardPolicy, hold
 from .core.reconcile import Plan, commit, reconcile
 from .core.sets import ACK_SETS, ENFORCEMENT_SETS, GARDEN_SETS, MANAGED_SETS
-from .core.transitions import Transition, transitions
+from .core.transitions import Transition, snapshot_candidates, transitions
 from .errors import ApplyError
 from .inventory import Inventory
 from .model import Rejection, State, Subscriber
 from .overrides import Override
 from .portal_api import view_dict
-from .sources.base import Delta, Event, Snapshot
-from .validate import Outcome, Policy, validate_rows
+from .sources.base import Columns, Delta, Event, Snapshot
+from .validate import Outcome, Policy, validate_columns, validate_rows
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Engine:
         self.policy = policy
         self.ack_timeout = ack_timeout
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.inventory = Inventory()
+        self.inventory = Inventory(default_currency=policy.default_currency)
         self.desired: dict[str, set[str]] = build_desired(())
         self.committed: dict[str, set[str]] = {}
         self.garden: dict[str, set[str]] = garden_desired((), ())
@@ -193,27 +193,40 @@ class Engine:
                         rej.account, rej.reason, rej.detail)
 
     async def _snapshot(self, event: Snapshot) -> None:
-        outcome = await asyncio.to_thread(
-            validate_rows, event.rows, self.policy, self.inventory.accounts)
+        inv = self.inventory
+        validate = validate_columns if isinstance(event.rows, Columns) else validate_rows
+        outcome = await asyncio.to_thread(validate, event.rows, self.policy,  # type: ignore[arg-type]
+                                          inv.accounts)
         self._record_rejections(outcome)
-        if not outcome.subscribers and len(self.inventory) > 0:
+        subs, lean = outcome.subscribers, outcome.lean
+        total = len(subs) + len(lean)
+        if not total and len(inv) > 0:
             log.error("billing snapshot holds no valid subscriber (had %d): refusing to "
-                      "release everyone; keeping the last good state", len(self.inventory))
+                      "release everyone; keeping the last good state", len(inv))
             self.rejections["empty_snapshot"] += 1
             return
-        old = dict(self.inventory.accounts)
-        old_placed = self.placed
-        final = self._guarded(outcome.subscribers, len(outcome.subscribers), False, "snapshot")
-        desired = build_desired(outcome.subscribers.values(), lambda sub: final[sub.account])
+        # Lean accounts are active with nothing to show; one with an override, or
+        # one the guard held, is placed like any other.
+        for account in {a for a in (*self.overrides, *self.held) if a in lean}:
+            subs[account] = inv.lean_subscriber(account, lean.pop(account))
+        old_full, old_lean, old_placed = inv.full, inv.lean, self.placed
+        final = self._guarded(subs, total, False, "snapshot")
+        desired = build_desired(subs.values(), lambda sub: final[sub.account])
         desired.update(self.garden)
         plan = reconcile(desired, self.committed, self.clock())
         await self._apply(plan, cause="billing snapshot")
-        self.inventory.replace_all(outcome.subscribers)
-        self.placed = final
+        inv.replace_all(subs, lean)
+        placed = dict.fromkeys(lean, State.ACTIVE)
+        placed.update(final)
+        self.placed = placed
         self.desired = {k: v for k, v in desired.items() if k in ENFORCEMENT_SETS}
-        self._announce(transitions(old, self.inventory.accounts,
+        scope = snapshot_candidates(old_full, old_lean, subs, lean)
+        before = {a: old_full.get(a) or (inv.lean_subscriber(a, old_lean[a])
+                                         if a in old_lean else None) for a in scope}
+        after = {a: inv.get(a) for a in scope}
+        self._announce(transitions(before, after,
                                    lambda sub: old_placed.get(sub.account, sub.state),
-                                   lambda sub: final[sub.account], self.clock(), "billing"))
+                                   lambda sub: placed[sub.account], self.clock(), "billing"))
         self.stats.synced = True
         self.on_applied()
 

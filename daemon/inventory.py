@@ -1,46 +1,95 @@
-"""Subscribers in memory, indexed by account and by address (pure data)."""
+"""Subscribers in memory, indexed by account and by address (pure data).
+
+Most subscribers of a large billing are active with one IPv4 host and nothing
+the gateway needs to show: they are kept *lean* (account -> host text, no
+:class:`Subscriber` object) and built on demand by :meth:`Inventory.get`.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from .model import Subscriber
+from .model import State, Subscriber
+
+
+class _Accounts(Mapping[str, Subscriber]):
+    """Every account, lean ones built on access (a read-only view)."""
+
+    __slots__ = ("_inv",)
+
+    def __init__(self, inv: Inventory) -> None:
+        self._inv = inv
+
+    def __getitem__(self, account: str) -> Subscriber:
+        sub = self._inv.get(account)
+        if sub is None:
+            raise KeyError(account)
+        return sub
+
+    def __contains__(self, account: object) -> bool:
+        inv = self._inv
+        return account in inv.full or account in inv.lean
+
+    def __len__(self) -> int:
+        return len(self._inv)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._inv.full
+        yield from self._inv.lean
 
 
 class Inventory:
     """Accounts and an address index with longest-prefix lookup."""
 
-    def __init__(self) -> None:
-        self.accounts: dict[str, Subscriber] = {}
+    def __init__(self, default_currency: str = "") -> None:
+        self.full: dict[str, Subscriber] = {}
+        self.lean: dict[str, str] = {}
+        """Active accounts with one host (or none: ''), nothing else known."""
+        self.default_currency = default_currency
+        self.accounts: Mapping[str, Subscriber] = _Accounts(self)
         self._hosts: dict[str, str] = {}
         # (version, prefixlen) -> {network int: account}
         self._nets: dict[tuple[int, int], dict[int, str]] = {}
 
     def __len__(self) -> int:
-        return len(self.accounts)
+        return len(self.full) + len(self.lean)
+
+    def lean_subscriber(self, account: str, host: str) -> Subscriber:
+        return Subscriber(account, (host,) if host else (), State.ACTIVE,
+                          currency=self.default_currency)
 
     def get(self, account: str) -> Subscriber | None:
-        return self.accounts.get(account)
+        sub = self.full.get(account)
+        if sub is not None:
+            return sub
+        host = self.lean.get(account)
+        return None if host is None else self.lean_subscriber(account, host)
 
-    def replace_all(self, subs: Mapping[str, Subscriber]) -> None:
-        self.accounts = dict(subs)
-        self._hosts = {}
+    def replace_all(self, subs: Mapping[str, Subscriber],
+                    lean: dict[str, str] | None = None) -> None:
+        self.full = dict(subs)
+        self.lean = lean if lean is not None else {}
         self._nets = {}
-        for sub in self.accounts.values():
+        # The lean index first (one comprehension), then the others over it.
+        self._hosts = {host: acc for acc, host in self.lean.items() if host}
+        for sub in self.full.values():
             self._index(sub)
 
     def put(self, sub: Subscriber) -> Subscriber | None:
-        old = self.accounts.get(sub.account)
+        old = self.get(sub.account)
         if old is not None:
             self._unindex(old)
-        self.accounts[sub.account] = sub
+        self.lean.pop(sub.account, None)
+        self.full[sub.account] = sub
         self._index(sub)
         return old
 
     def remove(self, account: str) -> Subscriber | None:
-        old = self.accounts.pop(account, None)
+        old = self.get(account)
         if old is not None:
+            self.full.pop(account, None)
+            self.lean.pop(account, None)
             self._unindex(old)
         return old
 
@@ -97,11 +146,11 @@ class Inventory:
 
     def find(self, key: str) -> Subscriber | None:
         """By account id, else by address."""
-        sub = self.accounts.get(key)
+        sub = self.get(key)
         if sub is not None:
             return sub
         owner = self.owner(key)
-        return self.accounts.get(owner) if owner else None
+        return self.get(owner) if owner else None
 
     def values(self) -> Iterable[Subscriber]:
         return self.accounts.values()

@@ -60,3 +60,21 @@ def transitions(
             old.addresses if old else (), new.addresses if new else ()))
     out.sort(key=lambda t: t.account)
     return out
+
+
+def snapshot_candidates(old_full: Mapping[str, Subscriber], old_lean: Mapping[str, str],
+                        new_full: Mapping[str, Subscriber], new_lean: Mapping[str, str]
+                        ) -> set[str]:
+    """Accounts that may have a transition between two inventories (pure).
+
+    Lean accounts are active with one host: one that stays lean with the same host,
+    arrives lean (a paying newcomer) or leaves while lean (an active one gone) is
+    never news, so a resnapshot costs one dict lookup per lean account.
+    """
+    out = set(old_full)
+    out.update(new_full)
+    for account, host in new_lean.items():
+        old = old_lean.get(account)
+        if old is not None and old != host:
+            out.add(account)
+    return out

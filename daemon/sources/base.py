@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 Row = Mapping[str, Any]
 
@@ -22,6 +22,52 @@ class Delta:
 
     rows: Sequence[Row]
     gone: Sequence[str] = ()
+
+
+class Columns(Sequence[Row]):
+    """A snapshot held in columns: compact at a million rows.
+
+    ``account``, ``addresses`` and ``state`` hold every row's text (``None`` for
+    NULL); ``marks`` each row's change mark (version or fingerprint, or None);
+    ``extra`` holds the other contract columns (``extra_names``) only for the
+    rows that carry them (the non-active ones), keyed by row index. Reading an
+    item builds that row as a dict, so the object still works as a list of rows.
+    """
+
+    __slots__ = ("account", "addresses", "extra", "extra_names", "marks", "state")
+
+    def __init__(self, extra_names: Sequence[str] = ()) -> None:
+        self.account: list[str | None] = []
+        self.addresses: list[str | None] = []
+        self.state: list[str | None] = []
+        self.marks: list[int | None] = []
+        self.extra_names: tuple[str, ...] = tuple(extra_names)
+        self.extra: dict[int, tuple[str | None, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.account)
+
+    def row(self, index: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"account": self.account[index],
+                               "addresses": self.addresses[index],
+                               "state": self.state[index]}
+        extra = self.extra.get(index)
+        if extra is not None:
+            out.update(zip(self.extra_names, extra, strict=False))
+        return out
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Row]: ...
+    def __getitem__(self, index: int | slice) -> Row | Sequence[Row]:
+        if isinstance(index, slice):
+            return [self.row(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.row(index)
 
 
 Event = Snapshot | Delta

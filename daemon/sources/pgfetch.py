@@ -17,9 +17,14 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from ..errors import SourceError
+from .base import Columns
 
 Mapping.register(asyncpg.Record)  # rows are read with .get(): no copy into dicts
 FP = "_debtgate_fp"
+VERSION = "version"
+EXTRA_COLUMNS = ("amount_due", "currency", "since", "block_at", "name", "language", "tariff",
+                 "nas", "session_id", "user_name")
+_VERSION_TYPES = {"int2", "int4", "int8"}
 REQUIRED = ("account", "addresses", "state")
 _TEXTISH = {"text", "varchar", "bpchar", "name", "citext", "int2", "int4", "int8", "numeric"}
 _ADDRESS_TYPES = {"text", "varchar", "bpchar", "inet", "cidr", "_text", "_varchar", "_inet",
@@ -62,9 +67,148 @@ def _bare(query: str) -> str:
     return query.strip().rstrip(";").strip()
 
 
-def full_query(query: str) -> str:
-    """The configured query with each row's fingerprint as an extra column."""
+def full_query(query: str, fingerprint: bool = True) -> str:
+    """The configured query, with each row's fingerprint as an extra column unless
+    the query has a ``version`` column (then that is the row's change mark)."""
+    if not fingerprint:
+        return f"SELECT q.* FROM ({_bare(query)}) q"  # noqa: S608
     return f"SELECT q.*, hashtextextended(q::text, 0) AS {FP} FROM ({_bare(query)}) q"  # noqa: S608
+
+
+def has_version(types: Mapping[str, str]) -> bool:
+    """A ``version`` column of an integer type: the row's change mark (see the docs)."""
+    return types.get("version") in _VERSION_TYPES
+
+
+def _mark_expr(types: Mapping[str, str]) -> str:
+    return "q.version::int8" if has_version(types) else "hashtextextended(q::text, 0)"
+
+
+def lean_query(query: str, types: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """The snapshot as COPY wants it: account, addresses (as one text), state, the
+    change mark, then the display and session columns, NULL for active rows (the
+    engine does not need them: an active subscriber is not enforced)."""
+    addr = ("array_to_string(q.addresses, ' ')" if types["addresses"].startswith("_")
+            else "q.addresses")
+    extras = tuple(c for c in EXTRA_COLUMNS if c in types)
+    cols = ["q.account::text", addr, "q.state::text", _mark_expr(types)]
+    cols += [f"CASE WHEN q.state::text = 'active' THEN NULL ELSE q.{c} END" for c in extras]
+    return f"SELECT {', '.join(cols)} FROM ({_bare(query)}) q", extras  # noqa: S608
+
+
+def marks_query(query: str, types: Mapping[str, str]) -> str:
+    """Only the account and the change mark of each row."""
+    return f"SELECT q.account::text, {_mark_expr(types)} FROM ({_bare(query)}) q"  # noqa: S608
+
+
+def summary_query(query: str) -> str:
+    """Row count and sum of versions: unchanged means nothing changed (version mode)."""
+    return (f"SELECT count(*), coalesce(sum(q.version::int8), 0)::text "  # noqa: S608
+            f"FROM ({_bare(query)}) q")
+
+
+_UNESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _unescape_field(field: str) -> str | None:
+    if field == "\\N":
+        return None
+    return _UNESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), field)
+
+
+class CopyParser:
+    """COPY ... TO STDOUT (text format, NULL as '') into :class:`Columns`, chunk by chunk.
+
+    An empty field is None (no contract column distinguishes '' from NULL).
+    """
+
+    def __init__(self, extra_names: tuple[str, ...]) -> None:
+        self.cols = Columns(extra_names)
+        self._tail = b""
+        self._extras = len(extra_names)
+
+    async def feed(self, chunk: bytes) -> None:
+        self.feed_sync(chunk)
+
+    def feed_sync(self, chunk: bytes) -> None:
+        data = self._tail + chunk if self._tail else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._tail = bytes(data)
+            return
+        self._tail = bytes(data[cut + 1:])
+        self._lines(bytes(data[:cut]).decode("utf-8").split("\n"))
+
+    def close(self) -> Columns:
+        if self._tail:
+            self._lines([self._tail.decode("utf-8")])
+            self._tail = b""
+        return self.cols
+
+    def _lines(self, lines: list[str]) -> None:
+        cols = self.cols
+        accounts, addresses, states, marks = (cols.account, cols.addresses, cols.state,
+                                              cols.marks)
+        extra = cols.extra
+        shared = _STATE_TEXT
+        n = len(accounts)
+        for line in lines:
+            if "\\" in line:
+                fields: list[str | None] = [_unescape_field(f) for f in line.split("\t")]
+                self._add(fields)
+                n += 1
+                continue
+            acc, addr, state, mark, *rest = line.split("\t", 4)
+            accounts.append(acc or None)
+            addresses.append(addr or None)
+            states.append(shared.get(state, state) or None)
+            marks.append(int(mark) if mark else None)
+            if rest and state != "active":
+                extra[n] = tuple(x or None for x in rest[0].split("\t"))
+            n += 1
+
+    def _add(self, fields: list[str | None]) -> None:
+        cols = self.cols
+        fields = [f or None for f in fields]
+        fields += [None] * (4 + self._extras - len(fields))
+        cols.account.append(fields[0])
+        cols.addresses.append(fields[1])
+        cols.state.append(fields[2])
+        cols.marks.append(int(fields[3]) if fields[3] else None)
+        if fields[2] != "active" and self._extras:
+            cols.extra[len(cols.account) - 1] = tuple(fields[4:4 + self._extras])
+
+
+_STATE_TEXT = {s: s for s in ("active", "warn", "blocked", "paused", "disabled")}
+
+
+async def describe(conn: asyncpg.Connection, query: str, *, what: str,
+                   seconds: float | None = None) -> dict[str, str]:
+    """The query's column types (prepared, not run), checked against the contract."""
+    try:
+        stmt = await conn.prepare(full_query(query, fingerprint=False), timeout=seconds)
+    except asyncpg.PostgresError as exc:
+        if isinstance(exc, asyncpg.PostgresConnectionError):
+            raise
+        raise SourceError(f"postgres: the {what} failed: {exc}") from None
+    return check_columns(stmt, what)
+
+
+async def copy_snapshot(conn: asyncpg.Connection, query: str, *, what: str,
+                        seconds: float | None = None) -> tuple[Columns, bool]:
+    """The snapshot through COPY into columns; also whether marks are versions."""
+    types = await describe(conn, query, what=what, seconds=seconds)
+    sql, extras = lean_query(query, types)
+    parser = CopyParser(extras)
+    try:
+        await conn.copy_from_query(sql, output=parser.feed, format="text", null="",
+                                   timeout=seconds)
+    except asyncpg.PostgresError as exc:
+        if isinstance(exc, asyncpg.PostgresConnectionError):
+            raise
+        raise SourceError(f"postgres: the {what} failed: {exc}") from None
+    return parser.close(), has_version(types)
 
 
 def prints_query(query: str) -> str:
@@ -73,14 +217,17 @@ def prints_query(query: str) -> str:
 
 
 async def setup_codecs(conn: asyncpg.Connection) -> None:
-    """Numbers and addresses as text: no Decimal or ipaddress object per row."""
+    """Numbers and addresses as text: no Decimal or ipaddress object per row; dates
+    in COPY output as ISO."""
+    await conn.execute("SET DateStyle TO ISO")
     for name in ("numeric", "inet", "cidr"):
         await conn.set_type_codec(name, encoder=str, decoder=str, schema="pg_catalog",
                                   format="text")
 
 
-def check_columns(stmt: Any, what: str) -> None:
-    """A clear error if the query cannot produce contract rows (nothing is applied)."""
+def check_columns(stmt: Any, what: str) -> dict[str, str]:
+    """A clear error if the query cannot produce contract rows (nothing is applied);
+    else the column types by name."""
     types = {a.name: a.type.name for a in stmt.get_attributes()}
     missing = [c for c in REQUIRED if c not in types]
     if missing:
@@ -95,13 +242,16 @@ def check_columns(stmt: Any, what: str) -> None:
     if types["state"] not in _TEXTISH:
         raise SourceError(f"postgres: the {what}: column state is {types['state']}, "
                           "expected text")
+    return types
 
 
 async def fetch_rows(conn: asyncpg.Connection, query: str, *args: Any,
-                     what: str, seconds: float | None = None) -> list[Any]:
-    """Rows (asyncpg Records, read as mappings) with their fingerprints."""
+                     what: str, seconds: float | None = None,
+                     fingerprint: bool = True) -> list[Any]:
+    """Rows (asyncpg Records, read as mappings), with their fingerprints unless
+    ``fingerprint`` is false (the query has a version column)."""
     try:
-        stmt = await conn.prepare(full_query(query), timeout=seconds)
+        stmt = await conn.prepare(full_query(query, fingerprint), timeout=seconds)
     except asyncpg.PostgresError as exc:
         raise SourceError(f"postgres: the {what} failed: {exc}") from None
     check_columns(stmt, what)
@@ -114,9 +264,10 @@ async def fetch_rows(conn: asyncpg.Connection, query: str, *args: Any,
 
 
 async def fetch_prints(conn: asyncpg.Connection, query: str,
-                       seconds: float | None = None) -> Sequence[Any]:
+                       seconds: float | None = None, version: bool = False) -> Sequence[Any]:
+    sql = marks_query(query, {"version": "int8"}) if version else prints_query(query)
     try:
-        rows: Sequence[Any] = await conn.fetch(prints_query(query), timeout=seconds)
+        rows: Sequence[Any] = await conn.fetch(sql, timeout=seconds)
     except asyncpg.PostgresError as exc:
         if isinstance(exc, asyncpg.PostgresConnectionError):
             raise
@@ -150,3 +301,8 @@ def dsn_hosts(dsn: str) -> str:
 
 def record_fp(row: Mapping[str, Any]) -> int:
     return int(row[FP])
+
+
+def row_mark(row: Mapping[str, Any], version: bool) -> int | None:
+    value = row.get(VERSION) if version else row.get(FP)
+    return int(value) if value is not None else None

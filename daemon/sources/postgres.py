@@ -32,16 +32,20 @@ from pydantic import Field, SecretStr, model_validator
 
 from ..configbase import Section
 from ..errors import SourceError
-from .base import Delta, Sink, Snapshot, SourceHealth
+from .base import Columns, Delta, Sink, Snapshot, SourceHealth
 from .pgfetch import (
-    FP,
+    copy_snapshot,
+    describe,
     dsn_hosts,
     fetch_prints,
     fetch_rows,
+    has_version,
     load_dsn,
     parse_payload,
     redact,
+    row_mark,
     setup_codecs,
+    summary_query,
 )
 
 log = logging.getLogger(__name__)
@@ -69,7 +73,12 @@ class PostgresSourceSection(Section):
     reconnect_max: float = Field(30.0, gt=0)
     """Longest delay (seconds) between reconnect attempts."""
     resync_interval: float = Field(300.0, gt=0)
-    """Seconds between full resyncs (the safety net for lost notifications)."""
+    """Seconds between resyncs (the safety net for lost notifications). With a
+    ``version`` column a resync first compares the row count and the sum of
+    versions: unchanged means nothing to do."""
+    full_resync_interval: float = Field(3600.0, gt=0)
+    """Seconds between complete snapshots when the query has a ``version`` column
+    (the safety net for a change that did not bump the version)."""
     connect_timeout: float = Field(5.0, gt=0)
     """Seconds allowed to connect, and for a heartbeat to answer."""
     query_timeout: float = Field(300.0, gt=0)
@@ -88,7 +97,11 @@ class PostgresSource:
     def __init__(self, settings: PostgresSourceSection) -> None:
         self.s = settings
         self.health = SourceHealth(kind="postgres", extra={"channel": settings.channel})
-        self._prints: dict[str, int] | None = None
+        self._prints: dict[str, int | None] | None = None
+        """account -> change mark (the row's version, or its fingerprint)."""
+        self._version = False
+        """The snapshot query has a ``version`` column (marks are versions)."""
+        self._next_full = 0.0
         self._pending: set[str] = set()
         self._pending_since: float | None = None
         self._wake = asyncio.Event()
@@ -204,7 +217,7 @@ class PostgresSource:
         self._pending.clear()
         self._pending_since = None
         rows = await fetch_rows(conn, self.s.accounts_query, ids, what="accounts query",
-                                seconds=self.s.query_timeout)
+                                seconds=self.s.query_timeout, fingerprint=not self._version)
         wanted = set(ids)
         rows = [r for r in rows if str(r.get("account")) in wanted]
         got = {str(r.get("account")) for r in rows}
@@ -214,18 +227,25 @@ class PostgresSource:
             self.health.lag = time.monotonic() - first
 
     async def _resync_now(self, conn: asyncpg.Connection, sink: Sink) -> None:
-        full = self._full or self._prints is None
+        full = self._full or self._prints is None or (
+            self._version and time.monotonic() >= self._next_full)
         self._resync = self._full = False
         self._next_resync = time.monotonic() + self.s.resync_interval
         # Ids notified from now on are applied after the snapshot; older ones it covers.
         self._pending.clear()
         self._pending_since = None
         started = time.monotonic()
+        if not full:
+            types = await describe(conn, self.s.snapshot_query, what="snapshot query",
+                                   seconds=self.s.query_timeout)
+            full = has_version(types) != self._version  # the view changed its shape
         if full:
-            rows = await fetch_rows(conn, self.s.snapshot_query, what="snapshot query",
-                                    seconds=self.s.query_timeout)
             self._prints = None
-            await self._emit(sink, Snapshot(rows), rows, (), snapshot=True)
+            cols, self._version = await copy_snapshot(
+                conn, self.s.snapshot_query, what="snapshot query", seconds=self.s.query_timeout)
+            self._next_full = time.monotonic() + self.s.full_resync_interval
+            await self._emit(sink, Snapshot(cols), cols, (), snapshot=True)
+            del cols
             self.counters["snapshots"] += 1
         else:
             await self._diff(conn, sink)
@@ -234,8 +254,21 @@ class PostgresSource:
 
     async def _diff(self, conn: asyncpg.Connection, sink: Sink) -> None:
         assert self._prints is not None
-        prints = await fetch_prints(conn, self.s.snapshot_query, seconds=self.s.query_timeout)
         known = self._prints
+        if self._version:
+            # Nothing changed if the row count and the sum of versions are the same
+            # (a change bumps a version; a new version is larger than any older one).
+            try:
+                count, total = await conn.fetchrow(summary_query(self.s.snapshot_query),
+                                                   timeout=self.s.query_timeout)
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, asyncpg.PostgresConnectionError):
+                    raise
+                raise SourceError(f"postgres: the snapshot query failed: {exc}") from None
+            if count == len(known) and int(total) == sum(v or 0 for v in known.values()):
+                return
+        prints = await fetch_prints(conn, self.s.snapshot_query, seconds=self.s.query_timeout,
+                                    version=self._version)
         changed = [r[0] for r in prints if known.get(r[0]) != r[1]]
         if len(prints) != len(known) or changed:
             current = {r[0] for r in prints}
@@ -246,13 +279,14 @@ class PostgresSource:
         if not changed and not gone:
             return
         rows = await fetch_rows(conn, self.s.accounts_query, changed, what="accounts query",
-                                seconds=self.s.query_timeout) if changed else []
+                                seconds=self.s.query_timeout,
+                                fingerprint=not self._version) if changed else []
         got = {str(r.get("account")) for r in rows}
         gone.extend(a for a in changed if a not in got)
         log.info("resync: %d changed and %d vanished accounts", len(rows), len(gone))
         await self._emit(sink, Delta(rows, gone), rows, gone)
 
-    async def _emit(self, sink: Sink, event: Snapshot | Delta, rows: list[Any],
+    async def _emit(self, sink: Sink, event: Snapshot | Delta, rows: Any,
                     gone: Any, snapshot: bool = False) -> None:
         try:
             await sink(event)
@@ -260,10 +294,13 @@ class PostgresSource:
             self._prints = None  # the engine's state is unknown: next resync is full
             raise
         if snapshot:
-            self._prints = {str(r.get("account")): r[FP] for r in rows}
+            if isinstance(rows, Columns):
+                self._prints = dict(zip(rows.account, rows.marks, strict=True))  # type: ignore[arg-type]
+            else:
+                self._prints = {str(r.get("account")): row_mark(r, self._version) for r in rows}
         elif self._prints is not None:
             for r in rows:
-                self._prints[str(r.get("account"))] = r[FP]
+                self._prints[str(r.get("account"))] = row_mark(r, self._version)
             for account in gone:
                 self._prints.pop(account, None)
         self.health.last_event = time.time()

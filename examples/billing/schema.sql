@@ -13,6 +13,9 @@
 -- tables (or over foreign tables: see docs/billing-postgres.md) and the same
 -- triggers, or sends `NOTIFY debtgate, '<id>,<id>,...'` from their own code.
 
+-- Row versions for debtgate's resync: every change takes a new, larger number.
+CREATE SEQUENCE debtgate_version;
+
 CREATE TABLE accounts (
     id          text PRIMARY KEY,
     name        text NOT NULL DEFAULT '',
@@ -30,8 +33,11 @@ CREATE TABLE accounts (
     credit_until timestamptz,
     -- ^ a promised payment (billing.promise_payment): until then a blocked
     --   account is reported active.
-    pause_until timestamptz
+    pause_until timestamptz,
     -- ^ end of a voluntary pause started for a number of days (billing.pause_service)
+    version     bigint NOT NULL DEFAULT nextval('debtgate_version')
+    -- ^ bumped by a trigger on every change: debtgate's resync compares
+    --   count(*) and sum(version) and skips a million rows when both match.
 );
 
 CREATE TABLE addresses (
@@ -52,7 +58,8 @@ CREATE TABLE sessions (
     account_id  text PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
     nas         text NOT NULL,
     session_id  text NOT NULL,
-    user_name   text
+    user_name   text,
+    version     bigint NOT NULL DEFAULT nextval('debtgate_version')
 );
 
 -- Keep accounts.address_list in step with addresses, once per statement (the
@@ -86,6 +93,37 @@ CREATE TRIGGER addresses_list_upd AFTER UPDATE ON addresses
 CREATE TRIGGER addresses_list_del AFTER DELETE ON addresses REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION billing_address_list();
 
+-- A new version for every row that really changes. ENABLE ALWAYS: the version
+-- moves even when replication or a bulk load disables the other triggers, so a
+-- resync finds changes whose notification was lost.
+CREATE FUNCTION debtgate_bump_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW IS DISTINCT FROM OLD THEN
+        NEW.version := nextval('debtgate_version');
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER accounts_version BEFORE UPDATE ON accounts
+    FOR EACH ROW EXECUTE FUNCTION debtgate_bump_version();
+ALTER TABLE accounts ENABLE ALWAYS TRIGGER accounts_version;
+CREATE TRIGGER sessions_version BEFORE UPDATE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION debtgate_bump_version();
+ALTER TABLE sessions ENABLE ALWAYS TRIGGER sessions_version;
+
+-- A deleted session would lower greatest(...) in the view: bump the account instead.
+CREATE FUNCTION debtgate_session_gone() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE accounts SET version = nextval('debtgate_version') WHERE id = OLD.account_id;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER sessions_gone AFTER DELETE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION debtgate_session_gone();
+ALTER TABLE sessions ENABLE ALWAYS TRIGGER sessions_gone;
+
 -- The subscriber contract (see debtgate.model): one row per account with at
 -- least one address.
 CREATE VIEW debtgate_subscribers AS
@@ -102,7 +140,8 @@ SELECT a.id AS account,
        a.tariff,
        s.nas,
        s.session_id,
-       s.user_name
+       s.user_name,
+       greatest(a.version, s.version) AS version
 FROM accounts a
 LEFT JOIN sessions s ON s.account_id = a.id
 WHERE a.address_list IS NOT NULL;
