@@ -67,7 +67,8 @@ class Admin:
             "conntrack_cut": eng.stats.conntrack_cut,
             "garden": {"static": sum(len(v) for v in eng.garden.values()), "domains": {}},
             "radius": {},
-            "portal": {"views": eng.portal_views, "acks": eng.portal_acks},
+            "portal": {"views": eng.portal_views, "acks": eng.portal_acks,
+                       "errors": eng.portal_errors},
             "guard": {"holding": bool(eng.held), "held_restrictions": len(eng.held),
                       "threshold_percent": eng.guard.share * 100,
                       "threshold_count": eng.guard.count, "since": eng.held_since},
@@ -132,10 +133,13 @@ class Admin:
         return await self.daemon.delete_override(override_id, author)
 
     async def resync(self) -> None:
+        """Ask billing for a full resync and reconcile the kernel (in the background)."""
         self.daemon.source.request_resync(full=True)
-        await self.engine.full_reconcile()
+        self.daemon.spawn(self.engine.full_reconcile(), "resync")
 
     async def approve_guard(self, author: str) -> dict[str, Any]:
+        if not self.engine.held:
+            raise ValueError("the guard holds nothing")
         result: dict[str, Any] = await self.engine.approve(author)
         return result
 

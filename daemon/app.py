@@ -79,6 +79,9 @@ class Daemon:
         self.statefile = StateFile(state_dir / "applied.json")
         self.override_store: OverrideStore = FileOverrideStore(state_dir / "overrides.json")
         self.engine.on_applied = self.statefile.mark
+        from .admin import Admin  # noqa: PLC0415 - admin imports this module's type
+
+        self.management = Admin(self)
         self.source = make_source(config)
         self.degraded: dict[str, str] = {}
         self._source_task: asyncio.Task[None] | None = None
@@ -123,6 +126,11 @@ class Daemon:
         while True:
             await asyncio.sleep(self.config.daemon.reconcile_interval)
             try:
+                if not await self.nft.table_exists():
+                    log.error("table inet debtgate is gone (deleted by hand?): reloading the "
+                              "ruleset and repairing every set")
+                    audit("table_recreated")
+                    await self.nft.load_ruleset(ruleset_of(self.config))
                 await self.engine.full_reconcile()
                 self.degraded.pop("kernel", None)
             except DebtgateError as exc:
@@ -152,6 +160,8 @@ class Daemon:
 
     async def add_override(self, account: str, action: str, reason: str,
                            expires_at: datetime | None, author: str) -> Override:
+        if self.engine.inventory.get(account) is None:
+            raise ValueError(f"unknown account {account!r} (not in billing on this gateway)")
         override = new_override(account, action, reason, self.engine.clock(), expires_at,
                                 author)
         self.engine.overrides[account] = override

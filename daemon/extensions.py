@@ -68,7 +68,9 @@ class Radius:
 
 
 def default_extensions(config: Config) -> list[Any]:
-    exts: list[Any] = [PortalChannel(config)]
+    from .mgmt_ext import ManagementExtension  # noqa: PLC0415
+
+    exts: list[Any] = [PortalChannel(config), ManagementExtension(config)]
     # -- self-service (issue 7): promised payment and resume; docs/selfservice.md --
     if config.selfservice.enabled:
         from .selfservice import SelfService  # noqa: PLC0415

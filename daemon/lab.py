@@ -112,7 +112,9 @@ def build(workdir: Path, billing: str, with_portal: bool, tag: str = "lab",
     (workdir / "subscribers.json").write_text(
         json.dumps({"subscribers": [h["row"] for h in HOSTS]}, indent=2, ensure_ascii=False))
     (workdir / "debtgate.toml").write_text(lab_config(workdir, billing, ack_timeout, dsn))
-    log = open(workdir / "daemon.log", "ab")  # noqa: SIM115 - lives as long as the lab
+    log_path = workdir / "daemon.log"
+    topo.log_offset = log_path.stat().st_size if log_path.exists() else 0  # type: ignore[attr-defined]
+    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the lab
     topo.popen(topo.gw, [sys.executable, "-m", "debtgate.cli", "run", "--config",
                          str(workdir / "debtgate.toml")], stdout=log, stderr=subprocess.STDOUT)
     if with_portal and _portal_available():
@@ -129,10 +131,10 @@ def build(workdir: Path, billing: str, with_portal: bool, tag: str = "lab",
     return topo
 
 
-def wait_ready(workdir: Path, timeout: float = 30) -> bool:
+def wait_ready(workdir: Path, timeout: float = 30, offset: int = 0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        text = (workdir / "daemon.log").read_text(errors="replace")
+        text = (workdir / "daemon.log").read_bytes()[offset:].decode(errors="replace")
         if " ready: " in text:
             return True
         time.sleep(0.1)
@@ -191,10 +193,15 @@ def main(args: argparse.Namespace) -> int:
         pg, dsn = asyncio.run(start_lab_billing(workdir))
     topo = build(workdir, args.billing, not args.no_portal, dsn=pg.socket_dsn if pg else "")
     try:
-        if not wait_ready(workdir):
+        if not wait_ready(workdir, offset=getattr(topo, "log_offset", 0)):
             print((workdir / "daemon.log").read_text(errors="replace"), file=sys.stderr)
             print("the daemon did not become ready", file=sys.stderr)
             return 1
+        end = time.monotonic() + 15
+        while time.monotonic() < end and sh(
+                "curl", "-s", "-o", "/dev/null", "--max-time", "1",
+                f"http://{PORTAL_V4}:8080/api/state", ns=topo.gw, check=False).returncode != 0:
+            time.sleep(0.1)
         print(instructions(workdir, args.billing, pg), flush=True)
         while not stop:
             time.sleep(0.2)

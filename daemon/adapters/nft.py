@@ -81,10 +81,12 @@ _V6_DNAT = re.compile(r"dnat ip6 to \[[0-9a-fA-F:.]+\]:\d+")
 def render_ruleset(template: str, *, portal_v4: str, portal_v6: str | None, portal_port: int,
                    portal_tls_port: int) -> str:
     """The shipped ruleset with this gateway's values."""
-    defines = (f"# BEGIN defines\ndefine PORTAL_V4 = {portal_v4}\n"
-               f"define PORTAL_V6 = {portal_v6 or 'fd00:255::1'}\n"
-               f"define PORTAL_PORT = {portal_port}\ndefine PORTAL_TLS_PORT = {portal_tls_port}\n"
-               "# END defines\n")
+    # `redefine`: libnftables keeps symbols between commands of one context, so a second
+    # load (reload, table rebuilt) would fail with "redefinition of symbol".
+    defines = (f"# BEGIN defines\nredefine PORTAL_V4 = {portal_v4}\n"
+               f"redefine PORTAL_V6 = {portal_v6 or 'fd00:255::1'}\n"
+               f"redefine PORTAL_PORT = {portal_port}\n"
+               f"redefine PORTAL_TLS_PORT = {portal_tls_port}\n# END defines\n")
     text, count = _DEFINES.subn(lambda _m: defines, template)
     if count != 1:
         raise ApplyError("ruleset: the '# BEGIN defines' ... '# END defines' block is missing")
