@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from debtgate.netlab import Topology, sh
 
 from .conftest import SUBSCRIBERS, WEB_V4, DaemonProc, curl, nft_set, wait_for

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from debtgate.netlab import can_run, sh
 
 pytestmark = pytest.mark.netns
