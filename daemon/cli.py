@@ -41,6 +41,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ruleset(args: argparse.Namespace) -> int:
+    from .app import ruleset_of  # noqa: PLC0415
+    from .config import load_config  # noqa: PLC0415
+
+    sys.stdout.write(ruleset_of(load_config(args.config)))
+    return 0
+
+
 def _cmd_lab(args: argparse.Namespace) -> int:
     from .lab import main as lab_main  # noqa: PLC0415
 
@@ -66,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file and exit")
     p.add_argument("file", type=Path)
     p.set_defaults(func=_cmd_check)
+    p = sub.add_parser("nft-ruleset", help="print the ruleset with this config's values "
+                       "(install it as /etc/nftables.d/debtgate.nft)")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.set_defaults(func=_cmd_ruleset)
     p = sub.add_parser("portal", help="run the captive portal (unprivileged)")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     p.add_argument("--workers", type=int, default=None)
