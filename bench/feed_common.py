@@ -55,3 +55,44 @@ def rss_mb(pid: int | None = None) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+async def start_daemon(dsn: str, guard: bool = True, coalesce_ms: int = 20) -> tuple[object, object]:
+    """The daemon's enforcement core in this network namespace: the shipped ruleset
+    loaded by the real nft adapter, an Engine fed by the PostgresSource."""
+    from debtgate.adapters.conntrack import NullCutter
+    from debtgate.adapters.nft import NftAdapter, read_template, render_ruleset
+    from debtgate.config import DEFAULT_RULESET
+    from debtgate.core.guard import GuardPolicy
+    from debtgate.engine import Engine
+    from debtgate.sources.postgres import PostgresSource, PostgresSourceSection
+    from debtgate.validate import Policy
+
+    nft = NftAdapter()
+    await nft.load_ruleset(render_ruleset(read_template(DEFAULT_RULESET), portal_v4="10.255.255.1",
+                                          portal_v6=None, portal_port=8080, portal_tls_port=8443))
+    engine = Engine(nft, NullCutter(), Policy(min_prefix_v4=8))
+    engine.guard = GuardPolicy(enabled=guard)
+    await engine.adopt_kernel()
+    source = PostgresSource(PostgresSourceSection(dsn=dsn, resync_interval=3600,
+                                                  coalesce_ms=coalesce_ms))
+    return engine, source
+
+
+def nft_floor(elements: list[str], ns: str | None) -> float:
+    """``nft -f`` of the elements into a scratch hash set: the kernel's floor."""
+    import subprocess
+    import tempfile
+
+    body = ", ".join(elements)
+    script = ("table inet dgfloor { set s { type ipv4_addr; }; }\n"
+              f"add element inet dgfloor s {{ {body} }}\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False) as f:
+        f.write(script)
+    pre = ["ip", "netns", "exec", ns] if ns else []
+    started = time.perf_counter()
+    subprocess.run([*pre, "nft", "-f", f.name], check=True)
+    took = time.perf_counter() - started
+    subprocess.run([*pre, "nft", "delete", "table", "inet", "dgfloor"], check=True)
+    os.unlink(f.name)
+    return took

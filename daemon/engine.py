@@ -9,6 +9,7 @@ transitions are handed to RADIUS and the audit trail.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections import Counter, deque
@@ -31,7 +32,7 @@ from .model import Rejection, State, Subscriber
 from .overrides import Override
 from .portal_api import view_dict
 from .sources.base import Columns, Delta, Event, Snapshot
-from .validate import Outcome, Policy, validate_columns, validate_rows
+from .validate import Outcome, Policy, element, validate_columns, validate_rows
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Engine:
         self.history: dict[str, deque[dict[str, Any]]] = {}
         self.acked: dict[str, float] = {}
         self.portal_views = 0
+        self.portal_errors = 0
         self.portal_acks = 0
         self.stats = Stats()
         self.lock = asyncio.Lock()
@@ -172,7 +174,9 @@ class Engine:
                  sum(len(self.committed[s]) for s in ENFORCEMENT_SETS))
 
     def set_garden(self, cidrs: Iterable[str], resolvers: Iterable[str]) -> None:
-        self.garden = garden_desired(cidrs, resolvers)
+        """Config networks, normalised like the kernel lists them (hosts without /32)."""
+        norm = [element(ipaddress.ip_network(c, strict=False)) for c in cidrs]
+        self.garden = garden_desired(norm, [element(ipaddress.ip_network(r)) for r in resolvers])
 
     # -- events ------------------------------------------------------------
     async def handle(self, event: Event) -> None:
@@ -215,7 +219,7 @@ class Engine:
         desired.update(self.garden)
         plan = reconcile(desired, self.committed, self.clock())
         await self._apply(plan, cause="billing snapshot")
-        inv.replace_all(subs, lean)
+        inv.replace_all(subs, lean, outcome.hosts)
         placed = dict.fromkeys(lean, State.ACTIVE)
         placed.update(final)
         self.placed = placed

@@ -67,12 +67,15 @@ class Inventory:
         return None if host is None else self.lean_subscriber(account, host)
 
     def replace_all(self, subs: Mapping[str, Subscriber],
-                    lean: dict[str, str] | None = None) -> None:
+                    lean: dict[str, str] | None = None,
+                    hosts: dict[str, str] | None = None) -> None:
+        """``hosts``: a host index of ``lean`` (and maybe ``subs``) built by validation."""
         self.full = dict(subs)
         self.lean = lean if lean is not None else {}
         self._nets = {}
-        # The lean index first (one comprehension), then the others over it.
-        self._hosts = {host: acc for acc, host in self.lean.items() if host}
+        # The lean index first, then the others over it.
+        self._hosts = hosts if hosts is not None else {
+            host: acc for acc, host in self.lean.items() if host}
         for sub in self.full.values():
             self._index(sub)
 
@@ -135,7 +138,13 @@ class Inventory:
 
     def claimed_by_other(self, sub: Subscriber) -> str | None:
         """An address of ``sub`` already held by another account, if any."""
+        nets = any(self._nets.values())
         for addr in sub.addresses:
+            if not nets and "/" not in addr:  # hosts only: one dict lookup
+                held = self._hosts.get(addr)
+                if held is not None and held != sub.account:
+                    return addr
+                continue
             probe = addr.split("/", 1)[0]
             owner = self.owner(probe)
             if owner is not None and owner != sub.account:

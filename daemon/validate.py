@@ -48,6 +48,9 @@ class Outcome:
     lean: dict[str, str] = field(default_factory=dict)
     """Active subscribers with one IPv4 host and nothing else to show: account -> host
     (kept compact by the inventory; see :func:`validate_columns`)."""
+    hosts: dict[str, str] | None = None
+    """host -> account of the accepted rows, when no conflict had to be resolved
+    (the inventory reuses it as its index)."""
 
 
 class RowError(ValueError):
@@ -368,6 +371,8 @@ def validate_columns(cols: Columns, policy: Policy,
                 clash = True
     if clash or prefix:
         _resolve_conflicts(out, _in_row_order(cols, lean, general), previous)
+    else:
+        out.hosts = hosts
     return out
 
 

@@ -1,0 +1,118 @@
+"""Month-start storm: 100,000 accounts blocked in ONE billing transaction (prints JSON).
+
+Run as root:  .venv/bin/python bench/feed_storm.py [--subscribers 1000000] [--storm 100000]
+
+A throwaway PostgreSQL with the reference schema holds N subscribers (every 10th
+already blocked); inside a throwaway network namespace the Engine (real nft
+adapter, shipped ruleset) is fed by the PostgresSource. After the cold sync one
+UPDATE blocks ``--storm`` active accounts and commits; we time commit -> the last
+of them in the kernel's set (the engine's committed state after the nft
+transaction). The mass-change guard would hold such a storm for approval; the
+benchmark runs with ``[guard] enabled = false`` (the guard's hold is a policy,
+not a cost). The floor, measured in the same namespace: ``nft -f`` of the same
+elements into a scratch hash set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from feed_common import address_of, billing, nft_floor, rss_mb, start_daemon  # noqa: E402
+
+
+def storm_ids(n: int, storm: int) -> list[int]:
+    """Active accounts (i % 10 != 0), the first ``storm`` of them."""
+    out = [i for i in range(1, n + 1) if i % 10][:storm]
+    if len(out) < storm:
+        raise SystemExit(f"only {len(out)} active accounts for a storm of {storm}")
+    return out
+
+
+async def inner(dsn: str, n: int, storm: int) -> dict[str, object]:
+    import asyncpg
+
+    engine, source = await start_daemon(dsn, guard=False)
+    out: dict[str, object] = {"subscribers": n, "storm": storm}
+    task = asyncio.create_task(source.run(engine.handle))  # type: ignore[attr-defined]
+    while not engine.stats.synced:  # type: ignore[attr-defined]
+        await asyncio.sleep(0.01)
+    ids = storm_ids(n, storm)
+    last = storm - 1
+    wanted = {address_of(i) for i in ids}
+    blocked = engine.committed["blocked_v4_host"]  # type: ignore[attr-defined]
+    conn = await asyncpg.connect(dsn)
+    await asyncio.sleep(0.5)  # the source is listening and idle
+    hi = ids[last]
+    writes = engine.stats.kernel_writes  # type: ignore[attr-defined]
+    sql = ("UPDATE accounts SET state = 'blocked', balance = -500, since = current_date"
+           f" WHERE id = ANY(ARRAY(SELECT 'acc' || i FROM generate_series(1, {hi}) i"
+           " WHERE i % 10 <> 0))")
+    started = time.perf_counter()
+    async with conn.transaction():
+        await conn.execute(sql)
+        update_s = time.perf_counter() - started
+        committed_at = time.perf_counter()
+    out["billing_update_s"] = round(update_s, 3)
+    out["commit_s"] = round(time.perf_counter() - committed_at, 3)
+    committed_at = time.perf_counter()
+    first = None
+    while True:
+        blocked = engine.committed["blocked_v4_host"]  # type: ignore[attr-defined]
+        if first is None and any(a in blocked for a in (address_of(ids[0]),)):
+            first = time.perf_counter() - committed_at
+        if len(blocked) >= n // 10 + storm and wanted <= blocked:
+            break
+        if time.perf_counter() - committed_at > 120:
+            raise SystemExit("storm not enforced within 120 s")
+        await asyncio.sleep(0.002)
+    out["enforced_s"] = round(time.perf_counter() - committed_at, 3)
+    out["first_enforced_s"] = round(first or 0.0, 3)
+    out["kernel_writes"] = engine.stats.kernel_writes - writes  # type: ignore[attr-defined]
+    out["deltas"] = source.counters["deltas"]  # type: ignore[attr-defined]
+    out["rss_mb"] = round(rss_mb(), 1)
+    await conn.close()
+    task.cancel()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument("--storm", type=int, default=100_000)
+    parser.add_argument("--inner", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        print(json.dumps(asyncio.run(inner(args.inner, args.subscribers, args.storm))))
+        return
+    n = args.subscribers
+    server = billing(n)
+    ns = f"dgstorm{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        floor = nft_floor([address_of(i) for i in storm_ids(n, args.storm)], ns)
+        proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__,
+                               "--subscribers", str(n), "--storm", str(args.storm),
+                               "--inner", server.socket_dsn],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr[-3000:])
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["floor_nft_s"] = round(floor, 3)
+        result["ratio"] = round(float(result["enforced_s"]) / floor, 2)
+        print(json.dumps(result, indent=1))
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
