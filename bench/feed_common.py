@@ -57,7 +57,8 @@ def rss_mb(pid: int | None = None) -> float:
     return 0.0
 
 
-async def start_daemon(dsn: str, guard: bool = True, coalesce_ms: int = 20) -> tuple[object, object]:
+async def start_daemon(dsn: str, guard: bool = True, coalesce_ms: int = 20
+                       ) -> tuple[object, object]:
     """The daemon's enforcement core in this network namespace: the shipped ruleset
     loaded by the real nft adapter, an Engine fed by the PostgresSource."""
     from debtgate.adapters.conntrack import NullCutter
