@@ -37,6 +37,11 @@ class CoalescingQueue(Generic[T]):
         return len(self._ready) + len(self._parked)
 
     @property
+    def ready(self) -> int:
+        """Items that can be taken now (their key has nothing in flight)."""
+        return len(self._ready)
+
+    @property
     def in_flight(self) -> int:
         return len(self._inflight)
 

@@ -1,10 +1,18 @@
-"""One NAS: its coalescing queue, token bucket, in-flight cap and request policy."""
+"""One NAS: its coalescing queue, token bucket, in-flight cap and request policy.
+
+No task per request: :meth:`NasWorker._pump` starts requests while a slot
+(``max_in_flight``) and a token are available, and the transport calls
+:meth:`NasWorker._completed` with each verified reply (or timeout), which
+decides, records, and pumps again. Waits (token bucket, NAK backoff) are
+timers.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -13,8 +21,8 @@ from debtgate.radius.coalesce import CoalescingQueue, QueueFull
 from debtgate.radius.config import NasConfig
 from debtgate.radius.intent import Intent
 from debtgate.radius.pacing import TokenBucket
-from debtgate.radius.packets import CODE_NAMES, Facts, encode, request_attributes
-from debtgate.radius.profiles import Profile, ProfileError
+from debtgate.radius.packets import CODE_NAMES, CompiledAction, Facts, Reply
+from debtgate.radius.profiles import Action, Profile, ProfileError
 from debtgate.radius.sessions import SessionTable
 from debtgate.radius.stats import NasStats
 from debtgate.radius.transport import NasTransport
@@ -23,6 +31,26 @@ from pyrad.dictionary import Dictionary
 log = logging.getLogger(__name__)
 
 Recorder = Callable[[str, dict[str, Any]], None]
+
+PUMP_BATCH = 64
+"""Requests started back to back at most; then the loop runs once (replies are read,
+an in-process or same-host NAS drains its socket) before the next batch. A burst of
+hundreds of datagrams at once overflows a receiver's default socket buffer."""
+
+
+class _Job:
+    """One intent being worked on (from leaving the queue to its result)."""
+
+    __slots__ = ("key", "intent", "action", "kind", "attempt", "facts", "result")
+
+    def __init__(self, key: Hashable, intent: Intent, action: Action) -> None:
+        self.key = key
+        self.intent = intent
+        self.action = action
+        self.kind: str = action.kind
+        self.attempt = 0
+        self.facts: Facts | None = None
+        self.result: dict[str, Any] | None = None
 
 
 class NasWorker:
@@ -41,10 +69,17 @@ class NasWorker:
         self.queue: CoalescingQueue[Intent] = CoalescingQueue(nas.queue_limit)
         self.bucket = TokenBucket(nas.rate, nas.burst)
         self.stats = NasStats()
-        self.transport = NasTransport(nas.name, nas.address, nas.port, self.stats,
-                                      nas.source_address)
-        self._slots = asyncio.Semaphore(nas.max_in_flight)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.transport = NasTransport(nas.name, nas.address, nas.port, self.stats, secret,
+                                      nas.timeout, nas.retries, nas.source_address, dictionary)
+        self._compiled: dict[tuple[int, str], CompiledAction] = {}
+        self._active = 0
+        """Requests holding an in-flight slot (sent, or being built)."""
+        self._retry: deque[_Job] = deque()
+        self._kick = asyncio.Event()
+        self._pumping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._bucket_timer: asyncio.TimerHandle | None = None
+        self._timers: set[asyncio.TimerHandle] = set()
 
     def submit(self, intent: Intent) -> bool:
         """Queue (or coalesce) an intent; False if the queue is full."""
@@ -55,6 +90,7 @@ class NasWorker:
             log.error("account=%s nas=%s queue full (%d), intent %s dropped",
                       intent.account, self.nas.name, self.queue.limit, intent.kind)
             return False
+        self._kick.set()
         return True
 
     def status(self) -> dict[str, Any]:
@@ -65,30 +101,109 @@ class NasWorker:
         return snap
 
     async def run(self) -> None:
-        """Take intents forever (cancel to stop)."""
+        """Send what is queued until cancelled."""
+        self._loop = asyncio.get_running_loop()
         try:
             while True:
-                key, intent = await self.queue.get()
-                await self._slots.acquire()
-                await self.bucket.take()
-                task = asyncio.create_task(self._process(key, intent))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._kick.clear()
+                self._pump()
+                if self._kick.is_set():
+                    await asyncio.sleep(0)  # let the loop run once between batches
+                else:
+                    await self._kick.wait()
         finally:
-            for task in list(self._tasks):
-                task.cancel()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            for timer in (self._bucket_timer, *self._timers):
+                if timer is not None:
+                    timer.cancel()
+            self._timers.clear()
+            self._bucket_timer = None
             self.transport.close()
 
-    async def _process(self, key: Hashable, intent: Intent) -> None:
-        holding = [True]
+    # -- starting requests -----------------------------------------------------
+
+    def _pump(self) -> None:
+        """Start requests while a slot and a token are available."""
+        if self._pumping or self._loop is None:
+            return
+        self._pumping = True
         try:
-            await self._handle(key, intent, holding)
+            cap, queue, bucket = self.nas.max_in_flight, self.queue, self.bucket
+            budget = PUMP_BATCH
+            while self._active < cap:
+                if budget <= 0:
+                    self._kick.set()  # more to send: continue after one loop iteration
+                    break
+                job: _Job | None = None
+                if self._retry:
+                    job = self._retry[0]
+                    if queue.has_pending(job.key):  # a newer intent waits: drop this retry
+                        self._retry.popleft()
+                        assert job.result is not None
+                        job.result["result"] = "superseded"
+                        self._finish(job, job.result)
+                        continue
+                elif not queue.ready:
+                    break
+                if self._bucket_timer is not None:
+                    break
+                wait = bucket.try_take()
+                if wait > 0:
+                    self._bucket_timer = self._loop.call_later(wait, self._bucket_ready)
+                    break
+                if job is not None:
+                    self._retry.popleft()
+                else:
+                    got = queue.get_nowait()
+                    assert got is not None
+                    key, intent = got
+                    action = self.profile.action(intent.kind)
+                    if action.kind == "none":
+                        self._finish(_Job(key, intent, action), self._base(intent) | {
+                            "result": "skipped", "request": None})
+                        continue
+                    job = _Job(key, intent, action)
+                self._active += 1
+                budget -= 1
+                self._attempt(job)
         finally:
-            if holding[0]:
-                self._slots.release()
-            self.queue.done(key)
+            self._pumping = False
+
+    def _bucket_ready(self) -> None:
+        self._bucket_timer = None
+        self._pump()
+
+    def compiled(self, action: Action, kind: str) -> CompiledAction:
+        """The pre-encoded form of ``action`` sent as ``kind`` (built once per NAS)."""
+        key = (id(action), kind)
+        got = self._compiled.get(key)
+        if got is None:
+            got = self._compiled[key] = CompiledAction(self.nas, self.profile, action, kind,
+                                                       self.dictionary, self._secret)
+        return got
+
+    def _attempt(self, job: _Job) -> None:
+        """Build and send one attempt of ``job`` (which holds a slot)."""
+        job.attempt += 1
+        intent = job.intent
+        facts = job.facts = self.facts(intent)
+        compiled = self.compiled(job.action, job.kind)
+        try:
+            body = compiled.body(facts)
+            sock, pkt_id = self.transport.allocate()
+            try:
+                raw, auth = compiled.finish(body, pkt_id)
+            except BaseException:
+                self.transport.release(sock, pkt_id)
+                raise
+        except ProfileError as exc:
+            self.stats.unresolved += 1
+            log.warning("account=%s nas=%s nothing sent: %s", intent.account,
+                        self.nas.name, exc)
+            self._active -= 1
+            self._finish(job, self._base(intent) | {"result": "unresolved", "detail": str(exc),
+                                                    "request": None})
+            return
+        self.transport.send(sock, pkt_id, raw, auth, compiled.reply_codes, self._completed, job)
 
     def facts(self, intent: Intent) -> Facts:
         """Billing session facts, completed from the accounting table."""
@@ -103,92 +218,95 @@ class NasWorker:
                 framed_ip = framed_ip or hit.framed_ip
         return Facts(intent.account, session_id, user_name, framed_ip or intent.host_ipv4)
 
-    async def _handle(self, key: Hashable, intent: Intent, holding: list[bool]) -> None:
-        action = self.profile.action(intent.kind)
-        base: dict[str, Any] = {"account": intent.account, "nas": self.nas.name,
-                                "intent": intent.kind, "state": str(intent.target)}
-        if action.kind == "none":
-            self._record(intent.account, {**base, "result": "skipped", "request": None})
-            return
-        kind, attempt = action.kind, 0
-        while True:
-            attempt += 1
-            facts = self.facts(intent)
-            try:
-                attrs = request_attributes(self.nas, self.profile, action, facts,
-                                           self.dictionary, kind)
-            except ProfileError as exc:
-                self.stats.unresolved += 1
-                log.warning("account=%s nas=%s nothing sent: %s", intent.account,
-                            self.nas.name, exc)
-                self._record(intent.account, {**base, "result": "unresolved", "detail": str(exc),
-                                              "request": None})
-                return
-            started = time.monotonic()
-            reply = await self.transport.request(
-                lambda pid, kind=kind, attrs=attrs: encode(  # type: ignore[misc]
-                    self.dictionary, self._secret, kind, attrs, pid),
-                self.nas.timeout, self.nas.retries)
-            decision = decide(reply)
-            request = "CoA-Request" if kind == "coa" else "Disconnect-Request"
-            result = {**base, "request": request, "result": str(decision), "attempts": attempt,
-                      "session_id": facts.session_id, "user_name": facts.user_name,
-                      "framed_ip": facts.framed_ip, "at": time.time(),
-                      "reply": CODE_NAMES.get(reply.code) if reply else None,
-                      "error_cause": reply.error_cause if reply else None,
-                      "detail": reply.detail if reply else "",
-                      "ack_trusted": bool(reply and reply.ack and not self.nas.blind_ack)}
-            if reply is not None:
-                self.stats.latency.add(time.monotonic() - started)
-                if not reply.ack:
-                    self.stats.nak[cause_label(reply.error_cause)] += 1
-            if decision is Decision.ACKED:
-                self.stats.ack += 1
-                log.info("account=%s nas=%s %s %s acked%s", intent.account, self.nas.name,
-                         intent.kind, request, " (unverified: blind-ACK NAS)"
-                         if self.nas.blind_ack else "")
-            elif decision is Decision.TIMEOUT:
-                self.stats.timeouts += 1
-                log.warning("account=%s nas=%s %s %s: no reply after %d transmissions",
-                            intent.account, self.nas.name, intent.kind, request,
-                            self.nas.retries + 1)
-            elif decision is Decision.GONE:
-                self.stats.session_gone += 1
-                if self.table is not None and facts.session_id:
-                    self.table.remove(self.nas.name, facts.session_id)
-                log.info("account=%s nas=%s session %s gone (503)", intent.account,
-                         self.nas.name, facts.session_id)
-            elif decision is Decision.RECIPE:
-                self.stats.recipe_errors += 1
-                log.error("account=%s nas=%s profile %s: %s NAKed with %s %s", intent.account,
-                          self.nas.name, self.profile.name, request,
-                          cause_label(result["error_cause"]), result["detail"])
-                if kind == "coa" and action.fallback_disconnect:
-                    self.stats.fallbacks += 1
-                    kind = "disconnect"
-                    continue
-            else:
-                log.warning("account=%s nas=%s %s NAK %s (attempt %d)", intent.account,
-                            self.nas.name, request, cause_label(result["error_cause"]), attempt)
-                if attempt <= self.nas.retries and not self.queue.has_pending(key):
-                    await self._wait_retry(decision, attempt, holding)
-                    if not self.queue.has_pending(key):
-                        continue
-                    result["result"] = "superseded"
-                else:
-                    result["result"] = "failed" if attempt > self.nas.retries else "superseded"
-            self._record(intent.account, result)
-            return
+    def _base(self, intent: Intent) -> dict[str, Any]:
+        return {"account": intent.account, "nas": self.nas.name, "intent": intent.kind,
+                "state": str(intent.target)}
 
-    async def _wait_retry(self, decision: Decision, attempt: int, holding: list[bool]) -> None:
-        delay = backoff_delay(self.nas.backoff, attempt)
-        self._slots.release()
-        holding[0] = False
-        if decision is Decision.BACKOFF:
-            self.bucket.pause(delay)
-            log.warning("nas=%s resources unavailable (506): paused %.1fs", self.nas.name, delay)
+    def _finish(self, job: _Job, result: dict[str, Any]) -> None:
+        """Record the job's result; the account's next intent (if parked) becomes ready."""
+        self._record(job.intent.account, result)
+        self.queue.done(job.key)
+        if self.queue.ready:
+            self._kick.set()
+
+    # -- outcomes --------------------------------------------------------------
+
+    def _completed(self, job: _Job, reply: Reply | None, elapsed: float) -> None:
+        """The transport's callback: a verified reply, or None after all retransmissions."""
+        try:
+            self._decide(job, reply, elapsed)
+        finally:
+            self._pump()
+
+    def _decide(self, job: _Job, reply: Reply | None, elapsed: float) -> None:
+        intent, kind, facts, nas = job.intent, job.kind, job.facts, self.nas
+        assert facts is not None
+        decision = decide(reply)
+        request = "CoA-Request" if kind == "coa" else "Disconnect-Request"
+        result = self._base(intent)
+        result.update(request=request, result=str(decision), attempts=job.attempt,
+                      session_id=facts.session_id, user_name=facts.user_name,
+                      framed_ip=facts.framed_ip, at=time.time(),
+                      reply=CODE_NAMES.get(reply.code) if reply else None,
+                      error_cause=reply.error_cause if reply else None,
+                      detail=reply.detail if reply else "",
+                      ack_trusted=bool(reply and reply.ack and not nas.blind_ack))
+        if reply is not None:
+            self.stats.latency.add(elapsed)
+            if not reply.ack:
+                self.stats.nak[cause_label(reply.error_cause)] += 1
+        if decision is Decision.ACKED:
+            self.stats.ack += 1
+            log.info("account=%s nas=%s %s %s acked%s", intent.account, nas.name,
+                     intent.kind, request, " (unverified: blind-ACK NAS)"
+                     if nas.blind_ack else "")
+        elif decision is Decision.TIMEOUT:
+            self.stats.timeouts += 1
+            log.warning("account=%s nas=%s %s %s: no reply after %d transmissions",
+                        intent.account, nas.name, intent.kind, request, nas.retries + 1)
+        elif decision is Decision.GONE:
+            self.stats.session_gone += 1
+            if self.table is not None and facts.session_id:
+                self.table.remove(nas.name, facts.session_id)
+            log.info("account=%s nas=%s session %s gone (503)", intent.account,
+                     nas.name, facts.session_id)
+        elif decision is Decision.RECIPE:
+            self.stats.recipe_errors += 1
+            log.error("account=%s nas=%s profile %s: %s NAKed with %s %s", intent.account,
+                      nas.name, self.profile.name, request,
+                      cause_label(result["error_cause"]), result["detail"])
+            if kind == "coa" and job.action.fallback_disconnect:
+                self.stats.fallbacks += 1
+                job.kind = "disconnect"
+                self._attempt(job)  # keeps its slot, as before
+                return
         else:
-            await asyncio.sleep(delay)
-        await self._slots.acquire()
-        holding[0] = True
-        await self.bucket.take()
+            log.warning("account=%s nas=%s %s NAK %s (attempt %d)", intent.account,
+                        nas.name, request, cause_label(result["error_cause"]), job.attempt)
+            if job.attempt <= nas.retries and not self.queue.has_pending(job.key):
+                job.result = result
+                self._wait_retry(job, decision)
+                return
+            result["result"] = "failed" if job.attempt > nas.retries else "superseded"
+        self._active -= 1
+        self._finish(job, result)
+
+    def _wait_retry(self, job: _Job, decision: Decision) -> None:
+        """Free the slot; after the backoff the job queues for a slot and a token again."""
+        delay = backoff_delay(self.nas.backoff, job.attempt)
+        self._active -= 1
+        if decision is Decision.BACKOFF:
+            self.bucket.pause(delay)  # the whole NAS waits; the bucket gates the retry
+            log.warning("nas=%s resources unavailable (506): paused %.1fs", self.nas.name, delay)
+            self._retry.append(job)
+            return
+        assert self._loop is not None
+        timer: asyncio.TimerHandle | None = None
+
+        def due() -> None:
+            self._timers.discard(timer)  # type: ignore[arg-type]
+            self._retry.append(job)
+            self._pump()
+
+        timer = self._loop.call_later(delay, due)
+        self._timers.add(timer)

@@ -79,7 +79,7 @@ server coa {{
         type = coa
         ipaddr = 127.0.0.1
         port = {port}
-    }}
+{recv_buff}    }}
     recv-coa {{
         if (&request:Acct-Session-Id && &request:Acct-Session-Id =~ /^({known})$/) {{
             ok
@@ -115,7 +115,8 @@ class FreeRadius:
 
     def __init__(self, directory: Path, secret: str, port: int, known: list[str],
                  debug: bool = True, threads: int = 4,
-                 require_ma: str = "yes", known_pattern: str | None = None) -> None:
+                 require_ma: str = "yes", known_pattern: str | None = None,
+                 recv_buff: int | None = None) -> None:
         self.directory = directory
         self.secret = secret
         self.port = port
@@ -124,6 +125,8 @@ class FreeRadius:
         self.threads = threads
         self.require_ma = require_ma
         self.known_pattern = known_pattern
+        self.recv_buff = recv_buff
+        """SO_RCVBUF of the CoA socket (FreeRADIUS ``recv_buff``); None: kernel default."""
         self.lines: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
         self._ready = threading.Event()
@@ -134,7 +137,8 @@ class FreeRadius:
         known = self.known_pattern or "|".join(re.escape(k) for k in self.known) or "-none-"
         (self.directory / "radiusd.conf").write_text(RADIUSD_CONF.format(
             dir=self.directory, secret=self.secret, port=self.port, known=known,
-            threads=self.threads, require_ma=self.require_ma))
+            threads=self.threads, require_ma=self.require_ma,
+            recv_buff=f"        recv_buff = {self.recv_buff}\n" if self.recv_buff else ""))
         (self.directory / "dictionary").write_text(LOCAL_DICTIONARY)
         args = [BINARY, "-X" if self.debug else "-f", "-l", "stdout", "-d", str(self.directory)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

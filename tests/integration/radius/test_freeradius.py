@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import PROFILES, make_config, running, wait_result
 from debtgate.model import Session, State
@@ -42,11 +44,14 @@ IDENT = {"Message-Authenticator", "Event-Timestamp", "NAS-IP-Address", "Acct-Ses
 
 
 def packets_for(server: FreeRadius, session_id: str, count: int = 1) -> list[dict[str, object]]:
+    # received() returns at once when earlier tests' packets exist: wait here, since the
+    # reader thread may not have consumed FreeRADIUS's output for this request yet
     for _ in range(40):
         got = [p for p in server.received(wait=0.1)
                if ("Acct-Session-Id", session_id) in p["attrs"]]  # type: ignore[operator]
         if len(got) >= count:
             return got
+        time.sleep(0.1)
     return got
 
 
