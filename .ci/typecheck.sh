@@ -10,4 +10,4 @@ cp -r portal "$tree/debtgate/portal"
 cp -r radius "$tree/debtgate/radius"
 cd "$tree"
 "$OLDPWD/.venv/bin/mypy" --config-file "$OLDPWD/pyproject.toml" --cache-dir /tmp/debtgate-mypy-cache \
-  -p debtgate.core -m debtgate.model -m debtgate.validate -m debtgate.config -m debtgate.inventory
+  -p debtgate

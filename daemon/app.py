@@ -59,7 +59,7 @@ def make_source(config: Config) -> BillingSource:
     if config.source.kind == "postgres":
         from .sources.postgres import PostgresSource  # noqa: PLC0415 - optional
 
-        return PostgresSource.from_config(config)  # type: ignore[attr-defined,no-any-return]
+        return PostgresSource.from_config(config)
     f = config.source.file
     return FileSource(f.path, f.format, f.poll_interval)
 

@@ -57,7 +57,7 @@ class DnsGarden:
             out.extend(str(r.address) for r in answer)
             ttl = max(ttl, int(answer.rrset.ttl) if answer.rrset is not None else 0)
         if errors and not v4 and not v6:
-            raise dns.exception.DNSException("; ".join(errors))
+            raise dns.exception.DNSException("; ".join(errors))  # type: ignore[no-untyped-call]
         return v4, v6, ttl
 
     async def refresh(self, daemon: Daemon, domain: str) -> float:

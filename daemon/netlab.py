@@ -12,6 +12,7 @@ import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 GW_LAN_V4 = "100.64.0.1"
 GW_LAN_V6 = "2001:db8:100::1"
@@ -112,8 +113,9 @@ class Topology:
                 ["ip", "netns", "exec", ns, sys.executable, "-m", "debtgate.netlab", "serve",
                  str(port), body], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
-    def popen(self, ns: str, args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *args], **kwargs)  # type: ignore[call-overload]
+    def popen(self, ns: str, args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc: subprocess.Popen[bytes] = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *args], **kwargs)
         self.procs.append(proc)
         return proc
 

@@ -7,7 +7,6 @@ bash examples/install.sh --test
 echo ">> ruff"
 .venv/bin/ruff check daemon portal radius
 echo ">> mypy (strict on the core)"
-.venv/bin/mypy --config-file pyproject.toml -p debtgate.core -p debtgate.model \
-  -p debtgate.validate -p debtgate.config
+bash .ci/typecheck.sh
 echo ">> pytest"
 exec .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"
