@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,16 +71,19 @@ async def run_debtgate(port: int, count: int, tmp: Path, in_flight: int,
     worker._record = counting
     task = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0)
+    cpu = time.process_time()
     start = time.perf_counter()
     for i in range(count):
         dispatcher.submit(Intent(f"acc{i}", State.BLOCKED, Session(session_id=f"bench-{tag}{i}")))
     await finished.wait()
     elapsed = recorded[1] - start
+    cpu = time.process_time() - cpu
     status = worker.status()
     dispatcher.close()
     await task
     return {"seconds": round(elapsed, 4), "rps": round(count / elapsed, 1),
-            "ack": status["ack"], "retransmits": status["retransmits"],
+            "cpu_us_per_request": round(cpu / count * 1e6, 1), "ack": status["ack"],
+            "retransmits": status["retransmits"],
             "timeouts": status["timeouts"], "latency_p99_ms": status["latency_p99_ms"]}
 
 
@@ -95,12 +99,16 @@ def write_requests(path: Path, count: int, tag: str) -> None:
 def run_radclient(port: int, requests: Path, count: int, parallel: int) -> dict[str, Any]:
     args = ["radclient", "-q", "-s", "-p", str(parallel), "-r", "3", "-t", "5",
             "-f", str(requests), f"127.0.0.1:{port}", "coa", SECRET]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     summary = " ".join(proc.stdout.split())
     return {"seconds": round(elapsed, 4), "rps": round(count / elapsed, 1),
-            "exit": proc.returncode, "accepted": _field(summary, "Accepted"),
+            "cpu_us_per_request": round(cpu / count * 1e6, 1), "exit": proc.returncode,
+            "accepted": _field(summary, "Accepted"),
             "lost": _field(summary, "Lost")}
 
 
@@ -159,10 +167,13 @@ def main() -> None:
         "bench": "radius_throughput", "count": args.count, "in_flight": args.parallel,
         "loop": args.loop, "runs": args.runs, "recv_buff": args.recv_buff,
         "debtgate": {"median_seconds": ours_s, "rps": round(args.count / ours_s, 1),
-                     "runs": ours},
+                     "cpu_us_per_request": statistics.median(
+                         r["cpu_us_per_request"] for r in ours), "runs": ours},
         "radclient": {"median_seconds": theirs_s, "rps": round(args.count / theirs_s, 1),
                       "startup_seconds": round(startup, 4),
-                      "rps_net": round(args.count / net_s, 1), "runs": theirs},
+                      "rps_net": round(args.count / net_s, 1),
+                      "cpu_us_per_request": statistics.median(
+                          r["cpu_us_per_request"] for r in theirs), "runs": theirs},
         "ratio": round(net_s / ours_s, 2),
         "ratio_gross": round(theirs_s / ours_s, 2),
     }, indent=2))

@@ -41,11 +41,13 @@ hundreds of datagrams at once overflows a receiver's default socket buffer."""
 class _Job:
     """One intent being worked on (from leaving the queue to its result)."""
 
-    __slots__ = ("key", "intent", "action", "kind", "attempt", "facts", "result")
+    __slots__ = ("key", "intent", "intent_kind", "action", "kind", "attempt", "facts", "result")
 
-    def __init__(self, key: Hashable, intent: Intent, action: Action) -> None:
+    def __init__(self, key: Hashable, intent: Intent, action: Action,
+                 intent_kind: str) -> None:
         self.key = key
         self.intent = intent
+        self.intent_kind = intent_kind
         self.action = action
         self.kind: str = action.kind
         self.attempt = 0
@@ -156,12 +158,13 @@ class NasWorker:
                     got = queue.get_nowait()
                     assert got is not None
                     key, intent = got
-                    action = self.profile.action(intent.kind)
+                    intent_kind = intent.kind
+                    action = self.profile.action(intent_kind)
+                    job = _Job(key, intent, action, intent_kind)
                     if action.kind == "none":
-                        self._finish(_Job(key, intent, action), self._base(intent) | {
-                            "result": "skipped", "request": None})
+                        self._finish(job, self._base(job) | {"result": "skipped",
+                                                             "request": None})
                         continue
-                    job = _Job(key, intent, action)
                 self._active += 1
                 budget -= 1
                 self._attempt(job)
@@ -200,8 +203,8 @@ class NasWorker:
             log.warning("account=%s nas=%s nothing sent: %s", intent.account,
                         self.nas.name, exc)
             self._active -= 1
-            self._finish(job, self._base(intent) | {"result": "unresolved", "detail": str(exc),
-                                                    "request": None})
+            self._finish(job, self._base(job) | {"result": "unresolved", "detail": str(exc),
+                                                 "request": None})
             return
         self.transport.send(sock, pkt_id, raw, auth, compiled.reply_codes, self._completed, job)
 
@@ -218,9 +221,10 @@ class NasWorker:
                 framed_ip = framed_ip or hit.framed_ip
         return Facts(intent.account, session_id, user_name, framed_ip or intent.host_ipv4)
 
-    def _base(self, intent: Intent) -> dict[str, Any]:
-        return {"account": intent.account, "nas": self.nas.name, "intent": intent.kind,
-                "state": str(intent.target)}
+    def _base(self, job: _Job) -> dict[str, Any]:
+        intent = job.intent
+        return {"account": intent.account, "nas": self.nas.name, "intent": job.intent_kind,
+                "state": intent.target.value}
 
     def _finish(self, job: _Job, result: dict[str, Any]) -> None:
         """Record the job's result; the account's next intent (if parked) becomes ready."""
@@ -243,27 +247,30 @@ class NasWorker:
         assert facts is not None
         decision = decide(reply)
         request = "CoA-Request" if kind == "coa" else "Disconnect-Request"
-        result = self._base(intent)
-        result.update(request=request, result=str(decision), attempts=job.attempt,
-                      session_id=facts.session_id, user_name=facts.user_name,
-                      framed_ip=facts.framed_ip, at=time.time(),
-                      reply=CODE_NAMES.get(reply.code) if reply else None,
-                      error_cause=reply.error_cause if reply else None,
-                      detail=reply.detail if reply else "",
-                      ack_trusted=bool(reply and reply.ack and not nas.blind_ack))
+        result = {"account": intent.account, "nas": nas.name, "intent": job.intent_kind,
+                  "state": intent.target.value, "request": request, "result": decision.value,
+                  "attempts": job.attempt, "session_id": facts.session_id,
+                  "user_name": facts.user_name, "framed_ip": facts.framed_ip,
+                  "at": time.time(), "reply": None, "error_cause": None, "detail": "",
+                  "ack_trusted": False}
+        stats = self.stats
         if reply is not None:
-            self.stats.latency.add(elapsed)
+            result["reply"] = CODE_NAMES.get(reply.code)
+            result["error_cause"] = reply.error_cause
+            result["detail"] = reply.detail
+            result["ack_trusted"] = reply.ack and not nas.blind_ack
+            stats.latency.add(elapsed)
             if not reply.ack:
-                self.stats.nak[cause_label(reply.error_cause)] += 1
+                stats.nak[cause_label(reply.error_cause)] += 1
         if decision is Decision.ACKED:
             self.stats.ack += 1
             log.info("account=%s nas=%s %s %s acked%s", intent.account, nas.name,
-                     intent.kind, request, " (unverified: blind-ACK NAS)"
+                     job.intent_kind, request, " (unverified: blind-ACK NAS)"
                      if nas.blind_ack else "")
         elif decision is Decision.TIMEOUT:
             self.stats.timeouts += 1
             log.warning("account=%s nas=%s %s %s: no reply after %d transmissions",
-                        intent.account, nas.name, intent.kind, request, nas.retries + 1)
+                        intent.account, nas.name, job.intent_kind, request, nas.retries + 1)
         elif decision is Decision.GONE:
             self.stats.session_gone += 1
             if self.table is not None and facts.session_id:
