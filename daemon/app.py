@@ -20,6 +20,7 @@ from typing import Any
 from . import __version__
 from .adapters.conntrack import ConntrackCutter, NullCutter, PyrouteCutter
 from .adapters.nft import NftAdapter, read_template, render_ruleset
+from .audit import SINKS as audit_sinks
 from .audit import audit
 from .config import Config, load_config
 from .core.guard import GuardPolicy
@@ -77,7 +78,15 @@ class Daemon:
         self.engine.guard = guard_of(config)
         state_dir = config.daemon.state_dir
         self.statefile = StateFile(state_dir / "applied.json")
-        self.override_store: OverrideStore = FileOverrideStore(state_dir / "overrides.json")
+        self.local_overrides = FileOverrideStore(state_dir / "overrides.json")
+        self.override_store: OverrideStore = self.local_overrides
+        self.shared: Any = None
+        if config.source.kind == "postgres" and config.source.postgres is not None:
+            from .pgshared import PgShared, SharedOverrides  # noqa: PLC0415
+
+            pg = config.source.postgres
+            self.shared = PgShared(pg.dsn.get_secret_value() if pg.dsn else None, pg.dsn_file)
+            self.override_store = SharedOverrides(self.shared, self.local_overrides)
         self.engine.on_applied = self.statefile.mark
         from .admin import Admin  # noqa: PLC0415 - admin imports this module's type
 
@@ -95,7 +104,8 @@ class Daemon:
         await self.nft.load_ruleset(ruleset_of(self.config))
         await self.engine.adopt_kernel()
         for override in await self.override_store.load():
-            self.engine.overrides[override.account] = override
+            if override.active(self.engine.clock()):
+                self.engine.overrides[override.account] = override
         kernel_empty = not any(self.engine.committed.get(n) for n in ENFORCEMENT_SETS)
         saved = self.statefile.load() if kernel_empty else None
         if saved is not None and any(saved[0].values()):
@@ -157,6 +167,29 @@ class Daemon:
                 await self.override_store.save(list(self.engine.overrides.values()))
                 await self.engine.reapply([o.account for o in expired], "override expired",
                                           bypass_guard=False)
+
+    async def _listen_overrides(self) -> None:
+        """Apply overrides another gateway changed in the shared database."""
+        changed = asyncio.Event()
+        listener = self.spawn(self.shared.listen(changed.set), "shared-overrides-listen")
+        try:
+            while True:
+                await changed.wait()
+                changed.clear()
+                try:
+                    fresh = {o.account: o for o in await self.override_store.load()}
+                except DebtgateError as exc:
+                    log.warning("shared overrides unreadable: %s", exc)
+                    continue
+                touched = {a for a in set(fresh) | set(self.engine.overrides)
+                           if fresh.get(a) != self.engine.overrides.get(a)}
+                self.engine.overrides.clear()
+                self.engine.overrides.update(fresh)
+                if touched:
+                    log.info("overrides changed on another gateway: %d accounts", len(touched))
+                    await self.engine.reapply(touched, "override (shared)")
+        finally:
+            listener.cancel()
 
     async def add_override(self, account: str, action: str, reason: str,
                            expires_at: datetime | None, author: str) -> Override:
@@ -254,6 +287,10 @@ class Daemon:
             self.spawn(self._ready(), "ready")
             self.spawn(self.statefile.run(self._collect_state), "persist")
             self.spawn(self._expire_overrides(), "overrides")
+            if self.shared is not None:
+                audit_sinks.append(self.shared.record)
+                self.spawn(self.shared.run_audit(), "shared-audit")
+                self.spawn(self._listen_overrides(), "shared-overrides")
             for ext in self.extensions:
                 self.spawn(ext.run(self), type(ext).__name__)
             while not self.shutdown.is_set():
