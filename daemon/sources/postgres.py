@@ -3,8 +3,9 @@
 One dedicated connection (never pooled): after every (re)connect it LISTENs,
 then takes a snapshot, then applies notifications. A notification carries
 account ids (comma-separated, or a JSON array); an empty payload means
-"resync everything". Ids arriving within ``coalesce_ms`` are fetched with the
-accounts query and applied as ONE Delta; ids the query no longer returns are
+"resync everything". A notification on an idle feed is applied at once; under
+load, ids arriving within ``coalesce_ms`` are fetched with the accounts query and
+applied as ONE Delta (:mod:`debtgate.sources.coalesce`); ids the query no longer returns are
 ``gone``. A heartbeat notices a dead server; reconnects back off; a periodic
 resync is the safety net.
 
@@ -33,6 +34,7 @@ from pydantic import Field, SecretStr, model_validator
 from ..configbase import Section
 from ..errors import SourceError
 from .base import Columns, Delta, Sink, Snapshot, SourceHealth
+from .coalesce import Coalescer
 from .pgfetch import (
     copy_snapshot,
     describe,
@@ -65,7 +67,10 @@ class PostgresSourceSection(Section):
     channel: str = Field("debtgate", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     """The LISTEN channel the billing's triggers NOTIFY with account ids."""
     coalesce_ms: int = Field(20, ge=0, le=5000)
-    """Notifications within this many milliseconds are applied as one change."""
+    """Under load (notifications while or just after a change is applied), ids are
+    gathered for this many milliseconds and applied as one change. On an idle feed a
+    notification is applied at once, after a tenth of this (1 ms at least) without
+    another one."""
     heartbeat_interval: float = Field(5.0, gt=0, le=300)
     """Seconds between ``SELECT 1`` probes that notice a dead server."""
     reconnect_min: float = Field(0.5, gt=0)
@@ -103,7 +108,7 @@ class PostgresSource:
         """The snapshot query has a ``version`` column (marks are versions)."""
         self._next_full = 0.0
         self._pending: set[str] = set()
-        self._pending_since: float | None = None
+        self._coalesce = Coalescer(settings.coalesce_ms / 1000)
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
         self._resync = False
@@ -180,8 +185,7 @@ class PostgresSource:
             self._resync = True
         else:
             self._pending.update(ids)
-            if self._pending_since is None:
-                self._pending_since = time.monotonic()
+            self._coalesce.arrived(time.monotonic())
         self._wake.set()
 
     # -- the loop ----------------------------------------------------------
@@ -194,8 +198,8 @@ class PostgresSource:
             if self._resync or now >= self._next_resync:
                 await self._resync_now(conn, sink)
                 continue
-            if self._pending and self._pending_since is not None:
-                due = self._pending_since + self.s.coalesce_ms / 1000
+            due = self._coalesce.due() if self._pending else None
+            if due is not None:
                 if now >= due:
                     await self._apply_pending(conn, sink)
                     continue
@@ -213,9 +217,16 @@ class PostgresSource:
                 pass
 
     async def _apply_pending(self, conn: asyncpg.Connection, sink: Sink) -> None:
-        ids, first = sorted(self._pending), self._pending_since
+        ids, first = sorted(self._pending), self._coalesce.take()
         self._pending.clear()
-        self._pending_since = None
+        self._coalesce.started()
+        try:
+            await self._apply_ids(conn, sink, ids, first)
+        finally:
+            self._coalesce.applied(time.monotonic())
+
+    async def _apply_ids(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
+                         first: float | None) -> None:
         rows = await fetch_rows(conn, self.s.accounts_query, ids, what="accounts query",
                                 seconds=self.s.query_timeout, fingerprint=not self._version)
         wanted = set(ids)
@@ -233,7 +244,7 @@ class PostgresSource:
         self._next_resync = time.monotonic() + self.s.resync_interval
         # Ids notified from now on are applied after the snapshot; older ones it covers.
         self._pending.clear()
-        self._pending_since = None
+        self._coalesce.take()
         started = time.monotonic()
         if not full:
             types = await describe(conn, self.s.snapshot_query, what="snapshot query",

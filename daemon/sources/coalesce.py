@@ -1,0 +1,64 @@
+"""Adaptive coalescing of change notifications (pure; the clock is passed in).
+
+A single change on an idle feed is applied at once (after ``quiet`` seconds
+without another notification, so the ids of one billing statement, delivered
+together, stay one change). While applies follow each other (a notification
+arrives within ``window`` of the end of the previous apply, or during it),
+ids are gathered for ``window`` seconds from the first one: a storm is
+batched, a single payment is fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def quiet_for(window: float) -> float:
+    """The settle time of an idle feed: a tenth of the window, 1 ms at least."""
+    return min(window, max(0.001, window / 10))
+
+
+@dataclass(slots=True)
+class Coalescer:
+    window: float
+    """Seconds ids are gathered under load (``coalesce_ms``)."""
+    quiet: float = -1.0
+    """Seconds without a notification after which an idle feed applies (default
+    :func:`quiet_for` of the window)."""
+    first: float | None = None
+    """Arrival of the oldest pending notification."""
+    last: float = 0.0
+    """Arrival of the newest pending notification."""
+    busy_until: float = field(default=float("-inf"))
+    """A notification arriving before this belongs to a burst."""
+
+    def __post_init__(self) -> None:
+        if self.quiet < 0:
+            self.quiet = quiet_for(self.window)
+
+    def arrived(self, now: float) -> None:
+        if self.first is None:
+            self.first = now
+        self.last = now
+
+    def due(self) -> float | None:
+        """When the pending ids should be applied (None: nothing pending)."""
+        if self.first is None:
+            return None
+        cap = self.first + self.window
+        if self.first < self.busy_until:
+            return cap
+        return min(cap, self.last + self.quiet)
+
+    def take(self) -> float | None:
+        """The pending ids are being applied: forget them; returns the first arrival."""
+        first, self.first = self.first, None
+        return first
+
+    def started(self) -> None:
+        """An apply starts: notifications from now on are a burst until it ends."""
+        self.busy_until = float("inf")
+
+    def applied(self, now: float) -> None:
+        """An apply ended at ``now``."""
+        self.busy_until = now + self.window

@@ -1,0 +1,59 @@
+"""Adaptive coalescing of change notifications, with an injected clock."""
+
+from __future__ import annotations
+
+import pytest
+from debtgate.sources.coalesce import Coalescer, quiet_for
+
+
+def test_idle_feed_applies_a_single_notification_after_the_quiet_time() -> None:
+    c = Coalescer(0.020)
+    assert c.due() is None
+    c.arrived(100.0)
+    assert c.due() == pytest.approx(100.002)  # not 100.020: a single payment is fast
+    assert c.take() == 100.0
+    assert c.due() is None
+
+
+def test_one_statement_delivered_over_a_few_reads_stays_one_change() -> None:
+    c = Coalescer(0.020)
+    for i in range(10):  # ids trickle in, 0.5 ms apart
+        c.arrived(100.0 + i * 0.0005)
+    assert c.due() == pytest.approx(100.0045 + 0.002)
+
+
+def test_a_long_trickle_is_capped_by_the_window() -> None:
+    c = Coalescer(0.020)
+    for i in range(100):
+        c.arrived(100.0 + i * 0.001)
+    assert c.due() == pytest.approx(100.020)
+
+
+def test_notifications_during_an_apply_are_gathered_for_the_window() -> None:
+    c = Coalescer(0.020)
+    c.arrived(100.0)
+    c.take()
+    c.started()
+    c.arrived(100.001)  # while the apply runs
+    c.applied(100.050)
+    assert c.due() == pytest.approx(100.021)  # already due: applied right away
+
+
+def test_a_burst_right_after_an_apply_is_batched() -> None:
+    c = Coalescer(0.020)
+    c.started()
+    c.applied(100.0)
+    c.arrived(100.005)  # within the window after the apply: under load
+    assert c.due() == pytest.approx(100.025)
+    c.take()
+    c.started()
+    c.applied(100.030)
+    c.arrived(100.100)  # idle again
+    assert c.due() == pytest.approx(100.102)
+
+
+def test_quiet_time_scales_with_the_window_and_is_bounded() -> None:
+    assert quiet_for(0.0) == 0.0
+    assert quiet_for(0.005) == 0.001
+    assert quiet_for(0.200) == pytest.approx(0.020)
+    assert Coalescer(0.2, quiet=0.0).due() is None
