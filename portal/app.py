@@ -11,8 +11,8 @@ from . import handlers, selfservice
 from .config import PortalConfig
 from .intercept import handle_intercepted
 from .lookup import DaemonLink
-from .security import client_address, load_secret, nonce
-from .state import ADDRESS, NONCE, PORTAL, Portal
+from .security import client_address, load_secret
+from .state import ADDRESS, PORTAL, Portal
 from .urls import host_only
 
 log = logging.getLogger(__name__)
@@ -23,24 +23,14 @@ MAX_BODY = 4096
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def content_security_policy(csp_nonce: str | None) -> str:
-    """The CSP of HTML pages (with a nonce) or of anything else (without)."""
-    if csp_nonce is None:
-        return "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-    return (
-        f"default-src 'none'; style-src 'nonce-{csp_nonce}'; script-src 'nonce-{csp_nonce}'; "
-        "img-src data:; connect-src 'self'; form-action 'self' http: https:; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    )
+NON_HTML_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+"""The CSP of anything that is not a rendered page (rendered pages bring their own)."""
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
     headers.pop("Server", None)
-    html = (response.content_type or "").startswith("text/html")
-    headers["Content-Security-Policy"] = content_security_policy(
-        request.get(NONCE) if html else None
-    )
+    headers.setdefault("Content-Security-Policy", NON_HTML_CSP)
     headers["X-Frame-Options"] = "DENY"
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
@@ -49,11 +39,11 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 @web.middleware
 async def _address_and_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Who is asking, the per-address rate limit, and interception by Host."""
     portal = request.app[PORTAL]
-    request[NONCE] = nonce()
     address = client_address(
         request.remote,
-        request.headers.getall("X-Forwarded-For", []),
+        request.headers.getall("X-Forwarded-For", ()) if portal.config.trusted_proxies else (),
         portal.config.trusted_proxies,
     )
     if address is None:
@@ -64,13 +54,8 @@ async def _address_and_limits(request: web.Request, handler: Handler) -> web.Str
         return web.Response(
             status=429, text="Too Many Requests", headers={"Retry-After": str(retry)}
         )
-    return await handler(request)
-
-
-@web.middleware
-async def _intercept(request: web.Request, handler: Handler) -> web.StreamResponse:
     host = request.headers.get("Host")
-    if host is not None and host_only(host) not in request.app[PORTAL].config.canonical_hosts:
+    if host is not None and host_only(host) not in portal.config.canonical_hosts:
         return await handle_intercepted(request)
     return await handler(request)
 
@@ -91,7 +76,7 @@ def make_app(
         secret = load_secret(config.csrf_secret_file)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[_address_and_limits, _intercept],
+        middlewares=[_address_and_limits],
         handler_args={"max_field_size": 4096, "max_line_size": 8190},
     )
     app[PORTAL] = Portal.build(config, link, secret, clock)

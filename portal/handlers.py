@@ -8,57 +8,42 @@ from typing import Any
 
 from aiohttp import web
 
-from ..model import State
 from .lookup import DaemonUnavailable
-from .state import ADDRESS, FORM_LANG, NONCE, PORTAL, Portal
-from .urls import points_to, portal_redirect, sanitize_url
+from .render import Page, original
+from .state import ADDRESS, FORM_LANG, PORTAL, Portal
+from .urls import portal_redirect
 
 log = logging.getLogger(__name__)
 
 CAPTIVE_JSON = "application/captive+json"
 
 
-def _html(body: str, status: int = 200, lang: str | None = None) -> web.Response:
-    resp = web.Response(status=status, text=body, content_type="text/html")
-    if lang:
-        resp.headers["Content-Language"] = lang
-    return resp
-
-
-def _original(portal: Portal, raw: str | None) -> str | None:
-    url = sanitize_url(raw)
-    if url and points_to(url, portal.config.canonical_hosts):
-        return None
-    return url
+def html_response(portal: Portal, page: Page, ip: str) -> web.Response:
+    """An aiohttp response of ``page`` (its CSP, language; the body filled for ``ip``)."""
+    return web.Response(
+        status=page.status, body=portal.builder.body(page, ip),
+        content_type="text/html", charset="utf-8",
+        headers={"Content-Language": page.lang, "Content-Security-Policy": page.csp},
+    )
 
 
 def error_page(portal: Portal, request: web.Request, kind: str, status: int) -> web.Response:
-    lang = portal.language(request)
-    ctx = portal.pages.common(lang, request[NONCE], None)
-    return _html(portal.pages.render("error", lang, kind=kind, **ctx), status, lang)
+    page = portal.builder.error(kind, status, portal.language(request))
+    return html_response(portal, page, request[ADDRESS])
 
 
 async def page(request: web.Request) -> web.Response:
     """GET /: the page for the asking address's state."""
     portal = request.app[PORTAL]
     ip = request[ADDRESS]
-    original = _original(portal, request.query.get("url"))
     try:
         view = await portal.link.view(ip)
     except DaemonUnavailable as exc:
         log.warning("page shown as unavailable: %s", exc)
         return error_page(portal, request, "unavailable", 503)
-    lang = portal.language(request, view.language if view else None)
-    ctx = portal.pages.common(lang, request[NONCE], original)
-    if view is None:
-        return _html(portal.pages.render("unknown", lang, **ctx), lang=lang)
-    ctx.update(portal.pages.subscriber(view, lang))
-    from .selfservice import context  # noqa: PLC0415 - it imports this module
-
-    ctx.update(context(portal, request, view, lang))
-    if view.state is State.WARN:
-        ctx["csrf"] = portal.csrf.issue(ip)
-    return _html(portal.pages.render(view.state.value, lang, **ctx), lang=lang)
+    built = portal.builder.page(ip, view, request.query_string,
+                                request.headers.get("Accept-Language"))
+    return html_response(portal, built, ip)
 
 
 async def acknowledge(request: web.Request) -> web.StreamResponse:
@@ -79,11 +64,11 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
         log.warning("acknowledgement failed: %s", exc)
         return error_page(portal, request, "unavailable", 503)
     raw = form.get("url")
-    original = _original(portal, raw if isinstance(raw, str) else None)
-    if result.acknowledged and original:
-        target = original
+    url = original(portal, raw if isinstance(raw, str) else None)
+    if result.acknowledged and url:
+        target = url
     else:
-        target = portal_redirect("/", original, portal.language(request))
+        target = portal_redirect("/", url, portal.language(request))
     return web.Response(status=303, headers={"Location": target})
 
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .lookup import DaemonUnavailable
 from .probes import Probe, match_probe
-from .state import ADDRESS, NONCE, PORTAL, Portal
+from .state import ADDRESS, PORTAL, Portal
 from .urls import original_url, points_to, portal_redirect
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,10 @@ def redirect_to_portal(portal: Portal, request: web.Request, with_url: bool) -> 
 
 def network_auth_required(portal: Portal, request: web.Request) -> web.Response:
     """511 with a small page linking the portal (for non-GET intercepted requests)."""
-    lang = portal.language(request)
-    ctx = portal.pages.common(lang, request[NONCE], None)
-    body = portal.pages.render("error", lang, kind="signin", **ctx)
-    resp = web.Response(status=511, text=body, content_type="text/html")
+    page = portal.builder.error("signin", 511, portal.language(request))
+    resp = web.Response(status=511, body=page.body, content_type="text/html", charset="utf-8",
+                        headers={"Content-Language": page.lang,
+                                 "Content-Security-Policy": page.csp})
     _closing(resp)
     return resp
 

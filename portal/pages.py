@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -63,6 +66,25 @@ def qr_svg(url: str, label: str) -> Markup:
     return Markup(svg.replace("<svg ", '<svg role="img" shape-rendering="crispEdges" ', 1))  # noqa: S704 - segno output
 
 
+HTML_CSP_TAIL = ("img-src data:; connect-src 'self'; form-action 'self' http: https:; "
+                 "base-uri 'none'; frame-ancestors 'none'")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A rendered HTML page and the Content-Security-Policy that lets its own inline
+    ``<style>``/``<script>`` elements (and nothing else) run."""
+
+    html: str
+    csp: str
+
+
+@functools.lru_cache(maxsize=256)
+def _csp_hash(content: str) -> str:
+    digest = hashlib.sha256(content.encode()).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
 def _tel(value: str) -> str:
     return re.sub(r"[^0-9+]", "", value)
 
@@ -83,6 +105,15 @@ class Pages:
             auto_reload=False,
         )
         self.env.filters["tel"] = _tel
+        # Templates mark their own inline <style>/<script> with nonce="{{ nonce }}". The
+        # value is a per-process secret that never leaves the process: after rendering,
+        # the marked elements lose the attribute and their contents' SHA-256 hashes go
+        # into the CSP, so a page is cacheable and still allows only what the template
+        # itself wrote inline.
+        self._mark = secrets.token_hex(16)
+        self._marked = re.compile(
+            r"<(style|script)\b([^>]*?)\snonce=\"" + self._mark + r"\"([^>]*)>(.*?)</\1\s*>",
+            re.S | re.I)
         found = {
             p.parent.name for d in dirs if d.is_dir() for p in d.glob("*/blocked.html")
         }
@@ -90,14 +121,29 @@ class Pages:
         if not self.languages:
             raise jinja2.TemplateNotFound("*/blocked.html")
 
-    def render(self, name: str, lang: str, **context: Any) -> str:
-        return self.env.get_template(f"{lang}/{name}.html").render(lang=lang, **context)
+    def render(self, name: str, lang: str, **context: Any) -> Rendered:
+        """Render ``<lang>/<name>.html`` with its hash-based CSP."""
+        html = self.env.get_template(f"{lang}/{name}.html").render(
+            lang=lang, nonce=self._mark, **context)
+        hashes: dict[str, list[str]] = {"style": [], "script": []}
 
-    def common(self, lang: str, nonce: str, original: str | None) -> dict[str, Any]:
+        def unmark(m: re.Match[str]) -> str:
+            tag = m.group(1).lower()
+            hashes[tag].append(_csp_hash(m.group(4)))
+            return f"<{m.group(1)}{m.group(2)}{m.group(3)}>{m.group(4)}</{m.group(1)}>"
+
+        html = self._marked.sub(unmark, html)
+        if self._mark in html:  # used outside an inline element: never sent out
+            html = html.replace(self._mark, "")
+        style = " ".join(dict.fromkeys(hashes["style"])) or "'none'"
+        script = " ".join(dict.fromkeys(hashes["script"])) or "'none'"
+        csp = f"default-src 'none'; style-src {style}; script-src {script}; {HTML_CSP_TAIL}"
+        return Rendered(html, csp)
+
+    def common(self, lang: str, original: str | None) -> dict[str, Any]:
         """Context every page gets."""
         cfg = self.config
         return {
-            "nonce": nonce,
             "operator": cfg.operator_name,
             "contacts": cfg.contacts,
             "original_url": original,

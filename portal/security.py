@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-import os
 import secrets
 import time
 from collections import OrderedDict
@@ -141,8 +140,3 @@ def client_address(
             return str(hop_addr)
         addr = hop_addr
     return str(addr)
-
-
-def nonce() -> str:
-    """A fresh CSP nonce."""
-    return base64.b64encode(os.urandom(16)).decode()

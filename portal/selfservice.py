@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aiohttp import web
 
 from ..model import State
-from .handlers import _original, error_page
+from .handlers import error_page
 from .i18n import format_money
 from .lookup import DaemonUnavailable, SelfServiceResult, SubscriberView
+from .render import original
 from .state import ADDRESS, FORM_LANG, PORTAL, Portal
 from .urls import portal_redirect
+
+if TYPE_CHECKING:
+    from .render import PageBuilder
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +61,13 @@ def parse_done(raw: str | None) -> dict[str, str] | None:
     return {"action": match.group(1), "reason": reason}
 
 
-def context(portal: Portal, request: web.Request, view: SubscriberView,
-            lang: str) -> dict[str, Any]:
-    """What the pages need for the buttons and the result message."""
+def context(portal: Portal, view: SubscriberView, lang: str, done_raw: str | None,
+            builder: PageBuilder) -> dict[str, Any]:
+    """What the pages need for the buttons and the result message (the CSRF token and
+    the idempotency key are placeholders the builder fills per response)."""
     offer = view.promise
     can_promise = bool(offer and offer.eligible and view.state in (State.BLOCKED, State.WARN))
-    done = parse_done(request.query.get("done"))
+    done = parse_done(done_raw)
     ctx: dict[str, Any] = {
         "promise": offer if can_promise else None,
         "offer": offer,
@@ -72,7 +76,7 @@ def context(portal: Portal, request: web.Request, view: SubscriberView,
                              if offer and offer.max_debt is not None else ""),
         "can_resume": view.can_resume and view.state is State.PAUSED,
         "done": done,
-        "request_id": secrets.token_urlsafe(18),
+        "request_id": builder.key_slot,
     }
     if done is not None and done["reason"] != "ok" and done["reason"] not in (
             "billing_timeout", "billing_unavailable", "billing_error", "unavailable"):
@@ -80,7 +84,7 @@ def context(portal: Portal, request: web.Request, view: SubscriberView,
         ctx["promise"] = None if done["action"] == "promise" else ctx["promise"]
         ctx["can_resume"] = False if done["action"] == "resume" else ctx["can_resume"]
     if ctx["promise"] or ctx["can_resume"]:
-        ctx["csrf"] = portal.csrf.issue(request[ADDRESS])
+        ctx["csrf"] = builder.csrf_slot
     return ctx
 
 
@@ -108,8 +112,8 @@ async def _act(request: web.Request, action: str) -> web.StreamResponse:
             log.warning("self-service %s from %s failed: %s", action, ip, exc)
             result = SelfServiceResult(ok=False, reason="unavailable")
     raw = form.get("url")
-    original = _original(portal, raw if isinstance(raw, str) else None)
-    target = portal_redirect("/", original, portal.language(request))
+    url = original(portal, raw if isinstance(raw, str) else None)
+    target = portal_redirect("/", url, portal.language(request))
     target += ("&" if "?" in target else "?") + "done=" + quote(outcome(action, result))
     return web.Response(status=303, headers={"Location": target})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +12,7 @@ from debtgate.portal.i18n import choose_language
 from .config import PortalConfig
 from .lookup import DaemonLink
 from .pages import Pages
+from .render import PageBuilder
 from .security import Csrf, RateLimiter
 
 
@@ -24,6 +25,10 @@ class Portal:
     pages: Pages
     csrf: Csrf
     limiter: RateLimiter
+    builder: PageBuilder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.builder = PageBuilder(self, self.config.cache_ttl)
 
     @classmethod
     def build(
@@ -45,12 +50,17 @@ class Portal:
         explicit = request.query.get("lang")
         if FORM_LANG in request:
             explicit = request[FORM_LANG]
+        return self.choose_language(explicit, subscriber, request.headers.get("Accept-Language"))
+
+    def choose_language(self, explicit: str | None, subscriber: str | None,
+                        accept: str | None) -> str:
+        """The page language from ``?lang=``, the subscriber's and Accept-Language."""
         return choose_language(
             self.pages.languages,
             self.config.default_language,
             explicit=explicit,
             subscriber=subscriber,
-            accept=request.headers.get("Accept-Language"),
+            accept=accept,
         )
 
 
@@ -65,7 +75,5 @@ def _key(name: str) -> Any:
 
 ADDRESS: Any = _key("address")
 """Request key: the asking address (text), set by the address middleware."""
-NONCE: Any = _key("nonce")
-"""Request key: the CSP nonce of this response."""
 FORM_LANG: Any = _key("form_lang")
 """Request key: the language field of a POSTed form."""
