@@ -149,6 +149,8 @@ def _serve(port: int, body: str) -> None:
     payload = (body + "\n").encode()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, like a real web server
+
         def do_GET(self) -> None:  # noqa: N802
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -79,6 +80,8 @@ class PgShared:
         self._dsn = dsn
         self._dsn_file = dsn_file
         self.gateway = gateway or socket.gethostname()
+        self.instance = secrets.token_hex(6)
+        """Tells this process's own NOTIFYs apart (gateways may share a host name)."""
         self._pool: asyncpg.Pool | None = None
         self._audit: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=100_000)
         self.audit_dropped = 0
@@ -114,7 +117,7 @@ class PgShared:
             await conn.execute("UPDATE debtgate.overrides SET deleted_at = now(), deleted_by = $2 "
                                "WHERE deleted_at IS NULL AND NOT (id = ANY($1::text[]))",
                                ids, self.gateway)
-            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.gateway)
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.instance)
 
     async def listen(self, on_change: Callable[[], None]) -> None:
         """Call ``on_change`` when another gateway changes the overrides (until cancelled);
@@ -134,7 +137,7 @@ class PgShared:
         conn = await asyncpg.connect(load_dsn(self._dsn, self._dsn_file), timeout=10)
 
         def _notified(_c: Any, _pid: int, _channel: str, payload: str) -> None:
-            if payload != self.gateway:
+            if payload != self.instance:
                 on_change()
 
         try:

@@ -48,19 +48,31 @@ class PyrouteCutter:
         from pyroute2 import Conntrack  # noqa: PLC0415 - netlink only where used
         from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple  # noqa: PLC0415
 
-        hosts = [e for e in elements if "/" not in e]
+        hosts4 = [e for e in elements if "/" not in e and ":" not in e]
+        hosts6 = {str(ipaddress.ip_address(e)) for e in elements if "/" not in e and ":" in e}
         nets = [ipaddress.ip_network(e) for e in elements if "/" in e]
+        nets4 = [n for n in nets if n.version == 4]
+        nets6 = [n for n in nets if n.version == 6]
         deleted = 0
-        with self._lock, Conntrack() as ct:
-            if not nets and len(hosts) <= PER_HOST_LIMIT:
-                for host in hosts:
-                    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-                    flt = NFCTAttrTuple(family=fam, saddr=host)
-                    deleted += self._delete_all(ct, ct.dump_entries(tuple_orig=flt))
-            else:
-                host_set = set(hosts)
-                deleted += self._delete_all(
-                    ct, (e for e in ct.dump_entries() if _matches(e, host_set, nets)))
+        with self._lock:
+            if hosts4 or nets4:
+                with Conntrack() as ct:
+                    if len(hosts4) <= PER_HOST_LIMIT:
+                        # The kernel filters by source (Linux >= 5.8): no full dump.
+                        for host in hosts4:
+                            flt = NFCTAttrTuple(family=socket.AF_INET, saddr=host)
+                            deleted += self._delete_all(ct, ct.dump_entries(tuple_orig=flt))
+                        hosts4 = []
+                    if hosts4 or nets4:
+                        wanted = set(hosts4)
+                        deleted += self._delete_all(
+                            ct, (e for e in ct.dump_entries() if _matches(e, wanted, nets4)))
+            if hosts6 or nets6:
+                # pyroute2's kernel-side filter finds nothing for IPv6: match in user space
+                # over a dump of the IPv6 table only.
+                with Conntrack(nfgen_family=socket.AF_INET6) as ct6:
+                    deleted += self._delete_all(
+                        ct6, (e for e in ct6.dump_entries() if _matches(e, hosts6, nets6)))
         return deleted
 
     @staticmethod

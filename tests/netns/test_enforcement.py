@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,11 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from debtgate.netlab import Topology, sh
 
-from .conftest import (PAY_V4, PAY_V6, SUBSCRIBERS, WEB_V4, WEB_V6, DaemonProc, curl, nft_set,
-                       wait_for, wait_http)
+from .conftest import (
+    PAY_V4,
+    PAY_V6,
+    SUBSCRIBERS,
+    WEB_V4,
+    WEB_V6,
+    DaemonProc,
+    curl,
+    nft_set,
+    wait_for,
+    wait_http,
+)
 
 pytestmark = pytest.mark.netns
 PROBE = str(Path(__file__).with_name("probe.py"))
@@ -200,3 +208,37 @@ def test_other_tables_untouched(daemon: DaemonProc) -> None:
     tables = sh("nft", "list", "tables", ns=t.gw).stdout
     assert "table inet operator" in tables
     sh("nft", "delete", "table", "inet", "operator", ns=t.gw)
+
+
+@pytest.mark.parametrize("web", [WEB_V4, WEB_V6])
+def test_unblock_cuts_keepalive_to_the_portal(restore: DaemonProc, web: str) -> None:
+    """Without the conntrack cut the old DNAT mapping would keep the subscriber talking to
+    the portal on an open keep-alive connection; with it, the connection is gone."""
+    t = restore.topo
+    script = (
+        "import socket,sys\n"
+        f"s=socket.create_connection(('{web}',80),timeout=3)\n"
+        "def ask():\n"
+        "  s.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'); d=b''\n"
+        "  while b'\\n\\n' not in d.replace(b'\\r',b'') or not d.rstrip().endswith((b'portal', b'host')):\n"
+        "    c=s.recv(4096)\n"
+        "    if not c: raise OSError('closed')\n"
+        "    d+=c\n"
+        "  return d\n"
+        "print('portal' if b'portal' in ask() else 'web', flush=True); sys.stdin.readline()\n"
+        "try: print('portal' if b'portal' in ask() else 'web', flush=True)\n"
+        "except OSError: print('cut', flush=True)\n")
+    proc = subprocess.Popen(["ip", "netns", "exec", t.hosts["blk"].ns, sys.executable, "-c",
+                             script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline().strip() == "portal"
+    restore.write_subscribers([dict(s, state="active") if s["account"] == "A-blocked" else s
+                               for s in SUBSCRIBERS])
+    wait_for(lambda: "100.64.1.11" not in nft_set(t, "blocked_v4_host"), what="unblock")
+    time.sleep(0.3)  # the cut follows the commit
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == "cut"
+    proc.wait(5)
+    assert curl(t, "blk", f"http://{'[' + web + ']' if ':' in web else web}/") == (
+        0, "web host\n")
