@@ -150,8 +150,10 @@ class Daemon:
 
     def _collect_state(self) -> None:
         eng = self.engine
+        # Only non-active placements matter (Placements stores nothing else).
+        placed = getattr(eng.placed, "other", eng.placed)
         self.statefile.take({n: eng.committed.get(n, set()) for n in ENFORCEMENT_SETS},
-                            (eng.inventory.accounts[a] for a, st in eng.placed.items()
+                            (eng.inventory.accounts[a] for a, st in placed.items()
                              if st is not State.ACTIVE and a in eng.inventory.accounts))
 
     async def _expire_overrides(self) -> None:
@@ -211,7 +213,7 @@ class Daemon:
             return False
         del self.engine.overrides[found.account]
         await self.override_store.save(list(self.engine.overrides.values()))
-        audit("override_deleted", author=author, **found.as_dict())
+        audit("override_deleted", deleted_by=author, **found.as_dict())
         await self.engine.reapply([found.account], f"override {override_id} deleted by {author}",
                                   bypass_guard=False)
         return True
