@@ -260,7 +260,7 @@ class CompiledAction:
         merged: list[bytes | tuple[str, str]] = []
         for item in tail:
             if isinstance(item, bytes) and merged and isinstance(merged[-1], bytes):
-                merged[-1] = merged[-1] + item  # type: ignore[operator]
+                merged[-1] = merged[-1] + item
             else:
                 merged.append(item)
         self._tail = tuple(merged)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from debtgate.radius.causes import Decision, backoff_delay, cause_label, decide
@@ -281,7 +281,7 @@ class NasWorker:
             self.stats.recipe_errors += 1
             log.error("account=%s nas=%s profile %s: %s NAKed with %s %s", intent.account,
                       nas.name, self.profile.name, request,
-                      cause_label(result["error_cause"]), result["detail"])
+                      cause_label(_cause(result)), result["detail"])
             if kind == "coa" and job.action.fallback_disconnect:
                 self.stats.fallbacks += 1
                 job.kind = "disconnect"
@@ -289,7 +289,7 @@ class NasWorker:
                 return
         else:
             log.warning("account=%s nas=%s %s NAK %s (attempt %d)", intent.account,
-                        nas.name, request, cause_label(result["error_cause"]), job.attempt)
+                        nas.name, request, cause_label(_cause(result)), job.attempt)
             if job.attempt <= nas.retries and not self.queue.has_pending(job.key):
                 job.result = result
                 self._wait_retry(job, decision)
@@ -311,9 +311,14 @@ class NasWorker:
         timer: asyncio.TimerHandle | None = None
 
         def due() -> None:
-            self._timers.discard(timer)  # type: ignore[arg-type]
+            self._timers.discard(timer)
             self._retry.append(job)
             self._pump()
 
         timer = self._loop.call_later(delay, due)
         self._timers.add(timer)
+
+
+def _cause(result: Mapping[str, object]) -> int | None:
+    cause = result.get("error_cause")
+    return cause if isinstance(cause, int) else None

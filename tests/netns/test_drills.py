@@ -134,3 +134,20 @@ def test_override_outlives_restart_and_expires_on_time(daemon: DaemonProc) -> No
              what="override expired")
     assert curl(t, "act", f"http://{WEB_V4}/") == (0, "web host\n")
     assert "override_expired" in daemon.log()
+
+
+def test_sighup_refuses_a_bad_config_and_applies_a_good_one(daemon: DaemonProc) -> None:
+    t = daemon.topo
+    good = daemon.config_path.read_text()
+    daemon.config_path.write_text(good + "\n[nft]\nbogus_key = 1\n")
+    daemon.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    wait_for(lambda: "reload refused" in daemon.log(), what="bad config refused")
+    assert daemon.proc.poll() is None  # type: ignore[union-attr]
+    assert blocked_sees_portal(t)
+    # A good change applies only what changed: here the walled garden.
+    daemon.config_path.write_text(good.replace('cidrs = ["198.18.0.20/32"',
+                                               'cidrs = ["198.18.0.10/32", "198.18.0.20/32"'))
+    daemon.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    wait_for(lambda: "198.18.0.10" in nft_set(t, "garden_v4"), what="garden reloaded")
+    assert curl(t, "blk", f"http://{WEB_V4}/") == (0, "web host\n")  # now in the garden
+    assert "ruleset reloaded" not in daemon.log()  # the nft section did not change
