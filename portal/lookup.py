@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -176,6 +177,13 @@ class ViewCache:
         self._items.move_to_end(ip)
         return True, item[1]
 
+    def peek(self, ip: str) -> tuple[bool, SubscriberView | None]:
+        """Like :meth:`get` without refreshing the LRU order (the hot path's lookup)."""
+        item = self._items.get(ip)
+        if item is None or item[0] <= self._clock():
+            return False, None
+        return True, item[1]
+
     def put(self, ip: str, view: SubscriberView | None) -> None:
         if self._ttl <= 0 or self._size <= 0:
             return
@@ -206,6 +214,11 @@ class UnixSocketLink:
         self._cache = ViewCache(cache_ttl, cache_size)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._inflight: dict[str, asyncio.Task[SubscriberView | None]] = {}
+
+    def peek(self, ip: str) -> tuple[bool, SubscriberView | None]:
+        """(True, view) when the view of ``ip`` is cached, without asking the daemon."""
+        return self._cache.peek(ip)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -225,6 +238,17 @@ class UnixSocketLink:
         hit, cached = self._cache.get(ip)
         if hit:
             return cached
+        # One question per address at a time: concurrent requests of one address (a
+        # browser's parallel connections, an OS probe storm) share the answer.
+        task = self._inflight.get(ip)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._fetch(ip))
+            self._inflight[ip] = task
+            task.add_done_callback(
+                lambda t: self._inflight.pop(ip) if self._inflight.get(ip) is t else None)
+        return await asyncio.shield(task)
+
+    async def _fetch(self, ip: str) -> SubscriberView | None:
         try:
             async with self._client().get("http://daemon/v1/view", params={"ip": ip}) as resp:
                 if resp.status == 404:
@@ -235,11 +259,16 @@ class UnixSocketLink:
                     raise DaemonUnavailable(f"daemon answered {resp.status} to a view")
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
             raise DaemonUnavailable(f"daemon view failed: {exc!r}") from exc
-        self._cache.put(ip, view)
+        if self._inflight.get(ip) is asyncio.current_task():
+            self._cache.put(ip, view)  # not when an acknowledgement dropped it meanwhile
         return view
 
-    async def acknowledge(self, ip: str) -> AckResult:
+    def _forget(self, ip: str) -> None:
         self._cache.drop(ip)
+        self._inflight.pop(ip, None)  # an answer in flight may predate the change
+
+    async def acknowledge(self, ip: str) -> AckResult:
+        self._forget(ip)
         try:
             async with self._client().post("http://daemon/v1/ack", json={"ip": ip}) as resp:
                 if resp.status == 409:
@@ -254,11 +283,11 @@ class UnixSocketLink:
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
             raise DaemonUnavailable(f"daemon ack failed: {exc!r}") from exc
         finally:
-            self._cache.drop(ip)
+            self._forget(ip)
 
     async def selfservice(self, action: str, ip: str, request_id: str
                           ) -> SelfServiceResult | None:
-        self._cache.drop(ip)
+        self._forget(ip)
         try:
             async with self._client().post(f"http://daemon/v1/{action}",
                                            json={"ip": ip, "request_id": request_id},
@@ -274,4 +303,4 @@ class UnixSocketLink:
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
             raise DaemonUnavailable(f"daemon {action} failed: {exc!r}") from exc
         finally:
-            self._cache.drop(ip)
+            self._forget(ip)

@@ -16,8 +16,10 @@ from aiohttp import web
 
 from .app import make_app
 from .config import PortalConfig
+from .fastpath import FastTCPSite
 from .lookup import DaemonLink, UnixSocketLink
 from .security import load_secret
+from .state import PORTAL
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,9 @@ async def start(
     app = make_app(config, link, secret=secret)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    sites = [web.TCPSite(runner, config.listen, config.port, reuse_port=reuse_port or None,
-                         backlog=1024)]
+    sites: list[web.TCPSite] = [
+        FastTCPSite(runner, app[PORTAL], config.listen, config.port,
+                    reuse_port=reuse_port or None, backlog=1024)]
     ctx = tls_context(config)
     if ctx is not None and config.https_port is not None:
         sites.append(web.TCPSite(runner, config.listen, config.https_port, ssl_context=ctx,
