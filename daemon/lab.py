@@ -48,6 +48,11 @@ HOSTS: list[dict[str, Any]] = [
 def lab_config(workdir: Path, source: str, ack_timeout: int = 120, dsn: str = "") -> str:
     postgres = f'''[source.postgres]
 dsn = "{dsn}"
+[selfservice.promise]
+enabled = true
+days = 3
+[selfservice.resume]
+enabled = true
 ''' if dsn else ""
     return f"""# debtgate lab configuration (generated)
 [daemon]

@@ -43,6 +43,8 @@ def test_lab_runs_and_tears_down(tmp_path: Path, billing: str) -> None:
         page = sh("curl", "-sL", "--max-time", "5", "http://198.18.0.10/", ns="dglabblk",
                   check=False).stdout
         assert "1\u00a0250,00" in page
+        if billing == "postgres":  # self-service is on in the PostgreSQL lab
+            assert 'action="/promise"' in page
         active = sh("curl", "-s", "--max-time", "5", "http://198.18.0.10/", ns="dglabact",
                     check=False).stdout
         assert active.startswith("web host")
