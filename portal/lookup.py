@@ -25,6 +25,11 @@ SELFSERVICE_TIMEOUT = aiohttp.ClientTimeout(total=70)
 """A promise or resume waits for the billing's hook (whose own timeout is at most 60 s)."""
 
 
+MAX_INFLIGHT = 8
+"""View questions one worker has at the daemon at once: a storm of new addresses queues
+here instead of in the daemon's event loop, between its enforcement work."""
+
+
 class DaemonUnavailable(DebtgateError):
     """The daemon's portal API did not answer or answered nonsense."""
 
@@ -209,8 +214,10 @@ class UnixSocketLink:
         cache_ttl: float = 2.0,
         cache_size: int = 10000,
         timeout: float = 3.0,
+        max_inflight: int = MAX_INFLIGHT,
     ) -> None:
         self._path = str(socket_path)
+        self._slots = asyncio.Semaphore(max_inflight)
         self._cache = ViewCache(cache_ttl, cache_size)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -249,6 +256,14 @@ class UnixSocketLink:
         return await asyncio.shield(task)
 
     async def _fetch(self, ip: str) -> SubscriberView | None:
+        try:
+            async with asyncio.timeout(self._timeout.total):
+                async with self._slots:
+                    return await self._fetch_now(ip)
+        except TimeoutError as exc:
+            raise DaemonUnavailable("daemon view timed out (queue)") from exc
+
+    async def _fetch_now(self, ip: str) -> SubscriberView | None:
         try:
             async with self._client().get("http://daemon/v1/view", params={"ip": ip}) as resp:
                 if resp.status == 404:
