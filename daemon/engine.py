@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -25,9 +25,9 @@ from .core.desired import build_desired, garden_desired, update_desired
 from .core.guard import GuardPolicy, hold
 from .core.reconcile import Plan, commit, reconcile
 from .core.sets import ACK_SETS, ENFORCEMENT_SETS, GARDEN_SETS, MANAGED_SETS
-from .core.transitions import Transition, snapshot_candidates, transitions
+from .core.transitions import History, Transition, snapshot_candidates, transitions
 from .errors import ApplyError
-from .inventory import Inventory
+from .inventory import Inventory, Placements
 from .model import Rejection, State, Subscriber
 from .overrides import Override
 from .portal_api import view_dict
@@ -43,7 +43,12 @@ RESTRICTED = frozenset({State.BLOCKED, State.PAUSED, State.DISABLED})
 
 
 BULK_AUDIT = 1000
-"""Above this many transitions in one apply, the audit groups them (1,000 accounts a line)."""
+"""Above this many transitions in one apply, the audit groups them (1,000 accounts a line)
+and they are announced in the background (see :meth:`Engine._announce`)."""
+ANNOUNCE_CHUNK = 2000
+"""Transitions handed over per turn of the event loop by the background announcer."""
+BACKLOG_MAX = 2_000_000
+"""Queued transitions beyond which announcements are handed over at once."""
 
 
 def audit_bulk(changes: list[Transition]) -> None:
@@ -61,6 +66,18 @@ def audit_bulk(changes: list[Transition]) -> None:
 
 def _billing_state(sub: Subscriber) -> State:
     return sub.state
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A batch of transitions waiting to be announced."""
+
+    changes: list[Transition]
+    subs: Mapping[str, Subscriber | None]
+    done: int = 0
+    audited: bool = False
+    single: bool = False
+    """Audited one line per transition (a small batch)."""
 
 
 class TransitionListener(Protocol):
@@ -94,15 +111,22 @@ class Engine:
         self.rejections: Counter[str] = Counter()
         self.last_rejections: deque[dict[str, Any]] = deque(maxlen=50)
         self.listeners: list[TransitionListener] = []
-        self.history: dict[str, deque[dict[str, Any]]] = {}
+        self.history = History(HISTORY)
+        """The last transitions of each account (read as lists of dicts)."""
         self.acked: dict[str, float] = {}
         self.portal_views = 0
         self.portal_errors = 0
         self.portal_acks = 0
         self.stats = Stats()
         self.lock = asyncio.Lock()
-        self.placed: dict[str, State] = {}
-        """The state each account is enforced as (billing, overrides and the guard applied)."""
+        self.placed: MutableMapping[str, State] = Placements(self.inventory)
+        """The state each account is enforced as (billing, overrides and the guard applied);
+        only non-active placements are stored."""
+        self._backlog: deque[_Pending] = deque()
+        """Announcements of large batches not yet handed to history, audit and listeners
+        (in order; a later small batch waits behind them)."""
+        self._backlog_size = 0
+        self._backlog_task: asyncio.Task[None] | None = None
         self.overrides: dict[str, Override] = {}
         self.guard = GuardPolicy()
         self.held: dict[str, State] = {}
@@ -220,17 +244,27 @@ class Engine:
         plan = reconcile(desired, self.committed, self.clock())
         await self._apply(plan, cause="billing snapshot")
         inv.replace_all(subs, lean, outcome.hosts)
-        placed = dict.fromkeys(lean, State.ACTIVE)
+        placed = Placements(inv)  # lean accounts are placed active implicitly
         placed.update(final)
         self.placed = placed
         self.desired = {k: v for k, v in desired.items() if k in ENFORCEMENT_SETS}
+        del desired, plan, outcome
         scope = snapshot_candidates(old_full, old_lean, subs, lean)
         before = {a: old_full.get(a) or (inv.lean_subscriber(a, old_lean[a])
                                          if a in old_lean else None) for a in scope}
         after = {a: inv.get(a) for a in scope}
-        self._announce(transitions(before, after,
-                                   lambda sub: old_placed.get(sub.account, sub.state),
-                                   lambda sub: placed[sub.account], self.clock(), "billing"))
+        if isinstance(old_placed, Placements):
+            old_other = old_placed.other  # every account of ``before`` was in the inventory
+
+            def old_state(sub: Subscriber) -> State:
+                return old_other.get(sub.account, State.ACTIVE)
+        else:
+            def old_state(sub: Subscriber) -> State:
+                return old_placed.get(sub.account, sub.state)
+        active = State.ACTIVE
+        self._announce(transitions(before, after, old_state,
+                                   lambda sub: final.get(sub.account, active),
+                                   self.clock(), "billing"), after)
         self.stats.synced = True
         self.on_applied()
 
@@ -286,7 +320,7 @@ class Engine:
         after: dict[str, Subscriber | None] = {**subs, **{g: None for g in gone}}
         self._announce(transitions(before, after,
                                    lambda sub: before_state.get(sub.account, sub.state),
-                                   lambda sub: final[sub.account], self.clock(), cause))
+                                   lambda sub: final[sub.account], self.clock(), cause), after)
         self.on_applied()
 
     async def _apply(self, plan: Plan, cause: str) -> None:
@@ -309,26 +343,92 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - cutting flows is best effort
                 log.warning("conntrack cut failed for %d addresses: %s", len(plan.conntrack), exc)
 
-    def _announce(self, changes: list[Transition]) -> None:
-        bulk = len(changes) > BULK_AUDIT
-        if bulk:
+    def _announce(self, changes: list[Transition],
+                  subs: Mapping[str, Subscriber | None] | None = None) -> None:
+        """Hand transitions to the history, the audit trail and the listeners.
+
+        ``subs``: each account's subscriber as of the change (else the inventory's).
+        A large batch (more than ``BULK_AUDIT``) is handed over by a background task,
+        after the engine's lock is released, so enforcement is not kept waiting; a
+        later batch queues behind it (order is kept). Past ``BACKLOG_MAX`` queued
+        transitions the work is done at once (bounded memory)."""
+        if not changes:
+            return
+        if len(changes) <= BULK_AUDIT and not self._backlog:
+            self._hand_over(changes, subs)
+            return
+        self._backlog.append(_Pending(changes, subs if subs is not None else {
+            c.account: self.inventory.get(c.account) for c in changes}))
+        self._backlog_size += len(changes)
+        if self._backlog_size > BACKLOG_MAX:
+            self.drain_announcements()
+            return
+        task = self._backlog_task
+        if task is None or task.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.drain_announcements()
+                return
+            self._backlog_task = loop.create_task(self._announce_later(), name="announce")
+
+    def drain_announcements(self) -> None:
+        """Hand over every queued announcement now (in order)."""
+        while self._backlog:
+            self._hand_over_batch(self._backlog[0], len(self._backlog[0].changes))
+            self._backlog.popleft()
+
+    async def announced(self) -> None:
+        """Wait until every queued announcement is handed over."""
+        while self._backlog_task is not None and not self._backlog_task.done():
+            await asyncio.shield(self._backlog_task)
+        self.drain_announcements()
+
+    def _hand_over_batch(self, batch: _Pending, upto: int) -> None:
+        """Hand over ``batch.changes[batch.done:upto]`` (audited as a whole first)."""
+        if not batch.audited:
+            batch.audited = True
+            if len(batch.changes) > BULK_AUDIT:
+                audit_bulk(batch.changes)
+            else:
+                batch.single = True
+        chunk = batch.changes[batch.done:upto]
+        batch.done = upto
+        self._backlog_size -= len(chunk)
+        self._hand_over(chunk, batch.subs, audited=not batch.single)
+
+    async def _announce_later(self) -> None:
+        await asyncio.sleep(0)  # let the apply's caller go on first
+        backlog = self._backlog
+        while backlog:
+            batch = backlog[0]
+            self._hand_over_batch(batch, min(batch.done + ANNOUNCE_CHUNK, len(batch.changes)))
+            if batch.done >= len(batch.changes) and backlog and backlog[0] is batch:
+                backlog.popleft()
+            await asyncio.sleep(0)
+
+    def _hand_over(self, changes: list[Transition],
+                   subs: Mapping[str, Subscriber | None] | None, audited: bool = False) -> None:
+        bulk = audited or len(changes) > BULK_AUDIT
+        if bulk and not audited:
             audit_bulk(changes)
+        history, listeners = self.history, self.listeners
+        inventory = self.inventory
         for change in changes:
-            sub = self.inventory.get(change.account)
-            record = change.as_dict()
-            hist = self.history.get(change.account)
-            if hist is None:
-                hist = self.history[change.account] = deque(maxlen=HISTORY)
-            hist.append(record)
+            history.add(change)
             if not bulk:
-                audit("transition", **record)
+                audit("transition", **change.as_dict())
             if change.old is State.WARN and change.new is not State.WARN:
                 self._forget_ack(change.account, change.old_addresses)
-            for listener in self.listeners:
-                try:
-                    listener(change, sub)
-                except Exception:  # a listener bug must not stop enforcement
-                    log.exception("transition listener failed for account=%s", change.account)
+            if listeners:
+                sub = subs.get(change.account) if subs is not None else inventory.get(
+                    change.account)
+                for listener in listeners:
+                    try:
+                        listener(change, sub)
+                    except Exception:  # a listener bug must not stop enforcement
+                        log.exception("transition listener failed for account=%s",
+                                      change.account)
 
     # -- overrides, guard, restore ----------------------------------------------
     async def reapply(self, accounts: Iterable[str], cause: str, bypass_guard: bool = True

@@ -8,7 +8,7 @@ the gateway needs to show: they are kept *lean* (account -> host text, no
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 
 from .model import State, Subscriber
 
@@ -163,3 +163,74 @@ class Inventory:
 
     def values(self) -> Iterable[Subscriber]:
         return self.accounts.values()
+
+
+class Placements(MutableMapping[str, State]):
+    """The state each account is enforced as, compact at a million accounts: only
+    the non-active placements are stored (``other``); an account of the inventory
+    without one is placed active."""
+
+    __slots__ = ("_inv", "other")
+
+    def __init__(self, inv: Inventory, other: Mapping[str, State] | None = None) -> None:
+        self._inv = inv
+        self.other: dict[str, State] = {}
+        if other:
+            self.update(other)
+
+    def get(self, account: str, default: State | None = None) -> State | None:  # type: ignore[override]
+        state = self.other.get(account)
+        if state is not None:
+            return state
+        inv = self._inv
+        if account in inv.lean or account in inv.full:
+            return State.ACTIVE
+        return default
+
+    def __getitem__(self, account: str) -> State:
+        state = self.get(account)
+        if state is None:
+            raise KeyError(account)
+        return state
+
+    def __setitem__(self, account: str, state: State) -> None:
+        if state is State.ACTIVE:
+            self.other.pop(account, None)
+        else:
+            self.other[account] = state
+
+    def __delitem__(self, account: str) -> None:
+        del self.other[account]
+
+    def pop(self, account: str, default: object = None) -> object:  # type: ignore[override]
+        state = self.get(account)
+        self.other.pop(account, None)
+        return default if state is None else state
+
+    def update(self, other: Mapping[str, State] | Iterable[tuple[str, State]] = (),  # type: ignore[override]
+               **kwargs: State) -> None:
+        items = other.items() if isinstance(other, Mapping) else other
+        store, active = self.other, State.ACTIVE
+        for account, state in items:
+            if state is active:
+                store.pop(account, None)
+            else:
+                store[account] = state
+        for account, state in kwargs.items():
+            self[account] = state
+
+    def __contains__(self, account: object) -> bool:
+        return account in self.other or account in self._inv.accounts
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.other
+        for account in self._inv.accounts:
+            if account not in self.other:
+                yield account
+
+    def __len__(self) -> int:
+        inv = self._inv.accounts
+        return len(self._inv) + sum(1 for a in self.other if a not in inv)
+
+    def __bool__(self) -> bool:
+        return bool(self.other) or len(self._inv) > 0

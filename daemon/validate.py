@@ -215,6 +215,83 @@ def _shared(value: object) -> object:
     return value
 
 
+_DATES: dict[str, date | None] = {}
+_NORMAL: dict[tuple[str, str], str] = {}
+_NO_EXTRA: dict[str, object] = {}
+
+
+def _cached_date(fields: Mapping[str, object], key: str) -> date | None:
+    raw = fields.get(key)
+    if raw is None:
+        return None
+    if type(raw) is str:
+        got = _DATES.get(raw, _DATES)
+        if got is not _DATES:
+            return got  # type: ignore[return-value]
+        value = _date(fields, key)
+        if len(_DATES) < _CACHE_MAX:
+            _DATES[raw] = value
+        return value
+    return _date(fields, key)
+
+
+def _normal(kind: str, raw: str) -> str:
+    """A short display text normalised as :func:`parse_row` does, one object per value."""
+    key = (kind, raw)
+    got = _NORMAL.get(key)
+    if got is None:
+        text = raw.strip()
+        got = str(_shared(text.upper()[:8] if kind == "currency" else
+                          text.lower()[:8] if kind == "language" else text[:100]))
+        if len(_NORMAL) < _CACHE_MAX:
+            _NORMAL[key] = got
+    return got
+
+
+def parse_plain(account: object, addresses: object, state_text: object,
+                fields: Mapping[str, object], policy: Policy) -> tuple[Subscriber, int] | None:
+    """:func:`parse_row`'s result for a plain row: account, state and display fields as
+    text, one plain IPv4 host (or a list holding only it), no session; else None (the
+    general path then decides and names any problem). ``fields`` holds the other
+    columns (the row itself, or the extras of a row in columns)."""
+    if (type(account) is not str or not account or len(account) > 128
+            or account[0].isspace() or account[-1].isspace()):
+        return None
+    state = _STATES.get(state_text) if type(state_text) is str else None
+    if state is None:
+        return None
+    if type(addresses) is list and len(addresses) == 1:
+        addresses = addresses[0]
+    if type(addresses) is not str:
+        return None
+    fast = _fast_v4_host(addresses, policy)
+    if fast is None:
+        return None
+    get = fields.get
+    if get("nas") is not None or get("session_id") is not None or get("user_name") is not None:
+        return None
+    texts: list[str | None] = []
+    for key in ("currency", "name", "language", "tariff"):
+        value = get(key)
+        if value is not None and type(value) is not str:
+            return None
+        texts.append(value)
+    currency, name, language, tariff = texts
+    try:
+        amount = _amount(fields)
+        since = _cached_date(fields, "since")
+        block_at = _cached_date(fields, "block_at")
+    except RowError:
+        return None
+    if currency is None or not currency.strip():
+        currency = policy.default_currency
+    sub = Subscriber(account, fast[0], state, amount, _normal("currency", currency),
+                     since, block_at, name.strip()[:200] if name else "",
+                     _normal("language", language) if language else "",
+                     _normal("tariff", tariff) if tariff else "", None)
+    return sub, fast[1]
+
+
 def parse_row(row: Mapping[str, object], policy: Policy) -> tuple[Subscriber, int]:
     """One row to a Subscriber with only the addresses this gateway serves.
 

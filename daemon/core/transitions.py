@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,8 +73,49 @@ def snapshot_candidates(old_full: Mapping[str, Subscriber], old_lean: Mapping[st
     """
     out = set(old_full)
     out.update(new_full)
+    if not old_lean:
+        return out
     for account, host in new_lean.items():
         old = old_lean.get(account)
         if old is not None and old != host:
             out.add(account)
     return out
+
+
+class History(Mapping[str, list[dict[str, Any]]]):
+    """The last ``keep`` transitions of each account, compact: an account with one
+    transition holds the :class:`Transition` itself (its time, cause and addresses
+    are shared with the rest of its batch), more are a tuple. Read as dicts."""
+
+    __slots__ = ("_data", "keep")
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._data: dict[str, Transition | tuple[Transition, ...]] = {}
+
+    def add(self, change: Transition) -> None:
+        data = self._data
+        held = data.get(change.account)
+        if held is None:
+            data[change.account] = change
+        elif isinstance(held, tuple):
+            data[change.account] = (*held[1 - self.keep:], change) if self.keep > 1 else (
+                change,)
+        elif self.keep > 1:
+            data[change.account] = (held, change)
+        else:
+            data[change.account] = change
+
+    def __getitem__(self, account: str) -> list[dict[str, Any]]:
+        held = self._data[account]
+        items = held if type(held) is tuple else (held,)
+        return [t.as_dict() for t in items]  # type: ignore[union-attr]
+
+    def __contains__(self, account: object) -> bool:
+        return account in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)

@@ -67,10 +67,10 @@ class PostgresSourceSection(Section):
     channel: str = Field("debtgate", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     """The LISTEN channel the billing's triggers NOTIFY with account ids."""
     coalesce_ms: int = Field(20, ge=0, le=5000)
-    """Under load (notifications while or just after a change is applied), ids are
-    gathered for this many milliseconds and applied as one change. On an idle feed a
-    notification is applied at once, after a tenth of this (1 ms at least) without
-    another one."""
+    """Notifications within this many milliseconds are applied as one change."""
+    # Adaptive (debtgate.sources.coalesce): on an idle feed a notification is applied
+    # after a tenth of this (1 ms at least) without another one; under load, ids are
+    # gathered for the whole window.
     heartbeat_interval: float = Field(5.0, gt=0, le=300)
     """Seconds between ``SELECT 1`` probes that notice a dead server."""
     reconnect_min: float = Field(0.5, gt=0)

@@ -1,0 +1,98 @@
+"""Compact state at scale: placements, history, announcements in the background,
+the plain-row validation fast path (same outcomes as the general path)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from debtgate.core.transitions import History, Transition
+from debtgate.engine import BULK_AUDIT
+from debtgate.inventory import Inventory, Placements
+from debtgate.model import State
+from debtgate.sources.base import Snapshot
+from debtgate.validate import Policy, RowError, parse_plain, parse_row
+
+from .helpers import NOW, Harness, row
+
+
+def test_placements_store_only_non_active_accounts() -> None:
+    inv = Inventory()
+    inv.replace_all({}, {"a": "10.0.0.1", "b": "10.0.0.2"})
+    placed = Placements(inv, {"a": State.ACTIVE, "b": State.BLOCKED})
+    assert placed.other == {"b": State.BLOCKED}
+    assert placed["a"] is State.ACTIVE and placed.get("zz") is None
+    assert placed.get("zz", State.WARN) is State.WARN
+    assert placed == {"a": State.ACTIVE, "b": State.BLOCKED} and len(placed) == 2
+    placed.update({"b": State.ACTIVE})
+    assert placed.other == {} and placed["b"] is State.ACTIVE and placed
+    assert placed.pop("b") is State.ACTIVE and placed.pop("zz", None) is None
+    assert not Placements(Inventory())
+
+
+def test_history_keeps_the_last_transitions_compactly() -> None:
+    hist = History(3)
+    for i, new in enumerate([State.WARN, State.BLOCKED, State.ACTIVE, State.BLOCKED]):
+        hist.add(Transition("a", None if i == 0 else State.ACTIVE, new, NOW, f"c{i}"))
+    got = hist.get("a", [])
+    assert [t["cause"] for t in got] == ["c1", "c2", "c3"] and got[-1]["new"] == "blocked"
+    assert "a" in hist and len(hist) == 1 and list(hist) == ["a"]
+    assert list(hist.get("zz", ())) == []
+    one = History(1)
+    one.add(Transition("b", None, State.WARN, NOW, "x"))
+    one.add(Transition("b", State.WARN, State.BLOCKED, NOW, "y"))
+    assert [t["cause"] for t in one["b"]] == ["y"]
+
+
+async def test_large_batches_are_announced_after_the_apply_in_order() -> None:
+    h = Harness()
+    n = BULK_AUDIT + 5
+    rows = [row(f"a{i}", f"10.0.{i // 250}.{i % 250 + 1}", "blocked") for i in range(n)]
+    await h.engine.handle(Snapshot(rows))
+    assert len(h.nft.sets["blocked_v4_host"]) == n  # enforced at once
+    # A small change right after waits behind the big batch (order is kept).
+    await h.delta(row("a0", "10.0.0.1"))
+    assert h.nft.sets["blocked_v4_host"].isdisjoint({"10.0.0.1"})
+    await h.engine.announced()
+    assert len(h.transitions) == n + 1
+    assert h.transitions[-1].account == "a0" and h.transitions[-1].new is State.ACTIVE
+    assert [t["new"] for t in h.engine.history["a0"]] == ["blocked", "active"]
+    assert h.engine.placed["a0"] is State.ACTIVE and h.engine.placed["a1"] is State.BLOCKED
+
+
+PLAIN = [
+    row("b", "10.0.0.2", "blocked", amount_due="5,50", currency=" eur ", since="2026-11-01",
+        name=" Jo ", language="RU", tariff="Home"),
+    row("c", ["10.0.0.3"], "warn", block_at="2026-12-01"),
+    row("d", "10.0.0.4", "paused", amount_due=None, currency=None, since=None),
+    row("e", "10.0.0.5", "disabled", amount_due="12.5", since="2026-11-01T10:00:00"),
+]
+
+
+@pytest.mark.parametrize("r", PLAIN)
+def test_parse_plain_equals_parse_row(r: dict[str, Any]) -> None:
+    policy = Policy(default_currency="rub")
+    got = parse_plain(r["account"], r["addresses"], r["state"], r, policy)
+    assert got == parse_row(r, policy)
+
+
+@pytest.mark.parametrize("r", [
+    row(" b", "10.0.0.2", "blocked"), row("b", "10.0.0.2", "Blocked"),
+    row("b", "10.0.0.0/24", "blocked"), row("b", "127.0.0.1", "blocked"),
+    row("b", "10.0.0.2", "blocked", nas="bras1"), row("b", "10.0.0.2", "blocked", name=5),
+    row("b", "10.0.0.2", "blocked", since="1.11.2026"),
+    row("b", "10.0.0.2", "blocked", amount_due="x"),
+])
+def test_parse_plain_leaves_the_unusual_to_the_general_path(r: dict[str, Any]) -> None:
+    assert parse_plain(r["account"], r["addresses"], r["state"], r, Policy()) is None
+    try:
+        parse_row(r, Policy())
+    except RowError:
+        pass
+
+
+def test_cached_dates_are_shared() -> None:
+    a = parse_plain("x", "10.0.0.9", "blocked", {"since": "2026-11-01"}, Policy())
+    b = parse_plain("y", "10.0.0.8", "blocked", {"since": "2026-11-01"}, Policy())
+    assert a and b and a[0].since is b[0].since == date(2026, 11, 1)
