@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import compress, repeat
 
 from .model import Rejection, Session, State, Subscriber
 from .sources.base import Columns
@@ -360,6 +362,16 @@ def validate_rows(
     parsed: list[Subscriber] = []
     seen: set[str] = set()
     for row in rows:
+        if type(row) is dict or isinstance(row, Mapping):
+            got = parse_plain(row.get("account"), row.get("addresses"), row.get("state"),
+                              row, policy)
+            if got is not None and got[0].account not in seen:
+                sub, foreign = got
+                seen.add(sub.account)
+                out.foreign_addresses += foreign
+                out.subscribers[sub.account] = sub
+                parsed.append(sub)
+                continue
         account = None
         try:
             account = _text(row, "account") if isinstance(row, Mapping) else None
@@ -401,21 +413,44 @@ def validate_columns(cols: Columns, policy: Policy,
     twice or some prefix exists (then exactly as :func:`validate_rows` does).
     """
     previous = previous or {}
-    out = Outcome()
-    lean = out.lean
+    bulk = None if policy.serves else _bulk_lean(cols)
+    if bulk is not None:
+        lean, hosts, rest = bulk
+        out = Outcome(lean=lean)
+        rows: Iterable[tuple[int, str | None, str | None, str | None]] = (
+            (i, cols.account[i], cols.addresses[i], cols.state[i]) for i in rest)
+        clash = len(hosts) != len(lean)
+    else:
+        out = Outcome()
+        lean = out.lean
+        hosts = {}
+        rows = zip(range(len(cols)), cols.account, cols.addresses, cols.state, strict=False)
+        clash = False
     subs = out.subscribers
     seen: set[str] = set()  # accounts of rows that took the general path
     general: dict[int, Subscriber] = {}
-    hosts: dict[str, str] = {}
-    clash = prefix = False
-    match = None if policy.serves else _LEAN_V4.fullmatch
-    for index, (acc, addr, state) in enumerate(
-            zip(cols.account, cols.addresses, cols.state, strict=True)):
+    prefix = False
+    match = None if policy.serves or bulk is not None else _LEAN_V4.fullmatch
+    names = cols.extra_names
+    for index, acc, addr, state in rows:
         if (state == "active" and match is not None and acc and addr and acc not in lean
                 and acc not in seen and match(addr) is not None and len(acc) <= 128
                 and acc.strip() == acc):
             lean[acc] = addr
             if hosts.setdefault(addr, acc) is not acc:
+                clash = True
+            continue
+        extra = cols.extra.get(index)
+        got = parse_plain(acc, addr, state, dict(zip(names, extra, strict=False)) if extra
+                          else _NO_EXTRA, policy)
+        if got is not None and acc not in seen and acc not in lean:
+            sub, foreign = got
+            seen.add(acc)
+            out.foreign_addresses += foreign
+            subs[acc] = sub
+            general[index] = sub
+            elem = sub.addresses[0] if sub.addresses else None
+            if elem is not None and hosts.setdefault(elem, acc) is not acc:
                 clash = True
             continue
         row = cols.row(index)
@@ -451,6 +486,46 @@ def validate_columns(cols: Columns, policy: Policy,
     else:
         out.hosts = hosts
     return out
+
+
+_SPACE = re.compile(r"[^\S\n]")
+"""White space other than the line breaks of joined account ids."""
+
+
+def _bulk_lean(cols: Columns) -> tuple[dict[str, str], dict[str, str], list[int]] | None:
+    """The lean accounts of a snapshot checked in bulk (C loops, regexes over the joined
+    texts): ``(lean, host -> account, indices of the other rows)``, or None when some
+    active row is not plain (then every row is checked one by one)."""
+    states = cols.state
+    mask = list(map(operator.eq, states, repeat("active")))
+    accounts = list(compress(cols.account, mask))
+    addresses = list(compress(cols.addresses, mask))
+    rest = list(compress(range(len(states)), map(operator.not_, mask)))
+    if not accounts:
+        return {}, {}, rest
+    try:
+        joined = "\n".join(accounts)  # type: ignore[arg-type]
+        plain = all(map(_LEAN_V4.fullmatch, addresses))  # type: ignore[arg-type]
+    except TypeError:  # a NULL account or address
+        return None
+    if (not plain or joined.count("\n") != len(accounts) - 1 or "\n\n" in joined
+            or joined.startswith("\n") or joined.endswith("\n") or not joined
+            or _SPACE.search(joined) or max(map(len, accounts)) > 128):  # type: ignore[arg-type]
+        return None
+    del joined
+    lean: dict[str, str] = dict(zip(accounts, addresses, strict=True))  # type: ignore[arg-type]
+    if len(lean) != len(accounts):
+        return None  # an account twice: row order decides, one by one
+    account = cols.account
+    if any(account[i] in lean for i in rest):
+        return None
+    hosts: dict[str, str] = dict(zip(addresses, accounts, strict=True))  # type: ignore[arg-type]
+    if len(hosts) != len(accounts):
+        # A host twice: the first row keeps it in the index (conflicts are resolved later).
+        hosts = {}
+        for acc, addr in zip(accounts, addresses, strict=True):
+            hosts.setdefault(addr, acc)  # type: ignore[arg-type]
+    return lean, hosts, rest
 
 
 def _in_row_order(cols: Columns, lean: Mapping[str, str], general: Mapping[int, Subscriber]
