@@ -443,14 +443,15 @@ def validate_columns(cols: Columns, policy: Policy,
         extra = cols.extra.get(index)
         got = parse_plain(acc, addr, state, dict(zip(names, extra, strict=False)) if extra
                           else _NO_EXTRA, policy)
-        if got is not None and acc not in seen and acc not in lean:
+        if got is not None and got[0].account not in seen and got[0].account not in lean:
             sub, foreign = got
-            seen.add(acc)
+            name = sub.account
+            seen.add(name)
             out.foreign_addresses += foreign
-            subs[acc] = sub
+            subs[name] = sub
             general[index] = sub
             elem = sub.addresses[0] if sub.addresses else None
-            if elem is not None and hosts.setdefault(elem, acc) is not acc:
+            if elem is not None and hosts.setdefault(elem, name) is not name:
                 clash = True
             continue
         row = cols.row(index)

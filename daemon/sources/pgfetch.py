@@ -9,7 +9,9 @@ whose fingerprint changed.
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Mapping, Sequence
+from itertools import compress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -306,3 +308,62 @@ def record_fp(row: Mapping[str, Any]) -> int:
 def row_mark(row: Mapping[str, Any], version: bool) -> int | None:
     value = row.get(VERSION) if version else row.get(FP)
     return int(value) if value is not None else None
+
+
+_NO_MARK = -(2**63)
+_GONE = object()
+
+
+class Marks:
+    """account -> change mark (version or fingerprint), compact at a million rows: the
+    snapshot's account texts (shared with the engine) and an ``array`` of 64-bit marks;
+    later changes go to a small overlay, merged back when it grows."""
+
+    __slots__ = ("_accounts", "_marks", "_over", "count")
+
+    def __init__(self, accounts: Sequence[str | None], marks: Sequence[int | None]) -> None:
+        self._accounts = list(accounts)
+        self._marks = array("q", [_NO_MARK if m is None else m for m in marks])
+        self._over: dict[str, object] = {}
+        self.count = len(self._accounts)
+        """Accounts held, as of the last :meth:`summary` (a hint for the status)."""
+
+    def set(self, account: str, mark: int | None) -> None:
+        self._over[account] = mark
+        if len(self._over) > 65536 and len(self._over) * 8 > len(self._accounts):
+            self._compact()
+
+    def drop(self, account: str) -> None:
+        self._over[account] = _GONE
+
+    def _compact(self) -> None:
+        merged = self.as_dict()
+        self._accounts = list(merged)
+        self._marks = array("q", [_NO_MARK if m is None else m for m in merged.values()])
+        self._over = {}
+
+    def as_dict(self) -> dict[str, int | None]:
+        out: dict[str, int | None] = dict(zip(
+            self._accounts, (None if m == _NO_MARK else m for m in self._marks), strict=True))  # type: ignore[arg-type]
+        for account, mark in self._over.items():
+            if mark is _GONE:
+                out.pop(account, None)
+            else:
+                out[account] = mark  # type: ignore[assignment]
+        return out
+
+    def summary(self) -> tuple[int, int]:
+        """(accounts, sum of marks, a missing mark counting 0), as the dict would give."""
+        over = self._over
+        if not over:
+            total = sum(filter(_NO_MARK.__ne__, self._marks))
+            self.count = len(self._accounts)
+            return self.count, total
+        hidden = list(compress(range(len(self._accounts)),
+                               map(over.__contains__, self._accounts)))
+        total = sum(filter(_NO_MARK.__ne__, self._marks)) - sum(
+            m for m in (self._marks[i] for i in hidden) if m != _NO_MARK)
+        kept = [m for m in over.values() if m is not _GONE]
+        total += sum(m for m in kept if m is not None)  # type: ignore[misc]
+        self.count = len(self._accounts) - len(hidden) + len(kept)
+        return self.count, total

@@ -36,6 +36,7 @@ from ..errors import SourceError
 from .base import Columns, Delta, Sink, Snapshot, SourceHealth
 from .coalesce import Coalescer
 from .pgfetch import (
+    Marks,
     copy_snapshot,
     describe,
     dsn_hosts,
@@ -102,8 +103,8 @@ class PostgresSource:
     def __init__(self, settings: PostgresSourceSection) -> None:
         self.s = settings
         self.health = SourceHealth(kind="postgres", extra={"channel": settings.channel})
-        self._prints: dict[str, int | None] | None = None
-        """account -> change mark (the row's version, or its fingerprint)."""
+        self._prints: Marks | None = None
+        """account -> change mark (the row's version, or its fingerprint), compact."""
         self._version = False
         """The snapshot query has a ``version`` column (marks are versions)."""
         self._next_full = 0.0
@@ -265,7 +266,7 @@ class PostgresSource:
 
     async def _diff(self, conn: asyncpg.Connection, sink: Sink) -> None:
         assert self._prints is not None
-        known = self._prints
+        marks = self._prints
         if self._version:
             # Nothing changed if the row count and the sum of versions are the same
             # (a change bumps a version; a new version is larger than any older one).
@@ -276,8 +277,9 @@ class PostgresSource:
                 if isinstance(exc, asyncpg.PostgresConnectionError):
                     raise
                 raise SourceError(f"postgres: the snapshot query failed: {exc}") from None
-            if count == len(known) and int(total) == sum(v or 0 for v in known.values()):
+            if (count, int(total)) == marks.summary():
                 return
+        known = marks.as_dict()
         prints = await fetch_prints(conn, self.s.snapshot_query, seconds=self.s.query_timeout,
                                     version=self._version)
         changed = [r[0] for r in prints if known.get(r[0]) != r[1]]
@@ -286,7 +288,7 @@ class PostgresSource:
             gone = [a for a in known if a not in current]
         else:
             gone = []
-        del prints
+        del prints, known
         if not changed and not gone:
             return
         rows = await fetch_rows(conn, self.s.accounts_query, changed, what="accounts query",
@@ -306,19 +308,20 @@ class PostgresSource:
             raise
         if snapshot:
             if isinstance(rows, Columns):
-                self._prints = dict(zip(rows.account, rows.marks, strict=True))  # type: ignore[arg-type]
+                self._prints = Marks(rows.account, rows.marks)
             else:
-                self._prints = {str(r.get("account")): row_mark(r, self._version) for r in rows}
+                self._prints = Marks([str(r.get("account")) for r in rows],
+                                     [row_mark(r, self._version) for r in rows])
         elif self._prints is not None:
             for r in rows:
-                self._prints[str(r.get("account"))] = row_mark(r, self._version)
+                self._prints.set(str(r.get("account")), row_mark(r, self._version))
             for account in gone:
-                self._prints.pop(account, None)
+                self._prints.drop(account)
         self.health.last_event = time.time()
         if not snapshot:
             self.counters["deltas"] += 1
         self.health.extra.update(self.counters)
-        self.health.extra["accounts"] = len(self._prints or ())
+        self.health.extra["accounts"] = self._prints.count if self._prints else 0
 
     def describe(self) -> str:
         return redact(self._dsn())

@@ -96,3 +96,16 @@ def test_cached_dates_are_shared() -> None:
     a = parse_plain("x", "10.0.0.9", "blocked", {"since": "2026-11-01"}, Policy())
     b = parse_plain("y", "10.0.0.8", "blocked", {"since": "2026-11-01"}, Policy())
     assert a and b and a[0].since is b[0].since == date(2026, 11, 1)
+
+
+def test_marks_are_compact_and_equal_to_the_dict_they_replace() -> None:
+    from debtgate.sources.pgfetch import Marks
+
+    marks = Marks(["a", "b", "c"], [5, None, 7])
+    assert marks.summary() == (3, 12) and marks.as_dict() == {"a": 5, "b": None, "c": 7}
+    marks.set("a", 9)
+    marks.set("d", 1)
+    marks.drop("c")
+    marks.drop("zz")
+    assert marks.as_dict() == {"a": 9, "b": None, "d": 1}
+    assert marks.summary() == (3, 10) and marks.count == 3
