@@ -46,6 +46,7 @@ from .pgfetch import (
     load_dsn,
     parse_payload,
     redact,
+    release_memory,
     row_mark,
     setup_codecs,
     summary_query,
@@ -258,6 +259,7 @@ class PostgresSource:
             self._next_full = time.monotonic() + self.s.full_resync_interval
             await self._emit(sink, Snapshot(cols), cols, (), snapshot=True)
             del cols
+            release_memory()  # the snapshot's transient objects: give the pages back
             self.counters["snapshots"] += 1
         else:
             await self._diff(conn, sink)
