@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -78,10 +77,6 @@ async def serve(
                                cache_size=config.cache_size) if own else None
     active: DaemonLink = real_link if real_link is not None else link  # type: ignore[assignment]
     runner = await start(config, active, secret=secret, reuse_port=reuse_port)
-    # Everything built so far (templates, config, the application) lives as long as
-    # the worker: keep it out of the collector's way (shorter pauses under load).
-    gc.collect()
-    gc.freeze()
     try:
         await asyncio.Event().wait()
     finally:
