@@ -13,12 +13,14 @@ connection. Tests are skipped when the binaries are missing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
 from debtgate.sources.pglab import PgServer, pg_bindir, start_lab_billing
 
-__all__ = ["PgServer", "billing_db", "pg_server", "require_pg", "start_lab_billing"]
+__all__ = ["PgServer", "billing_db", "pg_server", "reference_billing", "require_pg",
+           "start_lab_billing"]
 
 
 def require_pg() -> None:
@@ -38,8 +40,8 @@ def pg_server() -> Iterator[PgServer]:
         server.cleanup()
 
 
-@pytest.fixture
-def billing_db() -> Iterator[PgServer]:
+@contextlib.contextmanager
+def reference_billing() -> Iterator[PgServer]:
     """A fresh server with the reference billing schema and the sample rows."""
     require_pg()
     server = PgServer()
@@ -49,3 +51,10 @@ def billing_db() -> Iterator[PgServer]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def billing_db() -> Iterator[PgServer]:
+    """A fresh reference billing for one test."""
+    with reference_billing() as server:
+        yield server

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from debtgate.netlab import Topology
 
-from tests.pgserver import PgServer, require_pg
+from tests.pgserver import PgServer, reference_billing
 
 from .conftest import WEB_V4, DaemonProc, curl, nft_set, wait_for, wait_http
 
@@ -17,14 +17,8 @@ pytestmark = [pytest.mark.netns, pytest.mark.postgres]
 
 @pytest.fixture(scope="module")
 def billing() -> Iterator[PgServer]:
-    require_pg()
-    server = PgServer()
-    server.start()
-    try:
-        server.load_schema(sample=True)
+    with reference_billing() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="module")

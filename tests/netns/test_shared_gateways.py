@@ -3,6 +3,7 @@ and both write to one audit table (issue 6: shared across gateways)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from debtgate.netlab import Topology, can_run
 
-from tests.pgserver import PgServer, require_pg
+from tests.pgserver import PgServer, reference_billing
 
 from .conftest import WEB_V4, DaemonProc, curl, nft_set, wait_for
 
@@ -23,13 +24,13 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PgServer, li
     why = can_run()
     if why:
         pytest.skip(why)
-    require_pg()
-    billing = PgServer()
-    billing.start()
-    billing.load_schema(sample=True)
     topos = [Topology(), Topology()]
     daemons: list[DaemonProc] = []
-    try:
+    with contextlib.ExitStack() as stack:
+        billing = stack.enter_context(reference_billing())
+        stack.callback(lambda: [t.teardown() for t in topos])
+        stack.callback(lambda: [d.stop() for d in daemons
+                                if d.proc is not None and d.proc.poll() is None])
         for topo in topos:
             topo.build_gateway()
             topo.add_host("act", ["100.64.1.10"], [])
@@ -46,13 +47,6 @@ dsn = "{billing.socket_dsn}"
             d.start()
             daemons.append(d)
         yield billing, daemons
-    finally:
-        for d in daemons:
-            if d.proc is not None and d.proc.poll() is None:
-                d.stop()
-        for topo in topos:
-            topo.teardown()
-        billing.cleanup()
 
 
 def cli(daemon: DaemonProc, *args: str) -> subprocess.CompletedProcess[str]:
