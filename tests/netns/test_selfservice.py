@@ -193,6 +193,9 @@ def test_promise_lifts_the_block_once_per_period(lab: Lab) -> None:
                      "WHERE id = 'A-blocked'; SELECT billing.expire_selfservice()")
     wait_for(lambda: "100.64.1.11" in nft_set(lab.topo, "blocked_v4_host"), deadline=3,
              what="the block after the credit")
+    # The portal caches a view for at most cache_ttl (2 s): wait until it says blocked.
+    wait_http(lab.topo, "blk", f"http://{PORTAL_V4}:8080/api/state", want='"blocked"',
+              deadline=5)
     lab.do("blk", op="goto", url=WEB)
     page = lab.do("blk", op="click", selector="form#promise button",
                   shot="selfservice-promise-refused")
