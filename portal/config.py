@@ -112,6 +112,10 @@ class PortalConfig(Section):
     """Support contacts shown on every page."""
     csrf_secret_file: Path | None = None
     """File with the CSRF HMAC secret (shared by all workers); generated at start if unset."""
+    fast_path: bool = True
+    """Answer the plain ``GET /`` of the stub page on keep-alive connections from the page
+    cache without the framework (strict; anything else goes to aiohttp). Off: aiohttp
+    serves every request (about half the throughput; see docs/portal.md)."""
     poll_interval: float = Field(default=5.0, ge=1, le=300)
     """Seconds between the page's background checks of /api/state."""
 

@@ -47,7 +47,9 @@ async def start(
     await runner.setup()
     sites: list[web.TCPSite] = [
         FastTCPSite(runner, app[PORTAL], config.listen, config.port,
-                    reuse_port=reuse_port or None, backlog=1024)]
+                    reuse_port=reuse_port or None, backlog=1024) if config.fast_path else
+        web.TCPSite(runner, config.listen, config.port, reuse_port=reuse_port or None,
+                    backlog=1024)]
     ctx = tls_context(config)
     if ctx is not None and config.https_port is not None:
         sites.append(web.TCPSite(runner, config.listen, config.https_port, ssl_context=ctx,
