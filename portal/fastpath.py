@@ -288,8 +288,9 @@ class FastTCPSite(web.TCPSite):
         self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
-        server = self._runner.server
-        assert server is not None
+        found = self._runner.server
+        assert found is not None
+        server: Callable[[], asyncio.Protocol] = found
         portal, conns = self._portal, self._conns
 
         class _Factory:  # looks like the aiohttp server to TCPSite.start
