@@ -49,11 +49,16 @@ MAX_HEAD = 8190
 """Largest request head the fast path looks at; a longer one goes to aiohttp."""
 MAX_FIELD = 4096
 
-_HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\x21-\x7e\x80-\xff]"
-                     rb"(?:[\x20-\x7e\x80-\xff\t]*[\x21-\x7e\x80-\xff])?)?[ \t]*")
+_TOKEN = (b"!#$%&'*+.^_`|~0123456789-"
+          b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+"""The bytes of a header name (``name.translate(None, _TOKEN)`` leaves any other)."""
+_VALUE = b"\t" + bytes(range(0x20, 0x7f)) + bytes(range(0x80, 0x100))
+"""The bytes of a header value (text, TAB; no other control)."""
 _TARGET = re.compile(rb"/(?:\?[\x21-\x7e]*)?")
 _DELEGATE = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade",
                        b"te", b"trailer", b"x-forwarded-for", b"forwarded"})
+_MEMO_SIZE = 512
+"""Request heads whose parse is remembered per worker (a client repeats its head)."""
 
 _date_cache: list[Any] = [0, b""]
 
@@ -75,10 +80,11 @@ class FastProtocol(asyncio.Protocol):
     """One HTTP connection, answered here until a request needs aiohttp."""
 
     __slots__ = ("_factory", "_portal", "_conns", "_transport", "_ip", "_buf", "_busy",
-                 "_task", "_paused", "_closed", "last", "_peek")
+                 "_task", "_paused", "_closed", "last", "_peek", "_memo")
 
     def __init__(self, factory: Callable[[], asyncio.Protocol], portal: Portal,
-                 conns: set[FastProtocol]) -> None:
+                 conns: set[FastProtocol],
+                 memo: dict[bytes, tuple[str, str | None]] | None = None) -> None:
         self._factory = factory
         self._portal = portal
         self._conns = conns
@@ -91,6 +97,7 @@ class FastProtocol(asyncio.Protocol):
         self._closed = False
         self.last = 0.0
         self._peek = getattr(portal.link, "peek", None)
+        self._memo: dict[bytes, tuple[str, str | None]] = {} if memo is None else memo
 
     # asyncio callbacks
 
@@ -179,7 +186,21 @@ class FastProtocol(asyncio.Protocol):
     def _parse(self, buf: bytes, end: int) -> tuple[str, str, str | None]:
         if self._ip is None or end > MAX_HEAD:
             raise _Handover
-        lines = buf[:end].split(b"\r\n")
+        head = buf[:end]
+        found = self._memo.get(head)
+        if found is None:
+            found = self._parse_head(head)  # raises _Handover
+            memo = self._memo
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[head] = found
+        return self._ip, found[0], found[1]
+
+    def _parse_head(self, head: bytes) -> tuple[str, str | None]:
+        """(query, Accept-Language) of a head the fast path answers, else _Handover.
+
+        A pure function of the head bytes (and the configuration): remembered."""
+        lines = head.split(b"\r\n")
         line = lines[0]
         if not (line.startswith(b"GET /") and line.endswith(b" HTTP/1.1")):
             raise _Handover
@@ -188,20 +209,22 @@ class FastProtocol(asyncio.Protocol):
             raise _Handover
         host = accept = None
         for raw in lines[1:]:
-            m = _HEADER.fullmatch(raw)
-            if m is None or len(raw) > MAX_FIELD:
+            name, colon, value = raw.partition(b":")
+            if not colon or not name or len(raw) > MAX_FIELD or name.translate(None, _TOKEN) \
+                    or value.translate(None, _VALUE):
                 raise _Handover
-            name = m.group(1).lower()
+            value = value.strip(b" \t")
+            name = name.lower()
             if name == b"host":
                 if host is not None:
                     raise _Handover
-                host = m.group(2) or b""
+                host = value
             elif name == b"accept-language":
                 if accept is not None:
                     raise _Handover
-                accept = m.group(2) or b""
+                accept = value
             elif name == b"connection":
-                if (m.group(2) or b"").lower() != b"keep-alive":
+                if value.lower() != b"keep-alive":
                     raise _Handover
             elif name in _DELEGATE:
                 raise _Handover
@@ -209,16 +232,22 @@ class FastProtocol(asyncio.Protocol):
                 self._portal.config.canonical_hosts:
             raise _Handover
         _, _, query = target.partition(b"?")
-        return (self._ip, query.decode("latin-1"),
+        return (query.decode("latin-1"),
                 accept.decode("latin-1") if accept is not None else None)
 
     def _wire(self, page: Page, ip: str) -> bytes:
+        date = http_date()
         if page.dynamic:
             body = self._portal.builder.body(page, ip)
             head = page.wire_head(len(body))
         else:
+            if page.wire_date is date:  # the same second: the same bytes
+                return page.wire
             body, head = page.body, page.head
-        return b"".join((head, b"Date: ", http_date(), b"\r\n\r\n", body))
+        wire = b"".join((head, b"Date: ", date, b"\r\n\r\n", body))
+        if not page.dynamic:
+            page.wire, page.wire_date = wire, date
+        return wire
 
     async def _slow(self, ip: str, query: str, accept: str | None) -> None:
         portal = self._portal
@@ -292,10 +321,11 @@ class FastTCPSite(web.TCPSite):
         assert found is not None
         server: Callable[[], asyncio.Protocol] = found
         portal, conns = self._portal, self._conns
+        memo: dict[bytes, tuple[str, str | None]] = {}
 
         class _Factory:  # looks like the aiohttp server to TCPSite.start
             def __call__(self) -> FastProtocol:
-                return FastProtocol(server, portal, conns)
+                return FastProtocol(server, portal, conns, memo)
 
         real = self._runner._server  # noqa: SLF001 - swapped for the duration of start()
         self._runner._server = _Factory()  # type: ignore[assignment]  # noqa: SLF001

@@ -52,6 +52,9 @@ class Page:
     expires: float = 0.0
     head: bytes = b""
     """The HTTP/1.1 status line and headers without ``Date`` (static pages only)."""
+    wire: bytes = b""
+    wire_date: bytes = b""
+    """The whole response (static pages) as sent in the second ``wire_date``."""
 
     def wire_head(self, length: int) -> bytes:
         return (

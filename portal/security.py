@@ -81,25 +81,36 @@ class RateLimiter:
         self._burst = float(burst)
         self._max = max_clients
         self._clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()
 
     def allow(self, key: str) -> bool:
         """Take one token for ``key``; False when its bucket is empty."""
         now = self._clock()
-        tokens, last = self._buckets.get(key, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
-        allowed = tokens >= 1.0
-        if allowed:
-            tokens -= 1.0
-        self._buckets[key] = (tokens, now)
-        self._buckets.move_to_end(key)
-        while len(self._buckets) > self._max:
-            self._buckets.popitem(last=False)
-        return allowed
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            # a new client: its bucket is full; the least recent client goes when the
+            # table is full
+            bucket = buckets[key] = [self._burst, now]
+            if len(buckets) > self._max:
+                buckets.popitem(last=False)
+            tokens = self._burst
+        else:
+            buckets.move_to_end(key)
+            tokens = bucket[0] + (now - bucket[1]) * self._rate
+            if tokens > self._burst:
+                tokens = self._burst
+            bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return True
+        bucket[0] = tokens
+        return False
 
     def retry_after(self, key: str) -> int:
         """Whole seconds until ``key`` has a token again (at least 1)."""
-        tokens, _ = self._buckets.get(key, (self._burst, 0.0))
+        bucket = self._buckets.get(key)
+        tokens = bucket[0] if bucket is not None else self._burst
         return max(1, int((1.0 - tokens) / self._rate + 0.999))
 
     def __len__(self) -> int:
