@@ -21,7 +21,7 @@ from . import __version__
 from .adapters.conntrack import ConntrackCutter, NullCutter, PyrouteCutter
 from .adapters.nft import NftAdapter, read_template, render_ruleset
 from .audit import SINKS as audit_sinks
-from .audit import audit
+from .audit import AuditFile, audit
 from .config import Config, load_config
 from .core.guard import GuardPolicy
 from .core.sets import ENFORCEMENT_SETS
@@ -280,6 +280,10 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.shutdown.set)
         reload_wanted = asyncio.Event()
         loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
+        # The audit trail's shared copy: the billing database, or a local file.
+        sink = (self.shared.record if self.shared is not None
+                else AuditFile(self.config.daemon.state_dir / "audit.jsonl"))
+        audit_sinks.append(sink)
         await self.start()
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
@@ -290,7 +294,6 @@ class Daemon:
             self.spawn(self.statefile.run(self._collect_state), "persist")
             self.spawn(self._expire_overrides(), "overrides")
             if self.shared is not None:
-                audit_sinks.append(self.shared.record)
                 self.spawn(self.shared.run_audit(), "shared-audit")
                 self.spawn(self._listen_overrides(), "shared-overrides")
             for ext in self.extensions:

@@ -134,6 +134,11 @@ def test_override_outlives_restart_and_expires_on_time(daemon: DaemonProc) -> No
              what="override expired")
     assert curl(t, "act", f"http://{WEB_V4}/") == (0, "web host\n")
     assert "override_expired" in daemon.log()
+    # The audit trail is kept in a local file too (the file source's shared history).
+    lines = [json.loads(x) for x in (daemon.workdir / "state" / "audit.jsonl").read_text()
+             .splitlines()]
+    events = [x["audit"] for x in lines if x.get("account") == "A-active"]
+    assert "override_added" in events and "override_expired" in events
 
 
 def test_sighup_refuses_a_bad_config_and_applies_a_good_one(daemon: DaemonProc) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -69,15 +72,27 @@ def test_update_blocks(daemon: DaemonProc, billing: PgServer) -> None:
     wait_http(t, "act", f"http://{WEB_V4}/", want="web host", deadline=3)
 
 
-def test_billing_down_changes_nothing(daemon: DaemonProc, billing: PgServer) -> None:
+def test_billing_down_for_a_minute_changes_nothing(daemon: DaemonProc, billing: PgServer
+                                                    ) -> None:
+    """Drill (issue 6): billing down for a minute; probes show enforcement unchanged and
+    the status says the feed is down; then changes made meanwhile are applied."""
     t = daemon.topo
     before = {n: nft_set(t, n) for n in ("blocked_v4_host", "locked_v4_host", "warn_v4_net")}
     billing.stop()
     try:
         wait_for(lambda: "billing database unreachable" in daemon.log(), deadline=5,
                  what="outage logged")
-        time.sleep(1)
-        assert {n: nft_set(t, n) for n in before} == before
+        status = json.loads(subprocess.run(
+            [sys.executable, "-m", "debtgate.cli", "status", "--json", "--socket",
+             str(daemon.workdir / "api.sock")], capture_output=True, text=True,
+            check=True).stdout)
+        assert status["feed"]["connected"] is False
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            assert {n: nft_set(t, n) for n in before} == before
+            assert curl(t, "pau", f"http://{WEB_V4}/") == (0, "portal\n")
+            assert curl(t, "act", f"http://{WEB_V4}/") == (0, "web host\n")
+            time.sleep(5)
         assert daemon.proc is not None and daemon.proc.poll() is None
     finally:
         billing.start()
