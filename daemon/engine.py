@@ -9,11 +9,12 @@ transitions are handed to RADIUS and the audit trail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -24,14 +25,21 @@ from .audit import audit
 from .core.desired import build_desired, garden_desired, update_desired
 from .core.guard import GuardPolicy, hold
 from .core.reconcile import Plan, commit, reconcile
-from .core.sets import ACK_SETS, ENFORCEMENT_SETS, GARDEN_SETS, MANAGED_SETS
+from .core.sets import (
+    ACK_SETS,
+    CATEGORY_OF_STATE,
+    ENFORCEMENT_SETS,
+    GARDEN_SETS,
+    MANAGED_SETS,
+    Category,
+)
 from .core.transitions import History, Transition, snapshot_candidates, transitions
 from .errors import ApplyError
 from .inventory import Inventory, Placements
 from .model import Rejection, State, Subscriber
 from .overrides import Override
 from .portal_api import view_dict
-from .sources.base import Columns, Delta, Event, Snapshot
+from .sources.base import Columns, Delta, Event, Snapshot, gc_paused
 from .validate import Outcome, Policy, element, validate_columns, validate_rows
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,75 @@ def audit_bulk(changes: list[Transition]) -> None:
         for i in range(0, len(accounts), BULK_AUDIT):
             audit("transitions", old=old, new=new, cause=cause, at=at,
                   count=len(accounts[i:i + BULK_AUDIT]), accounts=accounts[i:i + BULK_AUDIT])
+
+
+BULK_CHANGE = 2000
+"""Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk."""
+_SET_NAMES: dict[tuple[Category, bool, bool], str] = {
+    (c, v6, net): f"{c.value}_{'v6' if v6 else 'v4'}_{'net' if net else 'host'}"
+    for c in Category for v6 in (False, True) for net in (False, True)}
+"""(category, IPv6, prefix) -> set name, as :func:`~debtgate.core.sets.set_name` gives."""
+
+
+class _Previous(Mapping[str, Subscriber]):
+    """The inventory's subscribers of some accounts (a lazy view: lean ones are built
+    only when read)."""
+
+    __slots__ = ("_inv", "_keys")
+
+    def __init__(self, inv: Inventory, keys: set[str]) -> None:
+        self._inv = inv
+        self._keys = keys
+
+    def __getitem__(self, account: str) -> Subscriber:
+        sub = self._inv.get(account) if account in self._keys else None
+        if sub is None:
+            raise KeyError(account)
+        return sub
+
+    def get(self, account: str, default: Any = None) -> Any:
+        sub = self._inv.get(account) if account in self._keys else None
+        return default if sub is None else sub
+
+    def __contains__(self, account: object) -> bool:
+        inv = self._inv
+        return account in self._keys and (account in inv.full or account in inv.lean)
+
+    def __iter__(self) -> Iterator[str]:
+        inv = self._inv
+        return (a for a in self._keys if a in inv.full or a in inv.lean)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)  # may hold none of them: only ever a cheap hint
+
+
+def _bulk_transitions(subs: Mapping[str, Subscriber], gone: Iterable[str],
+                      olds: Mapping[str, tuple[tuple[str, ...], State]],
+                      final: Mapping[str, State], now: datetime, cause: str
+                      ) -> list[Transition]:
+    """:func:`~debtgate.core.transitions.transitions` of a bulk change (same list)."""
+    out: list[Transition] = []
+    active = State.ACTIVE
+    for account in {**subs, **dict.fromkeys(gone)}:
+        held = olds.get(account)
+        new = subs.get(account)
+        old_state = held[1] if held is not None else None
+        new_state = final[account] if new is not None else None
+        if old_state is new_state and (held is None or new is None
+                                       or held[0] == new.addresses):
+            continue
+        if held is None and new_state is active:
+            continue  # a paying newcomer is not news
+        if new is None and old_state is active:
+            continue
+        out.append(Transition(account, old_state, new_state, now, cause,
+                              held[0] if held is not None else (),
+                              new.addresses if new is not None else ()))
+    out.sort(key=lambda t: t.account)
+    return out
 
 
 def _billing_state(sub: Subscriber) -> State:
@@ -206,10 +283,12 @@ class Engine:
     async def handle(self, event: Event) -> None:
         async with self.lock:
             started = time.perf_counter()
-            if isinstance(event, Snapshot):
-                await self._snapshot(event)
-            else:
-                await self._delta(event)
+            big = isinstance(event, Snapshot) or len(event.rows) + len(event.gone) > BULK_AUDIT
+            with gc_paused() if big else contextlib.nullcontext():
+                if isinstance(event, Snapshot):
+                    await self._snapshot(event)
+                else:
+                    await self._delta(event)
             self.stats.last_apply_seconds = time.perf_counter() - started
 
     def _record_rejections(self, outcome: Outcome) -> None:
@@ -269,11 +348,18 @@ class Engine:
         self.on_applied()
 
     async def _delta(self, event: Delta) -> None:
-        previous: dict[str, Subscriber] = {}
-        for row in event.rows:
-            old = self.inventory.get(str(row.get("account"))) if isinstance(row, Mapping) else None
-            if old is not None:
-                previous[old.account] = old
+        previous: Mapping[str, Subscriber]
+        if len(event.rows) > BULK_CHANGE:
+            # The inventory's versions of the rows' accounts, built only when asked for.
+            previous = _Previous(self.inventory, {
+                str(row.get("account")) for row in event.rows if isinstance(row, Mapping)})
+        else:
+            previous = {}
+            for row in event.rows:
+                old = self.inventory.get(str(row.get("account"))) if isinstance(
+                    row, Mapping) else None
+                if old is not None:
+                    previous[old.account] = old
         outcome = validate_rows(event.rows, self.policy, previous)
         for sub in list(outcome.subscribers.values()):
             clash = self.inventory.claimed_by_other(sub)
@@ -291,6 +377,9 @@ class Engine:
         """Apply new versions of some accounts (caller holds the lock)."""
         gone = [g for g in gone if g not in subs]
         final = self._guarded(subs, max(len(self.inventory), len(subs)), bypass_guard, cause)
+        if len(subs) + len(gone) > BULK_CHANGE:
+            await self._change_many(subs, gone, final, cause)
+            return
         scope: set[str] = set()
         before: dict[str, Subscriber] = {}
         before_state: dict[str, State] = {}
@@ -321,6 +410,73 @@ class Engine:
         self._announce(transitions(before, after,
                                    lambda sub: before_state.get(sub.account, sub.state),
                                    lambda sub: final[sub.account], self.clock(), cause), after)
+        self.on_applied()
+
+    async def _change_many(self, subs: Mapping[str, Subscriber], gone: list[str],
+                           final: Mapping[str, State], cause: str) -> None:
+        """:meth:`change_accounts` for many accounts, with the same outcome: one pass over
+        them (each account's old placement out of the desired sets, its new one in, in
+        the same order), no Subscriber built for a lean account, one reconcile over the
+        touched elements, one nft transaction, the inventory updated in bulk."""
+        inv, placed, desired = self.inventory, self.placed, self.desired
+        full, lean = inv.full, inv.lean
+        names = _SET_NAMES
+        category_of = CATEGORY_OF_STATE.get
+        scope: set[str] = set()
+        add_scope, touch = scope.add, scope.update
+        # account -> (old addresses, old placement), for accounts the inventory held
+        olds: dict[str, tuple[tuple[str, ...], State]] = {}
+        undo: list[tuple[str, str, bool]] = []  # (set, element, was added) in order
+        for account in (*subs, *dict.fromkeys(gone)):
+            old = full.get(account)
+            held: tuple[tuple[str, ...], State] | None = None
+            if old is not None:
+                held = (old.addresses, placed.get(account) or old.state)
+            else:
+                host = lean.get(account)
+                if host is not None:
+                    held = ((host,) if host else (), placed.get(account) or State.ACTIVE)
+            if held is not None:
+                olds[account] = held
+                category = category_of(held[1])
+                if category is not None:
+                    for addr in held[0]:
+                        name = names[category, ":" in addr, "/" in addr]
+                        target = desired[name]
+                        if addr in target:
+                            target.discard(addr)
+                            undo.append((name, addr, False))
+                        add_scope(addr)
+            new = subs.get(account)
+            if new is not None:
+                category = category_of(final[account])
+                if category is not None:
+                    for addr in new.addresses:
+                        name = names[category, ":" in addr, "/" in addr]
+                        target = desired[name]
+                        if addr not in target:
+                            target.add(addr)
+                            undo.append((name, addr, True))
+                    touch(new.addresses)
+        plan = reconcile(desired, self.committed, self.clock(), scope=scope)
+        try:
+            await self._apply(plan, cause=cause)
+        except ApplyError:
+            # Roll the desired state back: the inventory still says what the kernel has.
+            for name, addr, added in reversed(undo):
+                if added:
+                    desired[name].discard(addr)
+                else:
+                    desired[name].add(addr)
+            raise
+        del plan, undo
+        for account in gone:
+            inv.remove(account)
+            placed.pop(account, None)
+        inv.put_many(subs.values())
+        placed.update(final)
+        self._announce(_bulk_transitions(subs, gone, olds, final, self.clock(), cause),
+                       {**subs, **dict.fromkeys(gone)})
         self.on_applied()
 
     async def _apply(self, plan: Plan, cause: str) -> None:
@@ -490,8 +646,12 @@ class Engine:
     # -- the portal's view (PortalBackend) ---------------------------------------
     def view(self, ip: str) -> dict[str, Any] | None:
         """What the portal may show to the holder of ``ip`` (and nobody else)."""
-        sub = self.inventory.find(ip)
-        if sub is None or self.inventory.owner(ip) != sub.account:
+        # One address lookup (owner), then the account by id: O(1) for a host address.
+        # Only the owner of the address is ever shown (an account id that merely looks
+        # like the address is not).
+        owner = self.inventory.owner(ip)
+        sub = self.inventory.get(owner) if owner is not None else None
+        if sub is None:
             return None
         self.portal_views += 1
         effective = self.placed.get(sub.account, self.state_of(sub))

@@ -88,6 +88,25 @@ class Inventory:
         self._index(sub)
         return old
 
+    def put_many(self, subs: Iterable[Subscriber]) -> None:
+        """:meth:`put` of each (in order), without building the old lean subscribers."""
+        full, lean, hosts = self.full, self.lean, self._hosts
+        for sub in subs:
+            account = sub.account
+            old = full.get(account)
+            if old is not None:
+                self._unindex(old)
+            else:
+                host = lean.pop(account, None)
+                if host and hosts.get(host) == account:
+                    del hosts[host]
+            full[account] = sub
+            for addr in sub.addresses:
+                if "/" in addr:
+                    self._index(sub)
+                    break
+                hosts[addr] = account
+
     def remove(self, account: str) -> Subscriber | None:
         old = self.get(account)
         if old is not None:

@@ -70,22 +70,33 @@ def reconcile(
     """
     changes: list[SetDelta] = []
     cut: set[str] = set()
+    scope_set: AbstractSet[str] | None = None
+    if scope is not None:
+        scope_set = scope if isinstance(scope, set | frozenset) else frozenset(scope)
     for name in sorted(set(desired) | set(actual)):
         want = desired.get(name, _EMPTY)
         have = actual.get(name, _EMPTY)
-        if scope is None:
+        if scope_set is None:
             add = want - have
             delete = have - want
+        elif not want and not have:
+            continue
         else:
-            scope_set = scope if isinstance(scope, AbstractSet) else frozenset(scope)
-            add = {e for e in scope_set if e in want and e not in have}
-            delete = {e for e in scope_set if e in have and e not in want}
+            # The scope's elements in one set and not the other (C loops over the smaller).
+            add = _within(scope_set, want) - have
+            delete = _within(scope_set, have) - want
         if add or delete:
             changes.append(SetDelta(name, tuple(sorted(add)), tuple(sorted(delete))))
             if name in cut_sets:
                 cut.update(add)
                 cut.update(delete)
     return Plan(at=now, changes=tuple(changes), conntrack=tuple(sorted(cut)))
+
+
+def _within(scope: AbstractSet[str], content: AbstractSet[str]) -> AbstractSet[str]:
+    if isinstance(content, set | frozenset):
+        return scope & content
+    return {e for e in scope if e in content}
 
 
 def commit(actual: dict[str, set[str]], plan: Plan) -> None:
