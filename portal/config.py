@@ -89,6 +89,13 @@ class PortalConfig(Section):
     """Seconds a subscriber view fetched from the daemon is reused."""
     cache_size: int = Field(default=10000, ge=0)
     """Maximum number of addresses kept in the view cache (per worker)."""
+    probe_cache_ttl: float = Field(default=60.0, ge=0, le=600)
+    """Seconds an address the daemon called captive gets the sign-in answer to its OS
+    detection probes without asking again (a probe arrives by DNAT only while the
+    address is captive; an acknowledgement or self-service action forgets it)."""
+    probe_question_rate: float = Field(default=50.0, gt=0)
+    """View questions per second one worker asks the daemon for OS detection probes;
+    beyond it a probe gets the sign-in answer unasked, as when the daemon is down."""
     rate_limit: float = Field(default=5.0, gt=0)
     """Sustained requests per second allowed per client address (per worker)."""
     rate_burst: int = Field(default=40, ge=1)

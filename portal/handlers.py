@@ -58,6 +58,7 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     if not portal.csrf.verify(ip, token if isinstance(token, str) else None):
         log.info("acknowledgement with a bad CSRF token from %s", ip)
         return error_page(portal, request, "csrf", 403)
+    portal.probes.forget(ip)
     try:
         result = await portal.link.acknowledge(ip)
     except DaemonUnavailable as exc:

@@ -61,11 +61,21 @@ async def handle_intercepted(request: web.Request) -> web.StreamResponse:
     probe = match_probe(request.headers.get("Host"), request.path)
     if probe is None:
         return redirect_to_portal(portal, request, with_url=True)
+    ip = request[ADDRESS]
+    gate = portal.probes
+    if gate.known_captive(ip):
+        return redirect_to_portal(portal, request, with_url=False)
+    peek = getattr(portal.link, "peek", None)
+    if (peek is None or not peek(ip)[0]) and not gate.may_ask():
+        # over the question budget (a storm of new addresses): the answer the
+        # daemon's silence gets, which is right for every address DNAT sends here
+        return redirect_to_portal(portal, request, with_url=False)
     try:
-        view = await portal.link.view(request[ADDRESS])
+        view = await portal.link.view(ip)
     except DaemonUnavailable as exc:
         log.warning("probe answered as captive, daemon unavailable: %s", exc)
         return redirect_to_portal(portal, request, with_url=False)
     if view is not None and view.captive:
+        gate.remember(ip)
         return redirect_to_portal(portal, request, with_url=False)
     return probe_success(probe)

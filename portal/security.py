@@ -117,6 +117,68 @@ class RateLimiter:
         return len(self._buckets)
 
 
+PROBE_MEMORY = 100_000
+"""Captive addresses remembered per worker for probe answers (≈ 10 MB at most)."""
+
+
+class ProbeGate:
+    """What OS detection probes cost the daemon: captive verdicts remembered for
+    ``ttl`` seconds, and at most ``rate`` view questions a second for probes.
+
+    An intercepted request arrives by DNAT, that is only from an address the gateway
+    sends to the portal (restricted, or warned and not acknowledged), so a remembered
+    "captive" is only ever used while it is still true from the network's point of
+    view; the answer it gives (the 302 that opens the sign-in sheet) is also the one a
+    probe gets when the daemon cannot be asked. A "not captive" verdict is never
+    remembered here (the link's own short cache applies).
+    """
+
+    def __init__(self, ttl: float, rate: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._rate = rate
+        self._burst = max(1.0, rate)
+        self._tokens = self._burst
+        self._last = clock()
+        self._clock = clock
+        self._captive: dict[str, float] = {}
+        self.unasked = 0
+        """Probes answered captive because the question budget was spent."""
+
+    def known_captive(self, ip: str) -> bool:
+        until = self._captive.get(ip)
+        if until is None:
+            return False
+        if until > self._clock():
+            return True
+        del self._captive[ip]
+        return False
+
+    def remember(self, ip: str) -> None:
+        if self._ttl <= 0:
+            return
+        captive = self._captive
+        captive.pop(ip, None)  # re-inserted last: the oldest go first when full
+        captive[ip] = self._clock() + self._ttl
+        if len(captive) > PROBE_MEMORY:
+            del captive[next(iter(captive))]
+
+    def forget(self, ip: str) -> None:
+        self._captive.pop(ip, None)
+
+    def may_ask(self) -> bool:
+        """Take one question from the per-second budget."""
+        now = self._clock()
+        tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
+            return True
+        self._tokens = tokens
+        self.unasked += 1
+        return False
+
+
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         addr = ipaddress.ip_address(text.strip().strip("[]").split("%", 1)[0])

@@ -102,6 +102,7 @@ async def _act(request: web.Request, action: str) -> web.StreamResponse:
     key = form.get("request_id")
     if not isinstance(key, str) or not _KEY.match(key):
         return error_page(portal, request, "csrf", 403)
+    portal.probes.forget(ip)
     call = getattr(portal.link, "selfservice", None)
     if call is None:
         result: SelfServiceResult | None = SelfServiceResult(ok=False, reason="disabled")

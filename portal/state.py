@@ -13,7 +13,7 @@ from .config import PortalConfig
 from .lookup import DaemonLink
 from .pages import Pages
 from .render import PageBuilder
-from .security import Csrf, RateLimiter
+from .security import Csrf, ProbeGate, RateLimiter
 
 
 @dataclass(slots=True)
@@ -26,9 +26,11 @@ class Portal:
     csrf: Csrf
     limiter: RateLimiter
     builder: PageBuilder = field(init=False)
+    probes: ProbeGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.builder = PageBuilder(self, self.config.cache_ttl)
+        self.probes = ProbeGate(self.config.probe_cache_ttl, self.config.probe_question_rate)
 
     @classmethod
     def build(

@@ -7,8 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from debtgate.model import State
+from debtgate.portal.state import PORTAL
 
-from .conftest import PUBLIC, MemoryLink, subscriber
+from .conftest import PUBLIC, MemoryLink, as_ip, make_config, subscriber
 
 IP = "100.64.0.10"
 
@@ -131,3 +132,52 @@ async def test_probe_with_daemon_down_opens_sign_in(make_client):
     resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
                             allow_redirects=False)
     assert resp.status == 302
+
+
+class CountingLink(MemoryLink):
+    def __init__(self, views):
+        super().__init__(views)
+        self.asked = 0
+
+    async def view(self, ip):
+        self.asked += 1
+        return await super().view(ip)
+
+
+async def test_probe_captive_verdict_is_remembered_until_acknowledged(make_client):
+    link = CountingLink({IP: subscriber(IP, State.WARN)})
+    client = await make_client(link)
+    for _ in range(3):
+        resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
+                                allow_redirects=False)
+        assert resp.status == 302 and resp.headers["Location"] == PUBLIC
+    assert link.asked == 1  # the daemon was asked once
+    # an acknowledgement forgets the verdict: the next probe asks again
+    client.app[PORTAL].probes.forget(IP)
+    link.views[IP] = subscriber(IP, State.WARN, acknowledged=True)
+    resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
+                            allow_redirects=False)
+    assert resp.status == 204 and link.asked == 2
+
+
+async def test_acknowledgement_forgets_the_probe_verdict(make_client):
+    link = CountingLink({IP: subscriber(IP, State.WARN)})
+    client = await make_client(link)
+    portal = client.app[PORTAL]
+    portal.probes.remember(IP)
+    resp = await client.post("/ack", data={"csrf": portal.csrf.issue(IP)},
+                             headers=as_ip(IP), allow_redirects=False)
+    assert resp.status == 303 and link.acks == [IP]
+    assert not portal.probes.known_captive(IP)
+
+
+async def test_probes_over_the_question_budget_open_sign_in_unasked(make_client):
+    link = CountingLink({})  # nobody's addresses: asked, they would be answered "online"
+    client = await make_client(link, make_config(probe_question_rate=2))
+    codes = []
+    for i in range(5):
+        resp = await client.get("/generate_204", allow_redirects=False, headers={
+            "X-Forwarded-For": f"100.64.1.{i}", "Host": "connectivitycheck.gstatic.com"})
+        codes.append(resp.status)
+    assert codes == [204, 204, 302, 302, 302]
+    assert link.asked == 2

@@ -97,3 +97,34 @@ def test_load_secret(tmp_path):
         load_secret(short)
     with pytest.raises(ConfigError):
         load_secret(tmp_path / "missing")
+
+
+def test_probe_gate_remembers_captive_and_forgets():
+    from debtgate.portal.security import ProbeGate
+
+    clock = Clock(0.0)
+    gate = ProbeGate(ttl=60.0, rate=2.0, clock=clock)
+    assert not gate.known_captive("10.0.0.1")
+    gate.remember("10.0.0.1")
+    assert gate.known_captive("10.0.0.1") and not gate.known_captive("10.0.0.2")
+    clock.now = 59.0
+    assert gate.known_captive("10.0.0.1")
+    clock.now = 60.0
+    assert not gate.known_captive("10.0.0.1")  # expired
+    gate.remember("10.0.0.1")
+    gate.forget("10.0.0.1")
+    assert not gate.known_captive("10.0.0.1")
+    off = ProbeGate(ttl=0.0, rate=1.0, clock=clock)
+    off.remember("10.0.0.1")
+    assert not off.known_captive("10.0.0.1")
+
+
+def test_probe_gate_question_budget():
+    from debtgate.portal.security import ProbeGate
+
+    clock = Clock(0.0)
+    gate = ProbeGate(ttl=60.0, rate=2.0, clock=clock)
+    assert [gate.may_ask() for _ in range(3)] == [True, True, False]
+    assert gate.unasked == 1
+    clock.now = 0.5  # one question back at 2/s
+    assert gate.may_ask() and not gate.may_ask()
