@@ -31,7 +31,7 @@ from .core.sets import (
     ENFORCEMENT_SETS,
     GARDEN_SETS,
     MANAGED_SETS,
-    Category,
+    SET_NAMES,
 )
 from .core.transitions import History, Transition, snapshot_candidates, transitions
 from .errors import ApplyError
@@ -74,10 +74,7 @@ def audit_bulk(changes: list[Transition]) -> None:
 
 BULK_CHANGE = 2000
 """Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk."""
-_SET_NAMES: dict[tuple[Category, bool, bool], str] = {
-    (c, v6, net): f"{c.value}_{'v6' if v6 else 'v4'}_{'net' if net else 'host'}"
-    for c in Category for v6 in (False, True) for net in (False, True)}
-"""(category, IPv6, prefix) -> set name, as :func:`~debtgate.core.sets.set_name` gives."""
+_SET_NAMES = SET_NAMES
 
 
 class _Previous(Mapping[str, Subscriber]):

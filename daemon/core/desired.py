@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from ..model import State, Subscriber
-from .sets import CATEGORY_OF_STATE, ENFORCEMENT_SETS, set_name
+from .sets import CATEGORY_OF_STATE, ENFORCEMENT_SETS, SET_NAMES, set_name
 
 StateOf = Callable[[Subscriber], State]
 """The effective state of a subscriber (billing state, unless an override says otherwise)."""
@@ -31,12 +31,16 @@ def build_desired(subs: Iterable[Subscriber], state_of: StateOf = billing_state
                   ) -> dict[str, set[str]]:
     """The full content of every enforcement set."""
     sets = empty_sets()
+    active, category_of, names = State.ACTIVE, CATEGORY_OF_STATE.get, SET_NAMES
     for sub in subs:
         state = state_of(sub)
-        if state is State.ACTIVE:
+        if state is active:
             continue
-        for name, elem in placements(sub, state):
-            sets[name].add(elem)
+        category = category_of(state)
+        if category is None:
+            continue
+        for elem in sub.addresses:  # placements(), inlined
+            sets[names[category, ":" in elem, "/" in elem]].add(elem)
     return sets
 
 

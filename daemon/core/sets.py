@@ -39,6 +39,11 @@ def set_name(category: Category, element: str) -> str:
     return f"{category.value}_{family(element)}_{kind}"
 
 
+SET_NAMES: dict[tuple[Category, bool, bool], str] = {
+    (c, v6, net): f"{c.value}_{'v6' if v6 else 'v4'}_{'net' if net else 'host'}"
+    for c in Category for v6 in (False, True) for net in (False, True)}
+"""(category, IPv6, prefix) -> set name: :func:`set_name` as one dict lookup."""
+
 ENFORCEMENT_SETS: tuple[str, ...] = tuple(
     f"{c.value}_{f}_{k}" for c in Category for f in ("v4", "v6") for k in ("host", "net")
 )
