@@ -9,6 +9,7 @@ test keeps the two in step.
 from __future__ import annotations
 
 import ipaddress
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +32,14 @@ DETECTION_HOSTS = frozenset({
 })
 """Operating-system captive-portal probes: never walled-garden entries."""
 
-DEFAULT_RULESET = Path(__file__).resolve().parent.parent / "nft-rules" / "debtgate.nft"
+def _default_ruleset() -> Path:
+    """The shipped ruleset: in the source tree, or where ``pip install`` put its data files."""
+    in_tree = Path(__file__).resolve().parent.parent / "nft-rules" / "debtgate.nft"
+    installed = Path(sys.prefix) / "share" / "debtgate" / "nft-rules" / "debtgate.nft"
+    return in_tree if in_tree.exists() or not installed.exists() else installed
+
+
+DEFAULT_RULESET = _default_ruleset()
 
 
 class DaemonSection(Section):

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .config import Config
+from .config import DEFAULT_RULESET, Config
 
 INTRO = """# Configuration
 
@@ -54,6 +54,8 @@ def _default(field: Any) -> str:
     if field.is_required():
         return "(required)"
     value = field.get_default(call_default_factory=True)
+    if value == DEFAULT_RULESET:
+        return "the shipped `nft-rules/debtgate.nft`"
     if isinstance(value, BaseModel):
         return "(section)"
     if value is None:
