@@ -1,7 +1,11 @@
 """Portal throughput (issue 4): the personalised stub page vs nginx serving a static page
 of the same size, each on ONE pinned core, wrk with 256 connections on the other core.
 
-    sudo .venv/bin/python bench/portal_wrk.py [--seconds 10] [--connections 256]
+    sudo .venv/bin/python bench/portal_wrk.py [--seconds 10] [--connections 256] [--runs 3]
+
+Each run measures the portal then nginx, seconds apart; the medians of the runs are
+reported with every run. ``wrk_cpu`` is the share of its core wrk itself used (near
+1.0 would mean the client, not the server, is the limit).
 
 The portal runs as `debtgate portal` would (one worker, uvloop), asking a daemon-side
 portal API over its Unix socket (a separate process, as in production) for the view of
@@ -14,7 +18,9 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,6 +65,7 @@ sys.exit(run_portal(cfg, 1))
 
 
 def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(["taskset", "-c", "1", "wrk", "-t", "1", "-c", str(connections),
                           "-d", f"{seconds}s", "--latency", url], capture_output=True, text=True,
                          check=True).stdout
@@ -67,8 +74,11 @@ def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
     assert p99 is not None, out
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"rps": rps, "p99_ms": float(p99.group(1)) * scale,
-            "non_2xx": int(errors.group(1)) if errors else 0}
+            "non_2xx": int(errors.group(1)) if errors else 0,
+            "wrk_cpu": round(cpu / seconds, 2)}
 
 
 def wait_up(url: str) -> bytes:
@@ -85,6 +95,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=256)
+    ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     for tool in ("wrk", "nginx", "taskset"):
         if shutil.which(tool) is None:
@@ -118,12 +129,23 @@ http {{ access_log off; server {{ listen 127.0.0.1:18081; root {tmp}/www;
         procs.append(subprocess.Popen(["taskset", "-c", "0", "nginx", "-c", str(conf)]))
         wait_up("http://127.0.0.1:18081/")
         wrk(f"http://127.0.0.1:{port}/", 2, args.connections)  # warm-up
-        portal = wrk(f"http://127.0.0.1:{port}/", args.seconds, args.connections)
-        nginx = wrk("http://127.0.0.1:18081/", args.seconds, args.connections)
+        runs = []
+        for _ in range(args.runs):
+            portal = wrk(f"http://127.0.0.1:{port}/", args.seconds, args.connections)
+            nginx = wrk("http://127.0.0.1:18081/", args.seconds, args.connections)
+            runs.append({"portal": portal, "nginx_floor": nginx,
+                         "ratio": round(portal["rps"] / nginx["rps"], 3)})
+
+        def med(side: str, key: str) -> float:
+            return round(statistics.median(r[side][key] for r in runs), 2)  # type: ignore[index]
+
         print(json.dumps({
             "page_bytes": len(page), "connections": args.connections, "seconds": args.seconds,
-            "portal": portal, "nginx_floor": nginx,
-            "ratio": round(portal["rps"] / nginx["rps"], 3),
+            "median": {"portal_rps": med("portal", "rps"), "portal_p99_ms": med("portal", "p99_ms"),
+                       "nginx_rps": med("nginx_floor", "rps"),
+                       "nginx_p99_ms": med("nginx_floor", "p99_ms"),
+                       "ratio": round(statistics.median(r["ratio"] for r in runs), 3)},
+            "runs": runs,
             "targets": {"ratio": ">= 0.4", "portal_p99_ms": "<= 20"}}, indent=2))
     finally:
         for proc in reversed(procs):
