@@ -89,10 +89,12 @@ class PortalConfig(Section):
     """Seconds a subscriber view fetched from the daemon is reused."""
     cache_size: int = Field(default=10000, ge=0)
     """Maximum number of addresses kept in the view cache (per worker)."""
-    probe_cache_ttl: float = Field(default=60.0, ge=0, le=600)
+    probe_cache_ttl: float = Field(default=0.0, ge=0, le=600)
     """Seconds an address the daemon called captive gets the sign-in answer to its OS
-    detection probes without asking again (a probe arrives by DNAT only while the
-    address is captive; an acknowledgement or self-service action forgets it)."""
+    detection probes without asking again (0: off). A probe normally arrives by DNAT,
+    only while the address is captive, but a stale conntrack entry can bring one right
+    after an unblock: with this on, that probe gets the sign-in answer until the verdict
+    expires. An acknowledgement or self-service action from this worker forgets it."""
     probe_question_rate: float = Field(default=50.0, gt=0)
     """View questions per second one worker asks the daemon for OS detection probes;
     beyond it a probe gets the sign-in answer unasked, as when the daemon is down."""

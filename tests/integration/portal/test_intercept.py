@@ -146,7 +146,7 @@ class CountingLink(MemoryLink):
 
 async def test_probe_captive_verdict_is_remembered_until_acknowledged(make_client):
     link = CountingLink({IP: subscriber(IP, State.WARN)})
-    client = await make_client(link)
+    client = await make_client(link, make_config(probe_cache_ttl=60))
     for _ in range(3):
         resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
                                 allow_redirects=False)
@@ -169,6 +169,18 @@ async def test_acknowledgement_forgets_the_probe_verdict(make_client):
                              headers=as_ip(IP), allow_redirects=False)
     assert resp.status == 303 and link.acks == [IP]
     assert not portal.probes.known_captive(IP)
+
+
+async def test_probe_verdicts_are_not_remembered_by_default(make_client):
+    link = CountingLink({IP: subscriber(IP, State.BLOCKED)})
+    client = await make_client(link)
+    resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
+                            allow_redirects=False)
+    assert resp.status == 302
+    link.views[IP] = subscriber(IP, State.ACTIVE)  # unblocked; a stale conntrack entry
+    resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
+                            allow_redirects=False)
+    assert resp.status == 204
 
 
 async def test_probes_over_the_question_budget_open_sign_in_unasked(make_client):
