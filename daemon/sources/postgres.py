@@ -22,6 +22,7 @@ state (no mass unblock, no mass block).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -33,7 +34,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from ..configbase import Section
 from ..errors import SourceError
-from .base import Columns, Delta, Sink, Snapshot, SourceHealth
+from .base import Columns, Delta, Sink, Snapshot, SourceHealth, gc_paused
 from .coalesce import Coalescer
 from .pgfetch import (
     Marks,
@@ -53,6 +54,8 @@ from .pgfetch import (
 )
 
 log = logging.getLogger(__name__)
+BULK_IDS = 2000
+"""Above this many ids in one change, cyclic GC is paused while it is fetched and applied."""
 LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ConnectionError)
 
 
@@ -229,6 +232,13 @@ class PostgresSource:
 
     async def _apply_ids(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
                          first: float | None) -> None:
+        # Many rows (a storm): no cyclic GC passes over the daemon's million objects
+        # while they are fetched and applied (see gc_paused).
+        with gc_paused() if len(ids) > BULK_IDS else contextlib.nullcontext():
+            await self._apply_ids_now(conn, sink, ids, first)
+
+    async def _apply_ids_now(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
+                             first: float | None) -> None:
         rows = await fetch_rows(conn, self.s.accounts_query, ids, what="accounts query",
                                 seconds=self.s.query_timeout, fingerprint=not self._version)
         wanted = set(ids)
