@@ -35,6 +35,7 @@ kind = "postgres"
 dsn = "{billing.socket_dsn}"
 coalesce_ms = 10
 heartbeat_interval = 1
+reconnect_max = 2
 """
     d = DaemonProc(topo, tmp_path_factory.mktemp("pgdaemon"), [], extra_config=extra)
     d.start()
