@@ -14,31 +14,36 @@ import ipaddress
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from .adapters.conntrack import ConntrackCutter
 from .adapters.nft import NftAdapter
+from .announce import BULK_AUDIT, Announcer, TransitionListener, _Pending
 from .audit import audit
 from .core.desired import build_desired, garden_desired, update_desired
 from .core.guard import GuardPolicy, hold
 from .core.reconcile import Plan, commit, reconcile
 from .core.sets import (
-    ACK_SETS,
     CATEGORY_OF_STATE,
     ENFORCEMENT_SETS,
     GARDEN_SETS,
     MANAGED_SETS,
     SET_NAMES,
 )
-from .core.transitions import History, Transition, snapshot_candidates, transitions
+from .core.transitions import (
+    History,
+    bulk_transitions,
+    snapshot_candidates,
+    transitions,
+)
+from .engine_portal import PortalSide
 from .errors import ApplyError
-from .inventory import Inventory, Placements
+from .inventory import Inventory, Placements, PreviousView
 from .model import Rejection, State, Subscriber
 from .overrides import Override
-from .portal_api import view_dict
 from .sources.base import Columns, Delta, Event, Snapshot, gc_paused
 from .validate import Outcome, Policy, element, validate_columns, validate_rows
 
@@ -50,112 +55,13 @@ HISTORY = 10
 RESTRICTED = frozenset({State.BLOCKED, State.PAUSED, State.DISABLED})
 
 
-BULK_AUDIT = 1000
-"""Above this many transitions in one apply, the audit groups them (1,000 accounts a line)
-and they are announced in the background (see :meth:`Engine._announce`)."""
-ANNOUNCE_CHUNK = 2000
-"""Transitions handed over per turn of the event loop by the background announcer."""
-BACKLOG_MAX = 2_000_000
-"""Queued transitions beyond which announcements are handed over at once."""
-
-
-def audit_bulk(changes: list[Transition]) -> None:
-    groups: dict[tuple[str | None, str | None, str], list[str]] = {}
-    for change in changes:
-        key = (str(change.old) if change.old else None, str(change.new) if change.new else None,
-               change.cause)
-        groups.setdefault(key, []).append(change.account)
-    at = changes[0].at.isoformat()
-    for (old, new, cause), accounts in groups.items():
-        for i in range(0, len(accounts), BULK_AUDIT):
-            audit("transitions", old=old, new=new, cause=cause, at=at,
-                  count=len(accounts[i:i + BULK_AUDIT]), accounts=accounts[i:i + BULK_AUDIT])
-
-
 BULK_CHANGE = 2000
 """Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk."""
 _SET_NAMES = SET_NAMES
 
 
-class _Previous(Mapping[str, Subscriber]):
-    """The inventory's subscribers of some accounts (a lazy view: lean ones are built
-    only when read)."""
-
-    __slots__ = ("_inv", "_keys")
-
-    def __init__(self, inv: Inventory, keys: set[str]) -> None:
-        self._inv = inv
-        self._keys = keys
-
-    def __getitem__(self, account: str) -> Subscriber:
-        sub = self._inv.get(account) if account in self._keys else None
-        if sub is None:
-            raise KeyError(account)
-        return sub
-
-    def get(self, account: str, default: Any = None) -> Any:
-        sub = self._inv.get(account) if account in self._keys else None
-        return default if sub is None else sub
-
-    def __contains__(self, account: object) -> bool:
-        inv = self._inv
-        return account in self._keys and (account in inv.full or account in inv.lean)
-
-    def __iter__(self) -> Iterator[str]:
-        inv = self._inv
-        return (a for a in self._keys if a in inv.full or a in inv.lean)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __bool__(self) -> bool:
-        return bool(self._keys)  # may hold none of them: only ever a cheap hint
-
-
-def _bulk_transitions(subs: Mapping[str, Subscriber], gone: Iterable[str],
-                      olds: Mapping[str, tuple[tuple[str, ...], State]],
-                      final: Mapping[str, State], now: datetime, cause: str
-                      ) -> list[Transition]:
-    """:func:`~debtgate.core.transitions.transitions` of a bulk change (same list)."""
-    out: list[Transition] = []
-    active = State.ACTIVE
-    for account in {**subs, **dict.fromkeys(gone)}:
-        held = olds.get(account)
-        new = subs.get(account)
-        old_state = held[1] if held is not None else None
-        new_state = final[account] if new is not None else None
-        if old_state is new_state and (held is None or new is None
-                                       or held[0] == new.addresses):
-            continue
-        if held is None and new_state is active:
-            continue  # a paying newcomer is not news
-        if new is None and old_state is active:
-            continue
-        out.append(Transition(account, old_state, new_state, now, cause,
-                              held[0] if held is not None else (),
-                              new.addresses if new is not None else ()))
-    out.sort(key=lambda t: t.account)
-    return out
-
-
 def _billing_state(sub: Subscriber) -> State:
     return sub.state
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A batch of transitions waiting to be announced."""
-
-    changes: list[Transition]
-    subs: Mapping[str, Subscriber | None]
-    done: int = 0
-    audited: bool = False
-    single: bool = False
-    """Audited one line per transition (a small batch)."""
-
-
-class TransitionListener(Protocol):
-    def __call__(self, change: Transition, sub: Subscriber | None) -> None: ...
 
 
 @dataclass(slots=True)
@@ -170,7 +76,7 @@ class Stats:
     synced: bool = False
 
 
-class Engine:
+class Engine(PortalSide, Announcer):
     def __init__(self, nft: NftAdapter, cutter: ConntrackCutter, policy: Policy,
                  ack_timeout: int = 3600, clock: Callable[[], datetime] | None = None) -> None:
         self.nft = nft
@@ -348,7 +254,7 @@ class Engine:
         previous: Mapping[str, Subscriber]
         if len(event.rows) > BULK_CHANGE:
             # The inventory's versions of the rows' accounts, built only when asked for.
-            previous = _Previous(self.inventory, {
+            previous = PreviousView(self.inventory, {
                 str(row.get("account")) for row in event.rows if isinstance(row, Mapping)})
         else:
             previous = {}
@@ -472,7 +378,7 @@ class Engine:
             placed.pop(account, None)
         inv.put_many(subs.values())
         placed.update(final)
-        self._announce(_bulk_transitions(subs, gone, olds, final, self.clock(), cause),
+        self._announce(bulk_transitions(subs, gone, olds, final, self.clock(), cause),
                        {**subs, **dict.fromkeys(gone)})
         self.on_applied()
 
@@ -495,93 +401,6 @@ class Engine:
                 self.stats.conntrack_cut += await self.cutter.cut(plan.conntrack)
             except Exception as exc:  # noqa: BLE001 - cutting flows is best effort
                 log.warning("conntrack cut failed for %d addresses: %s", len(plan.conntrack), exc)
-
-    def _announce(self, changes: list[Transition],
-                  subs: Mapping[str, Subscriber | None] | None = None) -> None:
-        """Hand transitions to the history, the audit trail and the listeners.
-
-        ``subs``: each account's subscriber as of the change (else the inventory's).
-        A large batch (more than ``BULK_AUDIT``) is handed over by a background task,
-        after the engine's lock is released, so enforcement is not kept waiting; a
-        later batch queues behind it (order is kept). Past ``BACKLOG_MAX`` queued
-        transitions the work is done at once (bounded memory)."""
-        if not changes:
-            return
-        if len(changes) <= BULK_AUDIT and not self._backlog:
-            self._hand_over(changes, subs)
-            return
-        self._backlog.append(_Pending(changes, subs if subs is not None else {
-            c.account: self.inventory.get(c.account) for c in changes}))
-        self._backlog_size += len(changes)
-        if self._backlog_size > BACKLOG_MAX:
-            self.drain_announcements()
-            return
-        task = self._backlog_task
-        if task is None or task.done():
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.drain_announcements()
-                return
-            self._backlog_task = loop.create_task(self._announce_later(), name="announce")
-
-    def drain_announcements(self) -> None:
-        """Hand over every queued announcement now (in order)."""
-        while self._backlog:
-            self._hand_over_batch(self._backlog[0], len(self._backlog[0].changes))
-            self._backlog.popleft()
-
-    async def announced(self) -> None:
-        """Wait until every queued announcement is handed over."""
-        while self._backlog_task is not None and not self._backlog_task.done():
-            await asyncio.shield(self._backlog_task)
-        self.drain_announcements()
-
-    def _hand_over_batch(self, batch: _Pending, upto: int) -> None:
-        """Hand over ``batch.changes[batch.done:upto]`` (audited as a whole first)."""
-        if not batch.audited:
-            batch.audited = True
-            if len(batch.changes) > BULK_AUDIT:
-                audit_bulk(batch.changes)
-            else:
-                batch.single = True
-        chunk = batch.changes[batch.done:upto]
-        batch.done = upto
-        self._backlog_size -= len(chunk)
-        self._hand_over(chunk, batch.subs, audited=not batch.single)
-
-    async def _announce_later(self) -> None:
-        await asyncio.sleep(0)  # let the apply's caller go on first
-        backlog = self._backlog
-        while backlog:
-            batch = backlog[0]
-            self._hand_over_batch(batch, min(batch.done + ANNOUNCE_CHUNK, len(batch.changes)))
-            if batch.done >= len(batch.changes) and backlog and backlog[0] is batch:
-                backlog.popleft()
-            await asyncio.sleep(0)
-
-    def _hand_over(self, changes: list[Transition],
-                   subs: Mapping[str, Subscriber | None] | None, audited: bool = False) -> None:
-        bulk = audited or len(changes) > BULK_AUDIT
-        if bulk and not audited:
-            audit_bulk(changes)
-        history, listeners = self.history, self.listeners
-        inventory = self.inventory
-        for change in changes:
-            history.add(change)
-            if not bulk:
-                audit("transition", **change.as_dict())
-            if change.old is State.WARN and change.new is not State.WARN:
-                self._forget_ack(change.account, change.old_addresses)
-            if listeners:
-                sub = subs.get(change.account) if subs is not None else inventory.get(
-                    change.account)
-                for listener in listeners:
-                    try:
-                        listener(change, sub)
-                    except Exception:  # a listener bug must not stop enforcement
-                        log.exception("transition listener failed for account=%s",
-                                      change.account)
 
     # -- overrides, guard, restore ----------------------------------------------
     async def reapply(self, accounts: Iterable[str], cause: str, bypass_guard: bool = True
@@ -639,53 +458,3 @@ class Engine:
             plan = Plan(at=plan.at, changes=tuple(d for d in plan.changes
                                                   if d.name in GARDEN_SETS))
             await self._apply(plan, cause="config garden")
-
-    # -- the portal's view (PortalBackend) ---------------------------------------
-    def view(self, ip: str) -> dict[str, Any] | None:
-        """What the portal may show to the holder of ``ip`` (and nobody else)."""
-        # One address lookup (owner), then the account by id: O(1) for a host address.
-        # Only the owner of the address is ever shown (an account id that merely looks
-        # like the address is not).
-        owner = self.inventory.owner(ip)
-        sub = self.inventory.get(owner) if owner is not None else None
-        if sub is None:
-            return None
-        self.portal_views += 1
-        effective = self.placed.get(sub.account, self.state_of(sub))
-        acked = self.acked.get(sub.account, 0.0) > time.time()
-        data = view_dict(sub, ip, acknowledged=acked, ack_timeout=self.ack_timeout,
-                         default_currency=self.policy.default_currency)
-        data["state"] = effective.value
-        selfservice = getattr(self, "selfservice", None)  # attached by debtgate.selfservice
-        if selfservice is not None:
-            data.update(selfservice.view_fields(sub, effective))
-        return data
-
-    # -- acknowledgements ------------------------------------------------------
-    async def acknowledge(self, ip: str) -> dict[str, Any] | None:
-        sub = self.inventory.find(ip)
-        if sub is None or self.placed.get(sub.account, sub.state) is not State.WARN:
-            return None
-        async with self.lock:
-            for name in ACK_SETS:
-                fam = "v6" if name.endswith("v6") else "v4"
-                elems = [a for a in sub.addresses if (":" in a) == (fam == "v6")]
-                await self.nft.add_timed(name, elems, self.ack_timeout)
-        self.acked[sub.account] = time.time() + self.ack_timeout
-        self.portal_acks += 1
-        audit("acknowledged", account=sub.account, address=ip, seconds=self.ack_timeout)
-        if self.cutter:
-            await self.cutter.cut([a for a in sub.addresses])
-        return {"acknowledged": True, "expires_in": self.ack_timeout}
-
-    def _forget_ack(self, account: str, addresses: tuple[str, ...]) -> None:
-        if self.acked.pop(account, None) is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._delete_acks(addresses),
-                                                      name=f"forget-ack-{account}")
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
-
-    async def _delete_acks(self, addresses: tuple[str, ...]) -> None:
-        for name in ACK_SETS:
-            v6 = name.endswith("v6")
-            await self.nft.delete_elements(name, [a for a in addresses if (":" in a) == v6])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
 
 from .model import State, Subscriber
 
@@ -253,3 +254,38 @@ class Placements(MutableMapping[str, State]):
 
     def __bool__(self) -> bool:
         return bool(self.other) or len(self._inv) > 0
+
+
+class PreviousView(Mapping[str, Subscriber]):
+    """The inventory's subscribers of some accounts (a lazy view: lean ones are built
+    only when read)."""
+
+    __slots__ = ("_inv", "_keys")
+
+    def __init__(self, inv: Inventory, keys: set[str]) -> None:
+        self._inv = inv
+        self._keys = keys
+
+    def __getitem__(self, account: str) -> Subscriber:
+        sub = self._inv.get(account) if account in self._keys else None
+        if sub is None:
+            raise KeyError(account)
+        return sub
+
+    def get(self, account: str, default: Any = None) -> Any:
+        sub = self._inv.get(account) if account in self._keys else None
+        return default if sub is None else sub
+
+    def __contains__(self, account: object) -> bool:
+        inv = self._inv
+        return account in self._keys and (account in inv.full or account in inv.lean)
+
+    def __iter__(self) -> Iterator[str]:
+        inv = self._inv
+        return (a for a in self._keys if a in inv.full or a in inv.lean)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)  # may hold none of them: only ever a cheap hint

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,3 +119,29 @@ class History(Mapping[str, list[dict[str, Any]]]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
+
+
+def bulk_transitions(subs: Mapping[str, Subscriber], gone: Iterable[str],
+                      olds: Mapping[str, tuple[tuple[str, ...], State]],
+                      final: Mapping[str, State], now: datetime, cause: str
+                      ) -> list[Transition]:
+    """:func:`~debtgate.core.transitions.transitions` of a bulk change (same list)."""
+    out: list[Transition] = []
+    active = State.ACTIVE
+    for account in {**subs, **dict.fromkeys(gone)}:
+        held = olds.get(account)
+        new = subs.get(account)
+        old_state = held[1] if held is not None else None
+        new_state = final[account] if new is not None else None
+        if old_state is new_state and (held is None or new is None
+                                       or held[0] == new.addresses):
+            continue
+        if held is None and new_state is active:
+            continue  # a paying newcomer is not news
+        if new is None and old_state is active:
+            continue
+        out.append(Transition(account, old_state, new_state, now, cause,
+                              held[0] if held is not None else (),
+                              new.addresses if new is not None else ()))
+    out.sort(key=lambda t: t.account)
+    return out

@@ -1,0 +1,85 @@
+"""The engine's side of the portal channel: a subscriber's view, acknowledgements."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from .audit import audit
+from .core.sets import ACK_SETS
+from .model import State, Subscriber
+from .portal_api import view_dict
+
+if TYPE_CHECKING:
+    from .adapters.conntrack import ConntrackCutter
+    from .adapters.nft import NftAdapter
+    from .inventory import Inventory
+    from .validate import Policy
+
+
+class PortalSide:
+    """The portal-facing half of :class:`~debtgate.engine.Engine` (``PortalBackend``)."""
+
+    inventory: Inventory
+    placed: MutableMapping[str, State]
+    acked: dict[str, float]
+    portal_views: int
+    portal_acks: int
+    ack_timeout: int
+    policy: Policy
+    lock: asyncio.Lock
+    nft: NftAdapter
+    cutter: ConntrackCutter
+    state_of: Callable[[Subscriber], State]
+
+    # -- the portal's view (PortalBackend) ---------------------------------------
+    def view(self, ip: str) -> dict[str, Any] | None:
+        """What the portal may show to the holder of ``ip`` (and nobody else)."""
+        # One address lookup (owner), then the account by id: O(1) for a host address.
+        # Only the owner of the address is ever shown (an account id that merely looks
+        # like the address is not).
+        owner = self.inventory.owner(ip)
+        sub = self.inventory.get(owner) if owner is not None else None
+        if sub is None:
+            return None
+        self.portal_views += 1
+        effective = self.placed.get(sub.account, self.state_of(sub))
+        acked = self.acked.get(sub.account, 0.0) > time.time()
+        data = view_dict(sub, ip, acknowledged=acked, ack_timeout=self.ack_timeout,
+                         default_currency=self.policy.default_currency)
+        data["state"] = effective.value
+        selfservice = getattr(self, "selfservice", None)  # attached by debtgate.selfservice
+        if selfservice is not None:
+            data.update(selfservice.view_fields(sub, effective))
+        return data
+
+    # -- acknowledgements ------------------------------------------------------
+    async def acknowledge(self, ip: str) -> dict[str, Any] | None:
+        sub = self.inventory.find(ip)
+        if sub is None or self.placed.get(sub.account, sub.state) is not State.WARN:
+            return None
+        async with self.lock:
+            for name in ACK_SETS:
+                fam = "v6" if name.endswith("v6") else "v4"
+                elems = [a for a in sub.addresses if (":" in a) == (fam == "v6")]
+                await self.nft.add_timed(name, elems, self.ack_timeout)
+        self.acked[sub.account] = time.time() + self.ack_timeout
+        self.portal_acks += 1
+        audit("acknowledged", account=sub.account, address=ip, seconds=self.ack_timeout)
+        if self.cutter:
+            await self.cutter.cut([a for a in sub.addresses])
+        return {"acknowledged": True, "expires_in": self.ack_timeout}
+
+    def _forget_ack(self, account: str, addresses: tuple[str, ...]) -> None:
+        if self.acked.pop(account, None) is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._delete_acks(addresses),
+                                                      name=f"forget-ack-{account}")
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _delete_acks(self, addresses: tuple[str, ...]) -> None:
+        for name in ACK_SETS:
+            v6 = name.endswith("v6")
+            await self.nft.delete_elements(name, [a for a in addresses if (":" in a) == v6])
