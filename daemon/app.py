@@ -296,6 +296,8 @@ class Daemon:
             if self.shared is not None:
                 self.spawn(self.shared.run_audit(), "shared-audit")
                 self.spawn(self._listen_overrides(), "shared-overrides")
+                self.spawn(self.shared.run_held(
+                    lambda: {a: str(st) for a, st in self.engine.held.items()}), "shared-held")
             for ext in self.extensions:
                 self.spawn(ext.run(self), type(ext).__name__)
             while not self.shutdown.is_set():

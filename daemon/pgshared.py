@@ -52,6 +52,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS audit_at ON debtgate.audit (at);
     """,
+    # 2: restrictions the mass-change guard holds, per gateway
+    """
+    CREATE TABLE IF NOT EXISTS debtgate.held (
+        gateway  text NOT NULL,
+        account  text NOT NULL,
+        wanted   text NOT NULL,
+        since    timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (gateway, account)
+    );
+    """,
 ]
 
 
@@ -147,6 +157,33 @@ class PgShared:
                 await conn.fetchval("SELECT 1")
         finally:
             await conn.close()
+
+    # -- held restrictions -------------------------------------------------------
+    async def save_held(self, held: dict[str, str]) -> None:
+        """This gateway's held restrictions (account -> wanted state), replacing the last."""
+        pool = await self.pool()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM debtgate.held WHERE gateway = $1 AND "
+                               "NOT (account = ANY($2::text[]))", self.gateway, list(held))
+            await conn.executemany(
+                "INSERT INTO debtgate.held (gateway, account, wanted) VALUES ($1, $2, $3) "
+                "ON CONFLICT (gateway, account) DO UPDATE SET wanted = EXCLUDED.wanted",
+                [(self.gateway, a, w) for a, w in held.items()])
+
+    async def run_held(self, current: Callable[[], dict[str, str]]) -> None:
+        """Keep ``debtgate.held`` in step with the guard (checked every second)."""
+        written: dict[str, str] | None = None
+        while True:
+            await asyncio.sleep(1.0)
+            held = current()
+            if held == written:
+                continue
+            try:
+                await self.save_held(held)
+                written = held
+            except DB_ERRORS as exc:
+                log.warning("held restrictions not written to the billing database: %s", exc)
+                await asyncio.sleep(5)
 
     # -- audit -----------------------------------------------------------------
     def record(self, event: str, data: dict[str, Any]) -> None:

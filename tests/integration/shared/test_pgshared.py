@@ -71,3 +71,15 @@ async def test_migration_is_idempotent(billing_db) -> None:  # noqa: F811
         assert versions == len(MIGRATIONS)
     finally:
         await conn.close()
+
+
+async def test_held_restrictions_are_visible_to_every_gateway(billing_db) -> None:  # noqa: F811
+    gw1 = PgShared(billing_db.dsn, None, gateway="gw1")
+    try:
+        await gw1.save_held({"A1": "blocked", "A2": "blocked"})
+        await gw1.save_held({"A2": "disabled"})
+        rows = billing_db.psql("SELECT gateway || ':' || account || ':' || wanted "
+                               "FROM debtgate.held")
+        assert "gw1:A2:disabled" in rows and "A1" not in rows
+    finally:
+        await gw1.close()
