@@ -12,7 +12,7 @@ import pytest
 from debtgate.sources.base import Delta, Event, Snapshot
 from debtgate.sources.postgres import PostgresSource, PostgresSourceSection
 
-from tests.pgserver import PgServer, require_pg
+from tests.pgserver import PgServer, reference_billing
 
 pytestmark = pytest.mark.postgres
 _names = itertools.count()
@@ -21,14 +21,8 @@ _names = itertools.count()
 @pytest.fixture(scope="session")
 def template_server() -> Iterator[PgServer]:
     """One server; its database ``billing`` holds the schema and sample rows (a template)."""
-    require_pg()
-    server = PgServer()
-    server.start()
-    try:
-        server.load_schema(sample=True)
+    with reference_billing() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 class Billing:

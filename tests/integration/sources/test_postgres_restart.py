@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from debtgate.sources.base import Snapshot
+from debtgate.sources.pglab import free_port
 from debtgate.sources.postgres import PostgresSource
 
-from tests.pgserver import PgServer, require_pg
+from tests.pgserver import PgServer, reference_billing
 
 from .conftest import Recorder, by_account, running, settings
 
@@ -19,14 +20,8 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def own_server() -> Iterator[PgServer]:
-    require_pg()
-    server = PgServer()
-    server.start()
-    try:
-        server.load_schema(sample=True)
+    with reference_billing() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 async def test_restart_mid_run_loses_nothing(own_server: PgServer, tmp_path) -> None:
@@ -43,7 +38,7 @@ async def test_restart_mid_run_loses_nothing(own_server: PgServer, tmp_path) -> 
         # Back on another port the source does not know: changes made now are never
         # notified to it (it is not listening).
         real = server.port
-        server.port = real + 1 if real < 65000 else real - 1
+        server.port = free_port()
         await asyncio.to_thread(server._pg_ctl, "start", "-o", f"-p {server.port}")  # noqa: SLF001
         server.psql("UPDATE accounts SET state = 'blocked' WHERE id = 'A-active';"
                     "INSERT INTO payments (account_id, amount) VALUES ('A-blocked', 5000);"
