@@ -46,8 +46,9 @@ async def page(request: web.Request) -> web.Response:
     return html_response(portal, built, ip)
 
 
-async def acknowledge(request: web.Request) -> web.StreamResponse:
-    """POST /ack: acknowledge the warning (CSRF-checked), then go where the user was going."""
+async def checked_form(request: web.Request, what: str) -> Any:
+    """The POSTed form if its CSRF token is valid for the asking address, else the 403
+    page (a ``web.Response``); the form's ``lang`` is remembered for the answer."""
     portal = request.app[PORTAL]
     ip = request[ADDRESS]
     form = await request.post()
@@ -56,8 +57,18 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
         request[FORM_LANG] = lang_field
     token = form.get("csrf")
     if not portal.csrf.verify(ip, token if isinstance(token, str) else None):
-        log.info("acknowledgement with a bad CSRF token from %s", ip)
+        log.info("%s with a bad CSRF token from %s", what, ip)
         return error_page(portal, request, "csrf", 403)
+    return form
+
+
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    """POST /ack: acknowledge the warning (CSRF-checked), then go where the user was going."""
+    portal = request.app[PORTAL]
+    ip = request[ADDRESS]
+    form = await checked_form(request, "acknowledgement")
+    if isinstance(form, web.StreamResponse):
+        return form
     portal.probes.forget(ip)
     try:
         result = await portal.link.acknowledge(ip)

@@ -18,11 +18,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ..model import State
-from .handlers import error_page
+from .handlers import checked_form, error_page
 from .i18n import format_money
 from .lookup import DaemonUnavailable, SelfServiceResult, SubscriberView
 from .render import original
-from .state import ADDRESS, FORM_LANG, PORTAL, Portal
+from .state import ADDRESS, PORTAL, Portal
 from .urls import portal_redirect
 
 if TYPE_CHECKING:
@@ -91,14 +91,9 @@ def context(portal: Portal, view: SubscriberView, lang: str, done_raw: str | Non
 async def _act(request: web.Request, action: str) -> web.StreamResponse:
     portal = request.app[PORTAL]
     ip = request[ADDRESS]
-    form = await request.post()
-    lang_field = form.get("lang")
-    if isinstance(lang_field, str):
-        request[FORM_LANG] = lang_field
-    token = form.get("csrf")
-    if not portal.csrf.verify(ip, token if isinstance(token, str) else None):
-        log.info("self-service %s with a bad CSRF token from %s", action, ip)
-        return error_page(portal, request, "csrf", 403)
+    form = await checked_form(request, f"self-service {action}")
+    if isinstance(form, web.StreamResponse):
+        return form
     key = form.get("request_id")
     if not isinstance(key, str) or not _KEY.match(key):
         return error_page(portal, request, "csrf", 403)
