@@ -57,19 +57,17 @@ class PortalSide:
 
     # -- acknowledgements ------------------------------------------------------
     async def acknowledge(self, ip: str) -> dict[str, Any] | None:
-        sub = self.inventory.find(ip)
+        owner = self.inventory.owner(ip)
+        sub = self.inventory.get(owner) if owner is not None else None
         if sub is None or self.placed.get(sub.account, sub.state) is not State.WARN:
             return None
         async with self.lock:
-            for name in ACK_SETS:
-                fam = "v6" if name.endswith("v6") else "v4"
-                elems = [a for a in sub.addresses if (":" in a) == (fam == "v6")]
+            for name, elems in _by_ack_set(sub.addresses):
                 await self.nft.add_timed(name, elems, self.ack_timeout)
         self.acked[sub.account] = time.time() + self.ack_timeout
         self.portal_acks += 1
         audit("acknowledged", account=sub.account, address=ip, seconds=self.ack_timeout)
-        if self.cutter:
-            await self.cutter.cut([a for a in sub.addresses])
+        await self.cutter.cut(list(sub.addresses))
         return {"acknowledged": True, "expires_in": self.ack_timeout}
 
     def _forget_ack(self, account: str, addresses: tuple[str, ...]) -> None:
@@ -80,6 +78,11 @@ class PortalSide:
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
     async def _delete_acks(self, addresses: tuple[str, ...]) -> None:
-        for name in ACK_SETS:
-            v6 = name.endswith("v6")
-            await self.nft.delete_elements(name, [a for a in addresses if (":" in a) == v6])
+        for name, elems in _by_ack_set(addresses):
+            await self.nft.delete_elements(name, elems)
+
+
+def _by_ack_set(addresses: tuple[str, ...]) -> list[tuple[str, list[str]]]:
+    """An account's addresses split into the IPv4 and IPv6 acknowledgement sets."""
+    return [(name, [a for a in addresses if (":" in a) == name.endswith("v6")])
+            for name in ACK_SETS]

@@ -32,13 +32,6 @@ class GuardPolicy:
         return total > 0 and restricting > self.share * total
 
 
-def newly_restricted(was_restricted: Mapping[str, bool], after: Mapping[str, State]
-                     ) -> list[str]:
-    """Accounts that go from unrestricted (or unknown) to restricted."""
-    return sorted(acc for acc, state in after.items()
-                  if state.restricted and not was_restricted.get(acc, False))
-
-
 def hold(after: dict[str, State], before: Mapping[str, State | None], held: list[str]
          ) -> dict[str, State]:
     """Keep held accounts where they were (a newcomer stays unrestricted)."""
