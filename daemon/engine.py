@@ -25,7 +25,7 @@ from .announce import BULK_AUDIT, Announcer, TransitionListener, _Pending
 from .audit import audit
 from .core.desired import build_desired, garden_desired, update_desired
 from .core.guard import GuardPolicy, hold
-from .core.reconcile import Plan, commit, reconcile
+from .core.reconcile import Plan, SetDelta, commit, reconcile
 from .core.sets import (
     CATEGORY_OF_STATE,
     ENFORCEMENT_SETS,
@@ -44,7 +44,7 @@ from .errors import ApplyError
 from .inventory import Inventory, Placements, PreviousView
 from .model import Rejection, State, Subscriber
 from .overrides import Override
-from .sources.base import Columns, Delta, Event, Snapshot, gc_paused
+from .sources.base import Columns, Delta, Event, Restrictions, Snapshot, gc_paused
 from .validate import Outcome, Policy, element, validate_columns, validate_rows
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class Stats:
     last_apply_seconds: float = 0.0
     last_apply_at: float | None = None
     synced: bool = False
+    early_restricted: int = 0
+    """Elements enforced from :class:`~debtgate.sources.base.Restrictions` (cold starts)."""
 
 
 class Engine(PortalSide, Announcer):
@@ -186,10 +188,12 @@ class Engine(PortalSide, Announcer):
     async def handle(self, event: Event) -> None:
         async with self.lock:
             started = time.perf_counter()
-            big = isinstance(event, Snapshot) or len(event.rows) + len(event.gone) > BULK_AUDIT
+            big = not isinstance(event, Delta) or len(event.rows) + len(event.gone) > BULK_AUDIT
             with gc_paused() if big else contextlib.nullcontext():
                 if isinstance(event, Snapshot):
                     await self._snapshot(event)
+                elif isinstance(event, Restrictions):
+                    await self._restrict_early(event)
                 else:
                     await self._delta(event)
             self.stats.last_apply_seconds = time.perf_counter() - started
@@ -249,6 +253,27 @@ class Engine(PortalSide, Announcer):
                                    self.clock(), "billing"), after)
         self.stats.synced = True
         self.on_applied()
+
+    async def _restrict_early(self, event: Restrictions) -> None:
+        """Enforce the restricting rows of a snapshot on its way, on a cold start only.
+
+        Add-only: nothing is released, nothing is recorded in the inventory and no
+        transition is announced; the snapshot that follows decides everything (and
+        finds these elements committed). Rows the snapshot would reject are rejected
+        here too (the same validation), and their rejections are counted there."""
+        if self.has_baseline():
+            return
+        validate = validate_columns if isinstance(event.rows, Columns) else validate_rows
+        outcome = await asyncio.to_thread(validate, event.rows, self.policy,  # type: ignore[arg-type]
+                                          {})
+        state_of = self.state_of if self.overrides else _billing_state
+        wanted = build_desired(outcome.subscribers.values(), state_of)
+        plan = reconcile(wanted, self.committed, self.clock())
+        plan = Plan(at=plan.at, changes=tuple(SetDelta(d.name, add=d.add)
+                                              for d in plan.changes if d.add),
+                    conntrack=tuple(sorted({e for d in plan.changes for e in d.add})))
+        await self._apply(plan, cause="billing snapshot (restrictions first)")
+        self.stats.early_restricted += plan.writes
 
     async def _delta(self, event: Delta) -> None:
         previous: Mapping[str, Subscriber]

@@ -43,6 +43,19 @@ class Delta:
     gone: Sequence[str] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Restrictions:
+    """The restricting rows of a snapshot still on its way (a cold start).
+
+    A source may send it before the first :class:`Snapshot` so that a gateway that
+    starts with nothing enforced restricts the debtors first and learns the other
+    accounts after. The engine only ever *adds* from it, only while it has no baseline
+    (nothing enforced, nothing placed), and leaves every decision (releases, the guard,
+    the inventory, transitions, rejections) to the snapshot that must follow."""
+
+    rows: Sequence[Row]
+
+
 class Columns(Sequence[Row]):
     """A snapshot held in columns: compact at a million rows.
 
@@ -89,7 +102,7 @@ class Columns(Sequence[Row]):
         return self.row(index)
 
 
-Event = Snapshot | Delta
+Event = Snapshot | Delta | Restrictions
 Sink = Callable[[Event], Awaitable[None]]
 
 
