@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import operator
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -23,7 +24,7 @@ from .adapters.conntrack import ConntrackCutter
 from .adapters.nft import NftAdapter
 from .announce import BULK_AUDIT, Announcer, TransitionListener, _Pending
 from .audit import audit
-from .core.desired import build_desired, garden_desired, update_desired
+from .core.desired import build_desired, build_desired_bulk, garden_desired, update_desired
 from .core.guard import GuardPolicy, hold
 from .core.reconcile import Plan, SetDelta, commit, reconcile
 from .core.sets import (
@@ -35,6 +36,7 @@ from .core.sets import (
 )
 from .core.transitions import (
     History,
+    arrivals,
     bulk_transitions,
     snapshot_candidates,
     transitions,
@@ -58,6 +60,9 @@ RESTRICTED = frozenset({State.BLOCKED, State.PAUSED, State.DISABLED})
 BULK_CHANGE = 2000
 """Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk."""
 _SET_NAMES = SET_NAMES
+
+
+_STATE_OF = operator.attrgetter("state")
 
 
 def _billing_state(sub: Subscriber) -> State:
@@ -126,8 +131,11 @@ class Engine(PortalSide, Announcer):
     def _guarded(self, subs: Mapping[str, Subscriber], total: int, bypass: bool,
                  cause: str) -> dict[str, State]:
         """Effective states for ``subs``, with a mass restriction held back."""
-        state_of = self.state_of if self.overrides else _billing_state
-        final = {acc: state_of(sub) for acc, sub in subs.items()}
+        if self.overrides:
+            state_of = self.state_of
+            final = {acc: state_of(sub) for acc, sub in subs.items()}
+        else:
+            final = dict(zip(subs, map(_STATE_OF, subs.values()), strict=True))
         if bypass or not self.guard.enabled or not self.has_baseline():
             if not bypass:
                 self.held.clear()
@@ -225,7 +233,7 @@ class Engine(PortalSide, Announcer):
             subs[account] = inv.lean_subscriber(account, lean.pop(account))
         old_full, old_lean, old_placed = inv.full, inv.lean, self.placed
         final = self._guarded(subs, total, False, "snapshot")
-        desired = build_desired(subs.values(), lambda sub: final[sub.account])
+        desired = build_desired_bulk(list(subs.values()), list(map(final.__getitem__, subs)))
         desired.update(self.garden)
         plan = reconcile(desired, self.committed, self.clock())
         await self._apply(plan, cause="billing snapshot")
@@ -235,6 +243,18 @@ class Engine(PortalSide, Announcer):
         self.placed = placed
         self.desired = {k: v for k, v in desired.items() if k in ENFORCEMENT_SETS}
         del desired, plan, outcome
+        if not old_full and not old_lean:  # a first snapshot: every account is new
+            self._announce(arrivals(subs, final, self.clock(), "billing"), subs)
+        else:
+            self._announce_snapshot(old_full, old_lean, old_placed, subs, lean, final)
+        self.stats.synced = True
+        self.on_applied()
+
+    def _announce_snapshot(self, old_full: Mapping[str, Subscriber], old_lean: Mapping[str, str],
+                           old_placed: Mapping[str, State], subs: Mapping[str, Subscriber],
+                           lean: Mapping[str, str], final: Mapping[str, State]) -> None:
+        """Announce what a snapshot changed against the inventory it replaced."""
+        inv = self.inventory
         scope = snapshot_candidates(old_full, old_lean, subs, lean)
         before = {a: old_full.get(a) or (inv.lean_subscriber(a, old_lean[a])
                                          if a in old_lean else None) for a in scope}
@@ -251,8 +271,6 @@ class Engine(PortalSide, Announcer):
         self._announce(transitions(before, after, old_state,
                                    lambda sub: final.get(sub.account, active),
                                    self.clock(), "billing"), after)
-        self.stats.synced = True
-        self.on_applied()
 
     async def _restrict_early(self, event: Restrictions) -> None:
         """Enforce the restricting rows of a snapshot on its way, on a cold start only.

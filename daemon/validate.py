@@ -12,14 +12,15 @@ import functools
 import ipaddress
 import operator
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from itertools import compress, repeat
+from typing import Any
 
 from .model import Rejection, Session, State, Subscriber
 from .sources.base import Columns
+from .validate_bulk import LEAN_V4, bulk_lean, bulk_plain
 
 _SPLIT = re.compile(r"[\s,;]+")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -397,11 +398,6 @@ def validate_rows(
     return out
 
 
-_LEAN_V4 = re.compile(
-    r"(?!127\.|0\.0\.0\.0$|169\.254\.|22[4-9]\.|23\d\.)"
-    rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
-
-
 def validate_columns(cols: Columns, policy: Policy,
                      previous: Mapping[str, Subscriber] | None = None) -> Outcome:
     """:func:`validate_rows` for a snapshot in columns, with the same outcome.
@@ -413,27 +409,41 @@ def validate_columns(cols: Columns, policy: Policy,
     twice or some prefix exists (then exactly as :func:`validate_rows` does).
     """
     previous = previous or {}
-    bulk = None if policy.serves else _bulk_lean(cols)
+    bulk = None if policy.serves else bulk_lean(cols)
+    subs: dict[str, Subscriber]
+    seen: set[str] = set()  # accounts of rows that took the general path
+    general: dict[int, Subscriber] = {}
     if bulk is not None:
         lean, hosts, rest = bulk
         out = Outcome(lean=lean)
+        subs = out.subscribers
+        clash = len(hosts) != len(lean)
+        done, plain = bulk_plain(cols, rest, policy.default_currency, _CONVERT)
+        if done:
+            before = len(hosts)
+            accounts = list(map(_ACCOUNT_OF, plain))
+            subs.update(zip(accounts, plain, strict=True))
+            general.update(zip(done, plain, strict=True))
+            seen.update(accounts)
+            hosts.update(zip(map(_FIRST, map(_ADDRESSES_OF, plain)), accounts, strict=True))
+            clash = clash or len(hosts) != before + len(plain)
+            left = set(done)
+            rest = [i for i in rest if i not in left]
         rows: Iterable[tuple[int, str | None, str | None, str | None]] = (
             (i, cols.account[i], cols.addresses[i], cols.state[i]) for i in rest)
-        clash = len(hosts) != len(lean)
     else:
         out = Outcome()
+        subs = out.subscribers
         lean = out.lean
         hosts = {}
         rows = zip(range(len(cols)), cols.account, cols.addresses, cols.state, strict=False)
         clash = False
-    subs = out.subscribers
-    seen: set[str] = set()  # accounts of rows that took the general path
-    general: dict[int, Subscriber] = {}
     prefix = False
-    match = None if policy.serves or bulk is not None else _LEAN_V4.fullmatch
+    match = None if policy.serves or bulk is not None else LEAN_V4.fullmatch
     names = cols.extra_names
     for index, acc, addr, state in rows:
         if (state == "active" and match is not None and acc and addr and acc not in lean
+                and index not in cols.extra
                 and acc not in seen and match(addr) is not None and len(acc) <= 128
                 and acc.strip() == acc):
             lean[acc] = addr
@@ -489,44 +499,16 @@ def validate_columns(cols: Columns, policy: Policy,
     return out
 
 
-_SPACE = re.compile(r"[^\S\n]")
-"""White space other than the line breaks of joined account ids."""
-
-
-def _bulk_lean(cols: Columns) -> tuple[dict[str, str], dict[str, str], list[int]] | None:
-    """The lean accounts of a snapshot checked in bulk (C loops, regexes over the joined
-    texts): ``(lean, host -> account, indices of the other rows)``, or None when some
-    active row is not plain (then every row is checked one by one)."""
-    states = cols.state
-    mask = list(map(operator.eq, states, repeat("active")))
-    accounts = list(compress(cols.account, mask))
-    addresses = list(compress(cols.addresses, mask))
-    rest = list(compress(range(len(states)), map(operator.not_, mask)))
-    if not accounts:
-        return {}, {}, rest
-    try:
-        joined = "\n".join(accounts)  # type: ignore[arg-type]
-        plain = all(map(_LEAN_V4.fullmatch, addresses))  # type: ignore[arg-type]
-    except TypeError:  # a NULL account or address
-        return None
-    if (not plain or joined.count("\n") != len(accounts) - 1 or "\n\n" in joined
-            or joined.startswith("\n") or joined.endswith("\n") or not joined
-            or _SPACE.search(joined) or max(map(len, accounts)) > 128):  # type: ignore[arg-type]
-        return None
-    del joined
-    lean: dict[str, str] = dict(zip(accounts, addresses, strict=True))  # type: ignore[arg-type]
-    if len(lean) != len(accounts):
-        return None  # an account twice: row order decides, one by one
-    account = cols.account
-    if any(account[i] in lean for i in rest):
-        return None
-    hosts: dict[str, str] = dict(zip(addresses, accounts, strict=True))  # type: ignore[arg-type]
-    if len(hosts) != len(accounts):
-        # A host twice: the first row keeps it in the index (conflicts are resolved later).
-        hosts = {}
-        for acc, addr in zip(accounts, addresses, strict=True):
-            hosts.setdefault(addr, acc)  # type: ignore[arg-type]
-    return lean, hosts, rest
+_ACCOUNT_OF = operator.attrgetter("account")
+_ADDRESSES_OF = operator.attrgetter("addresses")
+_FIRST = operator.itemgetter(0)
+_CONVERT: dict[str, Callable[..., Any]] = {
+    "amount": lambda value: _amount({"amount_due": value}),
+    "date": lambda value: _cached_date({"date": value}, "date"),
+    "text": _normal,
+    "name": lambda value: value.strip()[:200] if value else "",
+}
+"""The row path's converters, for :func:`~debtgate.validate_bulk.bulk_plain`."""
 
 
 def _in_row_order(cols: Columns, lean: Mapping[str, str], general: Mapping[int, Subscriber]

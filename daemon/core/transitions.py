@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from ..model import State, Subscriber
 
+_ACCOUNT = operator.attrgetter("account")
 
-@dataclass(frozen=True, slots=True)
-class Transition:
+
+class Transition(msgspec.Struct, frozen=True, gc=False):
+    """One account's change of effective state or addresses (a msgspec Struct: a storm
+    or a cold start builds 100,000 of them)."""
+
     account: str
     old: State | None
     """None: the account is new to this gateway."""
@@ -58,7 +64,20 @@ def transitions(
         out.append(Transition(
             account, old_state, new_state, now, cause,
             old.addresses if old else (), new.addresses if new else ()))
-    out.sort(key=lambda t: t.account)
+    out.sort(key=_ACCOUNT)
+    return out
+
+
+def arrivals(subs: Mapping[str, Subscriber], final: Mapping[str, State], now: datetime,
+             cause: str) -> list[Transition]:
+    """:func:`transitions` from an empty inventory to ``subs`` placed as ``final``: every
+    account not placed active is news (one pass, no per-account callbacks)."""
+    active = State.ACTIVE
+    out = [Transition(account, None, state, now, cause, (), sub.addresses)
+           for (account, sub), state in zip(subs.items(), map(final.__getitem__, subs),
+                                            strict=True)
+           if state is not active]
+    out.sort(key=_ACCOUNT)
     return out
 
 
@@ -143,5 +162,5 @@ def bulk_transitions(subs: Mapping[str, Subscriber], gone: Iterable[str],
         out.append(Transition(account, old_state, new_state, now, cause,
                               held[0] if held is not None else (),
                               new.addresses if new is not None else ()))
-    out.sort(key=lambda t: t.account)
+    out.sort(key=_ACCOUNT)
     return out

@@ -7,38 +7,23 @@ parsed keeps the last good state; the error is logged and shown on status.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ..errors import SourceError
 from .base import Row, Sink, Snapshot, SourceHealth
+from .filerows import decode_csv, decode_json
 
 log = logging.getLogger(__name__)
 
 
-def parse_text(text: str, fmt: str) -> list[Row]:
-    """Rows from file content; raises SourceError for a file that is not usable as a whole."""
-    if fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "account" not in reader.fieldnames:
-            raise SourceError("CSV: the header must name at least 'account'")
-        return [dict(row) for row in reader]
-    try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"JSON: {exc}") from None
-    if isinstance(data, dict):
-        data = data.get("subscribers")
-    if not isinstance(data, list):
-        raise SourceError('JSON: expected a list of rows or {"subscribers": [...]}')
-    # Non-mapping items are passed on: validation rejects them one by one.
-    return data
+def parse_text(text: str, fmt: str) -> Sequence[Row]:
+    """Rows from file content (in columns when the file is well-formed); raises
+    SourceError for a file that is not usable as a whole."""
+    return decode_csv(text) if fmt == "csv" else decode_json(text)
 
 
 class FileSource:
@@ -63,7 +48,7 @@ class FileSource:
             return None
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def _read(self) -> list[Row]:
+    def _read(self) -> Sequence[Row]:
         try:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

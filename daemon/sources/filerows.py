@@ -1,0 +1,130 @@
+"""Subscriber files decoded straight into :class:`~debtgate.sources.base.Columns`.
+
+A well-formed JSON file is decoded by msgspec into typed rows (in C: about half the
+time of ``json.loads`` building a dict per row) and transposed into columns, the form
+the engine validates in bulk (:mod:`debtgate.validate_bulk`). A file with a value of
+an unexpected type somewhere (a number as an account, an object as a name) is not
+refused for that: it is decoded generically and every row is validated one by one,
+so each bad row is named and the good ones still apply. CSV is read into columns
+directly (an empty cell is NULL, as in the PostgreSQL snapshot).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import operator
+from typing import Any
+
+import msgspec
+
+from ..errors import SourceError
+from .base import Columns, Row, gc_paused
+
+CONTRACT = ("account", "addresses", "state")
+EXTRA_NAMES = ("amount_due", "currency", "since", "block_at", "name", "language", "tariff",
+               "nas", "session_id", "user_name")
+
+
+class FileRow(msgspec.Struct, gc=False):
+    """One row of a well-formed subscriber file (the contract, docs/subscribers.md)."""
+
+    account: str
+    addresses: str | list[str]
+    state: str
+    amount_due: str | int | float | None = None
+    currency: str | None = None
+    since: str | None = None
+    block_at: str | None = None
+    name: str | None = None
+    language: str | None = None
+    tariff: str | None = None
+    nas: str | None = None
+    session_id: str | None = None
+    user_name: str | None = None
+
+
+class Wrapped(msgspec.Struct, gc=False):
+    subscribers: list[FileRow]
+
+
+_TYPED = msgspec.json.Decoder(list[FileRow] | Wrapped)
+_EXTRAS = operator.itemgetter(slice(len(CONTRACT), None))
+_NO_EXTRAS = (None,) * len(EXTRA_NAMES)
+_ACCOUNT = operator.attrgetter("account")
+_ADDRESSES = operator.attrgetter("addresses")
+_STATE = operator.attrgetter("state")
+
+
+def _columns(rows: list[FileRow]) -> Columns:
+    """Columns from typed rows: each column read with one C loop."""
+    cols = Columns(EXTRA_NAMES)
+    if not rows:
+        return cols
+    cols.account = list(map(_ACCOUNT, rows))
+    cols.addresses = [a[0] if type(a) is list and len(a) == 1 else a
+                      for a in map(_ADDRESSES, rows)]
+    cols.state = list(map(_STATE, rows))
+    cols.marks = [None] * len(rows)
+    extras = zip(*(map(operator.attrgetter(name), rows) for name in EXTRA_NAMES), strict=True)
+    cols.extra = {i: extra for i, extra in enumerate(extras) if extra != _NO_EXTRAS}
+    return cols
+
+
+def _tuples_to_columns(tuples: list[tuple[Any, ...]]) -> Columns:
+    """Columns from row tuples in contract order (account, addresses, state, extras)."""
+    cols = Columns(EXTRA_NAMES)
+    if not tuples:
+        return cols
+    account, addresses, state = list(zip(*map(operator.itemgetter(0, 1, 2), tuples),
+                                         strict=True))
+    cols.account = list(account)
+    cols.addresses = list(addresses)
+    cols.state = list(state)
+    cols.marks = [None] * len(tuples)
+    cols.extra = {i: extra for i, extra in enumerate(map(_EXTRAS, tuples))
+                  if extra != _NO_EXTRAS}
+    return cols
+
+
+def decode_json(text: str) -> Columns | list[Row]:
+    """Columns for a well-formed file; the generic rows when some value has an unexpected
+    type; SourceError for a file that is not a list of rows (or ``{"subscribers": [...]}``)."""
+    with gc_paused():
+        try:
+            data = _TYPED.decode(text)
+        except msgspec.ValidationError:
+            return _generic(text)
+        except msgspec.DecodeError as exc:
+            raise SourceError(f"JSON: {exc}") from None
+        return _columns(data.subscribers if isinstance(data, Wrapped) else data)
+
+
+def _generic(text: str) -> list[Row]:
+    try:
+        data: Any = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise SourceError(f"JSON: {exc}") from None
+    if isinstance(data, dict):
+        data = data.get("subscribers")
+    if not isinstance(data, list):
+        raise SourceError('JSON: expected a list of rows or {"subscribers": [...]}')
+    # Non-mapping items are passed on: validation rejects them one by one.
+    return data
+
+
+def decode_csv(text: str) -> Columns:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header or "account" not in header:
+        raise SourceError("CSV: the header must name at least 'account'")
+    where = {name: header.index(name) for name in (*CONTRACT, *EXTRA_NAMES) if name in header}
+    order = [where.get(name) for name in (*CONTRACT, *EXTRA_NAMES)]
+    tuples = []
+    for cells in reader:
+        if not cells:
+            continue  # a blank line (csv.DictReader skips them too)
+        size = len(cells)
+        tuples.append(tuple(cells[i] or None if i is not None and i < size else None
+                            for i in order))
+    return _tuples_to_columns(tuples)

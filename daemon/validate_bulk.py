@@ -1,0 +1,202 @@
+"""Bulk validation of snapshot columns: whole columns checked with C loops (pure).
+
+The common rows of a large snapshot are plain: an account id as text, one plain IPv4
+host, a known state, display fields as text and no RADIUS session. Such rows are
+checked here column by column (regexes and ``map`` over whole columns, each distinct
+amount or date parsed once) and their :class:`~debtgate.model.Subscriber` objects are
+built in one ``map``. Anything unusual is left to the row-by-row path of
+:func:`debtgate.validate.validate_columns`, which names every problem; the outcome is
+the same either way (``tests/unit/test_bulk_validate.py`` holds them equal).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Hashable, Sequence
+from itertools import compress, repeat
+from typing import Any
+
+from .model import State, Subscriber
+from .sources.base import Columns
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+LEAN_V4 = re.compile(
+    r"(?!127\.|0\.0\.0\.0$|169\.254\.|22[4-9]\.|23\d\.)"
+    rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+"""A plain IPv4 host a subscriber may hold (not loopback, link-local, multicast, 0.0.0.0)."""
+_SPACE = re.compile(r"[^\S\n]")
+"""White space other than the line breaks of joined account ids."""
+STATES = {s.value: s for s in State}
+_TEXT_TYPES = {str, type(None)}
+_SESSION = ("nas", "session_id", "user_name")
+_TEXTS = ("currency", "name", "language", "tariff")
+
+
+def plain_accounts(accounts: Sequence[Any]) -> bool:
+    """Every id is non-empty text of at most 128 characters without white space."""
+    if not accounts:
+        return True
+    try:
+        joined = "\n".join(accounts)
+    except TypeError:  # a NULL or a number
+        return False
+    return not (joined.count("\n") != len(accounts) - 1 or "\n\n" in joined
+                or joined.startswith("\n") or joined.endswith("\n") or not joined
+                or _SPACE.search(joined) or max(map(len, accounts)) > 128)
+
+
+def plain_hosts(addresses: Sequence[Any]) -> bool:
+    try:
+        return all(map(LEAN_V4.fullmatch, addresses))
+    except TypeError:
+        return False
+
+
+def bulk_lean(cols: Columns) -> tuple[dict[str, str], dict[str, str], list[int]] | None:
+    """The lean accounts of a snapshot (active, one plain IPv4 host, no extra columns):
+    ``(lean, host -> account, indices of the other rows)``, or None when some such
+    active row is not plain (then every row is checked one by one)."""
+    extra = cols.extra
+    mask = list(map(operator.eq, cols.state, repeat("active")))
+    if extra:
+        for index in extra:
+            mask[index] = False
+    accounts: list[Any] = list(compress(cols.account, mask))
+    addresses: list[Any] = list(compress(cols.addresses, mask))
+    rest = list(compress(range(len(mask)), map(operator.not_, mask)))
+    if not accounts:
+        return {}, {}, rest
+    if not plain_accounts(accounts) or not plain_hosts(addresses):
+        return None
+    lean: dict[str, str] = dict(zip(accounts, addresses, strict=True))
+    if len(lean) != len(accounts):
+        return None  # an account twice: row order decides, one by one
+    account = cols.account
+    if any(account[i] in lean for i in rest):
+        return None
+    hosts: dict[str, str] = dict(zip(addresses, accounts, strict=True))
+    if len(hosts) != len(accounts):
+        # A host twice: the first row keeps it in the index (conflicts are resolved later).
+        hosts = {}
+        for acc, addr in zip(accounts, addresses, strict=True):
+            hosts.setdefault(addr, acc)
+    return lean, hosts, rest
+
+
+_BAD = object()
+
+
+def _table(values: Sequence[Any], convert: Callable[[Any], Any]) -> dict[Hashable, Any]:
+    """Each distinct value converted once (``_BAD`` for one that does not convert)."""
+    table: dict[Hashable, Any] = {}
+    for value in set(values):
+        try:
+            table[value] = convert(value)
+        except (ValueError, TypeError, ArithmeticError):  # RowError is a ValueError
+            table[value] = _BAD
+    return table
+
+
+def _plain_account(value: Any) -> bool:
+    return (type(value) is str and 0 < len(value) <= 128 and not value[0].isspace()
+            and not value[-1].isspace())
+
+
+def _plain_host(value: Any) -> bool:
+    return type(value) is str and LEAN_V4.fullmatch(value) is not None
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+class _Mask:
+    """Which rows are still plain; None while all are (the common case costs nothing)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.keep: list[bool] | None = None
+
+    def drop(self, bad: Sequence[bool]) -> None:
+        """``bad``: one flag per row, True to leave the row to the row path."""
+        good = list(map(operator.not_, bad))
+        self.keep = good if self.keep is None else list(map(operator.and_, self.keep, good))
+
+
+def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
+               convert: dict[str, Callable[..., Any]]) -> tuple[list[int], list[Subscriber]]:
+    """The plain rows among ``indices`` (the non-lean rows) and their subscribers, in
+    row order; the other rows are left to the row-by-row path (which names problems).
+
+    Each check runs over a whole column in C first; only when it fails is the column
+    checked row by row. ``convert`` holds the row path's converters: ``amount``,
+    ``date``, ``text`` (kind, raw) and ``name``, so both paths agree."""
+    if not indices:
+        return [], []
+    names = cols.extra_names
+    account: list[Any] = list(map(cols.account.__getitem__, indices))
+    addresses: list[Any] = list(map(cols.addresses.__getitem__, indices))
+    state_of: Callable[[Any], State | None] = STATES.get
+    states = list(map(state_of, map(cols.state.__getitem__, indices)))
+    mask = _Mask(len(indices))
+    if not plain_accounts(account):
+        mask.drop([not _plain_account(a) for a in account])
+    if not plain_hosts(addresses):
+        mask.drop([not _plain_host(a) for a in addresses])
+    if None in states:
+        mask.drop([s is None for s in states])
+    empty = (None,) * len(names)
+    rows = list(map(cols.extra.get, indices, repeat(empty)))
+    column: dict[str, Sequence[Any]] = (
+        dict(zip(names, zip(*rows, strict=True), strict=True)) if names else {})
+    none: list[Any] = [None] * len(indices)
+    for key in _SESSION:
+        values = column.get(key)
+        if values is not None and any(values):
+            mask.drop([v is not None for v in values])
+    for key in _TEXTS:
+        values = column.get(key)
+        if values is not None and not set(map(type, values)) <= _TEXT_TYPES:
+            mask.drop([not _text_or_none(v) for v in values])
+    tables = {}
+    for key, kind in (("amount_due", "amount"), ("since", "date"), ("block_at", "date")):
+        values = column.get(key, none)
+        table = tables[key] = _table(values, convert[kind])
+        if _BAD in table.values():
+            mask.drop([table[v] is _BAD for v in values])
+    seen: dict[str, int] = {}
+    for acc in account if len(set(account)) != len(account) else ():
+        seen[acc] = seen.get(acc, 0) + 1
+    if seen:  # an account twice: all its rows go the row path, in row order
+        mask.drop([seen.get(a, 0) > 1 for a in account])
+    keep = mask.keep
+    if keep is not None:
+        if not any(keep):
+            return [], []
+        def pick(col: Sequence[Any]) -> list[Any]:
+            return list(compress(col, keep))
+
+        indices, account, addresses, states = (pick(indices), pick(account), pick(addresses),
+                                               pick(states))
+        column = {k: pick(v) for k, v in column.items()}
+        none = none[:len(indices)]
+    text = convert["text"]
+    currencies = column.get("currency", none)
+    currency = {v: text("currency", v if v is not None and v.strip() else default_currency)
+                for v in set(currencies)}
+    languages, tariffs = column.get("language", none), column.get("tariff", none)
+    language = {v: text("language", v) if v else "" for v in set(languages)}
+    tariff = {v: text("tariff", v) if v else "" for v in set(tariffs)}
+    amount, since, block_at = tables["amount_due"], tables["since"], tables["block_at"]
+    subs = list(map(
+        Subscriber, account, [(a,) for a in addresses], states,
+        map(amount.__getitem__, column.get("amount_due", none)),
+        map(currency.__getitem__, currencies),
+        map(since.__getitem__, column.get("since", none)),
+        map(block_at.__getitem__, column.get("block_at", none)),
+        map(convert["name"], column.get("name", none)),
+        map(language.__getitem__, languages),
+        map(tariff.__getitem__, tariffs),
+    ))
+    return indices, subs

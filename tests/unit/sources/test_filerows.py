@@ -1,0 +1,90 @@
+"""Subscriber files into columns: the same subscribers and rejections as row by row."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import pytest
+
+from debtgate.errors import SourceError
+from debtgate.inventory import Inventory
+from debtgate.sources.base import Columns
+from debtgate.sources.file import parse_text
+from debtgate.validate import Policy, validate_columns, validate_rows
+
+ROWS: list[Any] = [
+    {"account": "a", "addresses": ["10.0.0.1"], "state": "active"},
+    {"account": "n", "addresses": "10.0.0.9", "state": "active", "name": "Named Active"},
+    {"account": "b", "addresses": ["10.0.0.2", "2001:db8::2"], "state": "blocked",
+     "amount_due": 12.5, "since": "2026-11-01", "name": " Bob ", "language": "EN"},
+    {"account": "c", "addresses": "10.0.1.0/24", "state": "warn", "block_at": "2026-12-01"},
+    {"account": "d", "addresses": ["10.0.0.4"], "state": "paused", "nas": "bras1",
+     "session_id": "s1", "user_name": "d@isp"},
+    {"account": "e", "addresses": [], "state": "blocked"},
+    {"account": "f", "addresses": ["10.0.0.2"], "state": "blocked"},   # b's address
+    {"account": "g", "addresses": "0.0.0.0/0", "state": "blocked"},
+    {"account": "h", "addresses": ["10.0.0.8"], "state": "owing"},
+    {"account": "i", "addresses": ["10.0.0.10"], "state": "blocked", "amount_due": "x"},
+    {"account": "j", "addresses": ["10.0.0.11"], "state": "blocked", "extra_key": [1, 2]},
+]
+
+
+def outcome(rows: Any) -> tuple[Any, Any]:
+    policy = Policy()
+    out = (validate_columns(rows, policy) if isinstance(rows, Columns)
+           else validate_rows(rows, policy))
+    inv = Inventory(default_currency=policy.default_currency)
+    inv.replace_all(out.subscribers, out.lean)
+    return dict(inv.accounts), sorted((r.account or "", r.reason) for r in out.rejections)
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_well_formed_json_decodes_into_columns_with_the_row_outcome(wrapped: bool) -> None:
+    text = json.dumps({"subscribers": ROWS} if wrapped else ROWS)
+    got = parse_text(text, "json")
+    assert isinstance(got, Columns) and len(got) == len(ROWS)
+    assert outcome(got) == outcome(json.loads(text)["subscribers"] if wrapped
+                                   else json.loads(text))
+    subs, rejections = outcome(got)
+    assert subs["n"].name == "Named Active" and subs["d"].session is not None
+    assert ("f", "address_conflict") in rejections and ("i", "bad_amount") in rejections
+
+
+def test_a_value_of_an_unexpected_type_falls_back_to_rows_and_names_the_row() -> None:
+    rows = [*ROWS, {"account": 17, "addresses": ["10.0.0.12"], "state": "blocked"},
+            {"account": "k", "addresses": ["10.0.0.13"], "state": "blocked", "name": {"x": 1}},
+            "not a row"]
+    got = parse_text(json.dumps(rows), "json")
+    assert not isinstance(got, Columns)
+    subs, rejections = outcome(got)
+    assert "17" in subs and ("k", "bad_field") in rejections and ("", "bad_row") in rejections
+    assert outcome([r for r in got if r in ROWS]) == outcome(parse_text(json.dumps(ROWS), "json"))
+
+
+@pytest.mark.parametrize("text", ["{", "[1, 2", '{"rows": []}', '"x"'])
+def test_unusable_json_is_an_error_for_the_whole_file(text: str) -> None:
+    with pytest.raises(SourceError, match="JSON"):
+        parse_text(text, "json")
+
+
+def test_csv_into_columns() -> None:
+    out = io.StringIO()
+    names = ["account", "addresses", "state", "amount_due", "since", "name", "unknown"]
+    writer = csv.DictWriter(out, names)
+    writer.writeheader()
+    writer.writerow({"account": "a", "addresses": "10.0.0.1", "state": "active"})
+    writer.writerow({"account": "b", "addresses": "10.0.0.2 2001:db8::2", "state": "blocked",
+                     "amount_due": "10,5", "since": "2026-11-01", "name": "Bee"})
+    writer.writerow({"account": "c", "addresses": "10.0.0.3", "state": "nope"})
+    text = out.getvalue() + "d,10.0.0.4\n\n"  # a short row, a blank line
+    got = parse_text(text, "csv")
+    assert isinstance(got, Columns) and len(got) == 4
+    subs, rejections = outcome(got)
+    assert subs["b"].addresses == ("10.0.0.2", "2001:db8::2") and str(subs["b"].amount_due) == "10.5"
+    assert subs["a"].state.value == "active"
+    assert rejections == [("c", "unknown_state"), ("d", "missing_field")]
+    with pytest.raises(SourceError, match="header"):
+        parse_text("id,addresses\n1,10.0.0.1\n", "csv")

@@ -1,0 +1,84 @@
+"""The bulk column checks give the row-by-row outcome, row for row (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from debtgate.inventory import Inventory
+from debtgate.sources.base import Columns
+from debtgate.validate import Policy, validate_columns, validate_rows
+
+EXTRAS = ("amount_due", "currency", "since", "block_at", "name", "language", "tariff",
+          "nas", "session_id", "user_name")
+
+accounts = st.sampled_from(["a", "b", "c", "d", "e", " f", "g h", "", None, "x" * 129])
+addresses = st.one_of(
+    st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3", " 10.0.0.4 ", "10.0.1.0/24",
+                     "10.0.1.7", "2001:db8::1", "127.0.0.1", "10.0.0.256", "", None,
+                     "10.0.0.5, 10.0.0.6"]),
+    st.integers(0, 255).map(lambda i: f"10.9.0.{i}"))
+states = st.sampled_from(["active", "blocked", "paused", "disabled", "warn", "owing", None])
+extras = st.fixed_dictionaries({}, optional={
+    "amount_due": st.sampled_from(["500", "12,50", "abc", "1e20", "0", None]),
+    "currency": st.sampled_from(["rub", " ", "EUR", None]),
+    "since": st.sampled_from(["2026-11-01", "2026-13-01", "2026-11-01T10:00:00", None]),
+    "block_at": st.sampled_from(["2026-12-01", "soon", None]),
+    "name": st.sampled_from(["  Ann ", "Bob", "", None]),
+    "language": st.sampled_from(["EN", "ru", None]),
+    "tariff": st.sampled_from(["Home 100", None]),
+    "nas": st.sampled_from(["bras1", None, None, None]),
+})
+rows = st.lists(st.builds(lambda a, ad, s, e: {"account": a, "addresses": ad, "state": s, **e},
+                          accounts, addresses, states, extras), max_size=30)
+
+
+def columns(items: list[dict[str, Any]]) -> Columns:
+    cols = Columns(EXTRAS)
+    for i, r in enumerate(items):
+        cols.account.append(r["account"])
+        cols.addresses.append(r["addresses"])
+        cols.state.append(r["state"])
+        cols.marks.append(None)
+        extra = tuple(r.get(n) for n in EXTRAS)
+        if any(v is not None for v in extra):
+            cols.extra[i] = extra
+    return cols
+
+
+def outcome_of(items: list[dict[str, Any]], policy: Policy) -> tuple[Any, Any]:
+    by_rows = validate_rows(items, policy)
+    by_cols = validate_columns(columns(items), policy)
+    inv = Inventory(default_currency=policy.default_currency)
+    inv.replace_all(by_cols.subscribers, by_cols.lean)
+    return ((dict(inv.accounts), sorted((r.account or "", r.reason) for r in by_cols.rejections)),
+            (by_rows.subscribers, sorted((r.account or "", r.reason) for r in by_rows.rejections)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(rows)
+def test_columns_outcome_equals_rows_outcome(items: list[dict[str, Any]]) -> None:
+    got, want = outcome_of(items, Policy())
+    assert got == want
+
+
+def test_a_large_plain_batch_and_a_few_odd_rows() -> None:
+    items: list[dict[str, Any]] = [
+        {"account": f"A{i}", "addresses": f"10.1.{i // 250}.{i % 250 + 1}",
+         "state": ("blocked", "warn", "paused", "active")[i % 4], "amount_due": "500",
+         "since": "2026-11-01", "name": f"Name {i}", "currency": None}
+        for i in range(5000)]
+    items[10]["amount_due"] = "lots"           # rejected, the rest stays in bulk
+    items[11]["account"] = "A12"               # duplicate: the first row keeps it
+    items[13]["addresses"] = "10.1.0.15"       # claims row 14's host: the earlier row wins
+    items[20]["nas"] = "bras1"                 # a session: the row path builds it
+    items[21]["addresses"] = "10.200.0.0/24"   # a prefix
+    got, want = outcome_of(items, Policy())
+    assert got == want
+    subs, rejections = got
+    assert ("A10", "bad_amount") in rejections and ("A12", "duplicate_account") in rejections
+    assert ("A14", "address_conflict") in rejections
+    assert subs["A20"].session is not None and subs["A21"].addresses == ("10.200.0.0/24",)
+    assert subs["A0"].currency == "RUB" and subs["A0"].name == "Name 0"
