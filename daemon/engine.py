@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from . import deltas
 from .adapters.conntrack import ConntrackCutter
 from .adapters.nft import NftAdapter
 from .announce import BULK_AUDIT, Announcer, TransitionListener, _Pending
@@ -41,10 +42,11 @@ from .core.transitions import (
     snapshot_candidates,
     transitions,
 )
+from .deltas import validate_delta
 from .engine_portal import PortalSide
 from .errors import ApplyError
-from .inventory import Inventory, Placements, PreviousView
-from .model import Rejection, State, Subscriber
+from .inventory import Inventory, Placements
+from .model import State, Subscriber
 from .overrides import Override
 from .sources.base import Columns, Delta, Event, Restrictions, Snapshot, gc_paused
 from .validate import Outcome, Policy, element, validate_columns, validate_rows
@@ -57,7 +59,7 @@ HISTORY = 10
 RESTRICTED = frozenset({State.BLOCKED, State.PAUSED, State.DISABLED})
 
 
-BULK_CHANGE = 2000
+BULK_CHANGE = deltas.BULK_CHANGE
 """Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk."""
 _SET_NAMES = SET_NAMES
 
@@ -294,27 +296,11 @@ class Engine(PortalSide, Announcer):
         self.stats.early_restricted += plan.writes
 
     async def _delta(self, event: Delta) -> None:
-        previous: Mapping[str, Subscriber]
         if len(event.rows) > BULK_CHANGE:
-            # The inventory's versions of the rows' accounts, built only when asked for.
-            previous = PreviousView(self.inventory, {
-                str(row.get("account")) for row in event.rows if isinstance(row, Mapping)})
+            outcome = await asyncio.to_thread(validate_delta, event.rows, self.policy,
+                                              self.inventory)
         else:
-            previous = {}
-            for row in event.rows:
-                old = self.inventory.get(str(row.get("account"))) if isinstance(
-                    row, Mapping) else None
-                if old is not None:
-                    previous[old.account] = old
-        outcome = validate_rows(event.rows, self.policy, previous)
-        for sub in list(outcome.subscribers.values()):
-            clash = self.inventory.claimed_by_other(sub)
-            if clash is not None:
-                outcome.subscribers.pop(sub.account)
-                if sub.account in previous:
-                    outcome.subscribers[sub.account] = previous[sub.account]
-                outcome.rejections.append(Rejection(
-                    sub.account, "address_conflict", f"address {clash} is held by another account"))
+            outcome = validate_delta(event.rows, self.policy, self.inventory)
         self._record_rejections(outcome)
         await self.change_accounts(outcome.subscribers, event.gone, cause="billing")
 

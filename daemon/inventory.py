@@ -173,6 +173,32 @@ class Inventory:
                 return addr
         return None
 
+    def clashes(self, subs: Iterable[Subscriber]) -> dict[str, str]:
+        """:meth:`claimed_by_other` of many subscribers: account -> the clashing address.
+        Subscribers that hold only hosts cost one dict lookup per address while the
+        inventory holds no prefix."""
+        out: dict[str, str] = {}
+        if any(self._nets.values()):
+            for sub in subs:
+                clash = self.claimed_by_other(sub)
+                if clash is not None:
+                    out[sub.account] = clash
+            return out
+        held_by = self._hosts.get
+        for sub in subs:
+            account = sub.account
+            for addr in sub.addresses:
+                if "/" in addr:
+                    clash = self.claimed_by_other(sub)
+                    if clash is not None:
+                        out[account] = clash
+                    break
+                held = held_by(addr)
+                if held is not None and held != account:
+                    out[account] = addr
+                    break
+        return out
+
     def find(self, key: str) -> Subscriber | None:
         """By account id, else by address."""
         sub = self.get(key)

@@ -1,0 +1,62 @@
+"""A delta in columns has the outcome of the same delta as rows (engine with fakes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from debtgate.core.guard import GuardPolicy
+from debtgate.model import State
+from debtgate.sources.base import Columns, Delta
+
+from .helpers import Harness, row
+
+EXTRAS = ("amount_due", "name", "nas")
+
+
+def columns(rows: list[dict[str, Any]]) -> Columns:
+    cols = Columns(EXTRAS)
+    for i, r in enumerate(rows):
+        cols.account.append(r["account"])
+        cols.addresses.append(r["addresses"])
+        cols.state.append(r["state"])
+        cols.marks.append(None)
+        if r["state"] != "active":
+            cols.extra[i] = tuple(r.get(n) for n in EXTRAS)
+    return cols
+
+
+BASE = [row(f"a{i}", f"10.0.{i // 200}.{i % 200 + 1}", "active") for i in range(3000)]
+DELTA = [
+    *[row(f"a{i}", f"10.0.{i // 200}.{i % 200 + 1}", "blocked", amount_due="700",
+          name=f"N{i}") for i in range(0, 2600)],
+    row("a2700", "10.0.0.5", "blocked"),            # a5's address: refused, keeps its own
+    row("a2701", "10.9.9.9", "active"),              # moves while active
+    row("new1", "10.8.0.1", "paused", nas="bras1"),  # a newcomer with a session
+    row("a2702", "bad address", "blocked"),          # rejected, keeps its last version
+    row("a2703", "10.0.14.1", "blocked"),            # a2800's (not in the delta): refused
+]
+
+
+@pytest.mark.parametrize("as_columns", [False, True])
+async def test_bulk_delta_as_rows_or_columns(as_columns: bool) -> None:
+    h = Harness()
+    h.engine.guard = GuardPolicy(enabled=False)
+    await h.snapshot(*BASE)
+    rows: Any = columns(DELTA) if as_columns else DELTA
+    await h.engine.handle(Delta(rows, gone=("a2999",)))
+    await h.engine.announced()
+    blocked = h.nft.sets["blocked_v4_host"]
+    assert len(blocked) == 2600 and "10.0.0.1" in blocked
+    assert h.nft.sets["locked_v4_host"] == {"10.8.0.1"}
+    inv = h.engine.inventory
+    assert inv.get("a2700") is not None and inv.get("a2700").addresses == ("10.0.13.101",)  # type: ignore[union-attr]
+    assert inv.get("a2701").addresses == ("10.9.9.9",)  # type: ignore[union-attr]
+    assert inv.get("a2702").state is State.ACTIVE  # type: ignore[union-attr]
+    assert inv.get("a2999") is None
+    assert inv.get("new1").session is not None  # type: ignore[union-attr]
+    assert inv.get("a7").name == "N7"  # type: ignore[union-attr]
+    assert h.engine.rejections == {"address_conflict": 2, "bad_address": 1}
+    assert inv.get("a2703").addresses == ("10.0.13.104",)  # type: ignore[union-attr]
+    assert inv.owner("10.0.14.1") == "a2800"
+    assert sum(1 for t in h.transitions if t.new is State.BLOCKED) == 2600
