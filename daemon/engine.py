@@ -27,9 +27,9 @@ from .announce import BULK_AUDIT, Announcer, TransitionListener, _Pending
 from .audit import audit
 from .core.desired import build_desired, build_desired_bulk, garden_desired, update_desired
 from .core.guard import GuardPolicy, hold
+from .core.placement import place_many
 from .core.reconcile import Plan, SetDelta, commit, reconcile
 from .core.sets import (
-    CATEGORY_OF_STATE,
     ENFORCEMENT_SETS,
     GARDEN_SETS,
     MANAGED_SETS,
@@ -351,45 +351,9 @@ class Engine(PortalSide, Announcer):
         the same order), no Subscriber built for a lean account, one reconcile over the
         touched elements, one nft transaction, the inventory updated in bulk."""
         inv, placed, desired = self.inventory, self.placed, self.desired
-        full, lean = inv.full, inv.lean
-        names = _SET_NAMES
-        category_of = CATEGORY_OF_STATE.get
-        scope: set[str] = set()
-        add_scope, touch = scope.add, scope.update
-        # account -> (old addresses, old placement), for accounts the inventory held
-        olds: dict[str, tuple[tuple[str, ...], State]] = {}
-        undo: list[tuple[str, str, bool]] = []  # (set, element, was added) in order
-        for account in (*subs, *dict.fromkeys(gone)):
-            old = full.get(account)
-            held: tuple[tuple[str, ...], State] | None = None
-            if old is not None:
-                held = (old.addresses, placed.get(account) or old.state)
-            else:
-                host = lean.get(account)
-                if host is not None:
-                    held = ((host,) if host else (), placed.get(account) or State.ACTIVE)
-            if held is not None:
-                olds[account] = held
-                category = category_of(held[1])
-                if category is not None:
-                    for addr in held[0]:
-                        name = names[category, ":" in addr, "/" in addr]
-                        target = desired[name]
-                        if addr in target:
-                            target.discard(addr)
-                            undo.append((name, addr, False))
-                        add_scope(addr)
-            new = subs.get(account)
-            if new is not None:
-                category = category_of(final[account])
-                if category is not None:
-                    for addr in new.addresses:
-                        name = names[category, ":" in addr, "/" in addr]
-                        target = desired[name]
-                        if addr not in target:
-                            target.add(addr)
-                            undo.append((name, addr, True))
-                    touch(new.addresses)
+        scope, undo, olds = place_many(
+            desired, inv.full, inv.lean, placed.get,
+            placed.other if isinstance(placed, Placements) else None, subs, gone, final)
         plan = reconcile(desired, self.committed, self.clock(), scope=scope)
         try:
             await self._apply(plan, cause=cause)

@@ -8,10 +8,14 @@ the gateway needs to show: they are kept *lean* (account -> host text, no
 from __future__ import annotations
 
 import ipaddress
+import operator
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from itertools import compress, repeat
 from typing import Any
 
 from .model import State, Subscriber
+
+_ACCOUNT = operator.attrgetter("account")
 
 
 class _Accounts(Mapping[str, Subscriber]):
@@ -185,6 +189,17 @@ class Inventory:
                     out[sub.account] = clash
             return out
         held_by = self._hosts.get
+        subs = list(subs)
+        firsts = [sub.addresses[0] if len(sub.addresses) == 1 else None for sub in subs]
+        if None not in firsts and not any("/" in a for a in firsts):
+            # One host each: the owners in one C loop, compared in another.
+            owners = list(map(held_by, firsts))
+            accounts = list(map(_ACCOUNT, subs))
+            differ = map(operator.ne, owners, accounts)
+            known = map(operator.is_not, owners, repeat(None))
+            for index in compress(range(len(subs)), map(operator.and_, differ, known)):
+                out[accounts[index]] = firsts[index]
+            return out
         for sub in subs:
             account = sub.account
             for addr in sub.addresses:

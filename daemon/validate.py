@@ -413,6 +413,7 @@ def validate_columns(cols: Columns, policy: Policy,
     subs: dict[str, Subscriber]
     seen: set[str] = set()  # accounts of rows that took the general path
     general: dict[int, Subscriber] = {}
+    bulk_general: tuple[list[int], list[Subscriber]] = ([], [])
     if bulk is not None:
         lean, hosts, rest = bulk
         out = Outcome(lean=lean)
@@ -423,12 +424,15 @@ def validate_columns(cols: Columns, policy: Policy,
             before = len(hosts)
             accounts = list(map(_ACCOUNT_OF, plain))
             subs.update(zip(accounts, plain, strict=True))
-            general.update(zip(done, plain, strict=True))
-            seen.update(accounts)
+            bulk_general = (done, plain)
             hosts.update(zip(map(_FIRST, map(_ADDRESSES_OF, plain)), accounts, strict=True))
             clash = clash or len(hosts) != before + len(plain)
-            left = set(done)
-            rest = [i for i in rest if i not in left]
+            if len(done) < len(rest):
+                seen.update(accounts)
+                left = set(done)
+                rest = [i for i in rest if i not in left]
+            else:
+                rest = []
         rows: Iterable[tuple[int, str | None, str | None, str | None]] = (
             (i, cols.account[i], cols.addresses[i], cols.state[i]) for i in rest)
     else:
@@ -493,6 +497,7 @@ def validate_columns(cols: Columns, policy: Policy,
             elif hosts.setdefault(elem, sub.account) != sub.account:
                 clash = True
     if clash or prefix:
+        general.update(zip(*bulk_general, strict=True))
         _resolve_conflicts(out, _in_row_order(cols, lean, general), previous)
     else:
         out.hosts = hosts

@@ -111,6 +111,21 @@ def _text_or_none(value: Any) -> bool:
     return value is None or type(value) is str
 
 
+_EDGE_SPACE = re.compile(r"(?:^|\x00)\s|\s(?:\x00|$)")
+
+
+def _names(values: Sequence[str | None], convert: Callable[[Any], str]) -> list[str]:
+    """Display names as the row path normalises them; names that need nothing done
+    (the usual case, checked over the joined column) are taken as they are."""
+    present = [v for v in values if v]
+    if not present:
+        return [""] * len(values)
+    joined = "\x00".join(present)
+    if max(map(len, present)) <= 200 and _EDGE_SPACE.search(joined) is None:
+        return [v or "" for v in values]
+    return list(map(convert, values))
+
+
 class _Mask:
     """Which rows are still plain; None while all are (the common case costs nothing)."""
 
@@ -195,7 +210,7 @@ def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
         map(currency.__getitem__, currencies),
         map(since.__getitem__, column.get("since", none)),
         map(block_at.__getitem__, column.get("block_at", none)),
-        map(convert["name"], column.get("name", none)),
+        _names(column.get("name", none), convert["name"]),
         map(language.__getitem__, languages),
         map(tariff.__getitem__, tariffs),
     ))
