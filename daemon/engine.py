@@ -286,8 +286,9 @@ class Engine(PortalSide, Announcer):
         validate = validate_columns if isinstance(event.rows, Columns) else validate_rows
         outcome = await asyncio.to_thread(validate, event.rows, self.policy,  # type: ignore[arg-type]
                                           {})
+        subs = list(outcome.subscribers.values())
         state_of = self.state_of if self.overrides else _billing_state
-        wanted = build_desired(outcome.subscribers.values(), state_of)
+        wanted = build_desired_bulk(subs, list(map(state_of, subs)))
         plan = reconcile(wanted, self.committed, self.clock())
         plan = Plan(at=plan.at, changes=tuple(SetDelta(d.name, add=d.add)
                                               for d in plan.changes if d.add),
