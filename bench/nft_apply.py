@@ -8,6 +8,9 @@ Runs in throwaway network namespaces (its own kernel tables). Prints JSON.
    transaction) vs `nft -f` of the same delta written by hand.
 2. load: LOAD blocked subscribers from the file source (JSON parse, validation, desired
    state, reconcile, one transaction) into an empty table vs `nft -f` of the same elements.
+3. apply: `NftAdapter.apply` alone of a plan adding LOAD IPv4 hosts into an empty set (the
+   netlink fast path; libnftables as well, for comparison) vs `nft -f` of the same elements,
+   median of ROUNDS, each into a freshly loaded table.
 """
 
 from __future__ import annotations
@@ -126,6 +129,32 @@ def bench_load(n: int) -> dict[str, object]:
             "ratio": round(mine / floor, 2), "target": "<= 1.5"}
 
 
+def bench_apply(n: int, rounds: int) -> dict[str, object]:
+    from debtgate.adapters.nft import NftAdapter
+    from debtgate.core.reconcile import Plan, SetDelta
+
+    elems = addrs(n, "100.64.0.0")
+    script = f"add element inet debtgate blocked_v4_host {{ {', '.join(elems)} }}\n"
+    plan = Plan(datetime.now(UTC), (SetDelta("blocked_v4_host", tuple(elems)),))
+    fast, lib = NftAdapter(), NftAdapter(fast=False)
+    assert fast.fast is not None, "netlink fast path unavailable"
+    floors, ours, libs = [], [], []
+    for _ in range(rounds):
+        for adapter, times in ((None, floors), (fast, ours), (lib, libs)):
+            reset()
+            started = time.perf_counter()
+            if adapter is None:
+                nft_f(script)
+            else:
+                asyncio.run(adapter.apply(plan))
+            times.append(time.perf_counter() - started)
+    assert fast.fast.applied == rounds
+    floor, mine, via_lib = (statistics.median(t) for t in (floors, ours, libs))
+    return {"hosts": n, "rounds": rounds, "floor_nft_f_s": round(floor, 3),
+            "debtgate_s": round(mine, 3), "ratio": round(mine / floor, 2),
+            "libnftables_s": round(via_lib, 3), "libnftables_ratio": round(via_lib / floor, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=1_000_000)
@@ -144,7 +173,8 @@ def main() -> None:
             subprocess.run(["ip", "netns", "del", ns], check=False)
         sys.exit(rc)
     out = {"delta": bench_delta(args.size, args.delta, args.rounds),
-           "load": bench_load(args.load)}
+           "load": bench_load(args.load),
+           "apply": bench_apply(args.load, args.rounds)}
     print(json.dumps(out, indent=2))
 
 

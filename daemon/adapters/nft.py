@@ -2,8 +2,9 @@
 
 libnftables (through the ``nftables`` ctypes binding) runs every transaction
 in-process; ``nft -f -`` is the fallback when the library cannot be loaded.
-Blocking calls run in a worker thread. Only ``table inet debtgate`` is ever
-named in a command.
+Plans on host sets only take the netlink fast path (:mod:`.nftnl`), which skips
+nft's parser and evaluator. Blocking calls run in a worker thread. Only
+``table inet debtgate`` is ever named in a command.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from ..core.reconcile import Plan
 from ..errors import ApplyError
+from .nftnl import BatchAborted, NftnlBackend
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,15 @@ class CliNftBackend:
         if proc.returncode != 0:
             raise ApplyError(f"nft: {proc.stderr.strip()[:2000]}")
         return proc.stdout
+
+
+def open_fast_path() -> NftnlBackend | None:
+    """The netlink fast path, or None (logged) when the kernel refuses the socket."""
+    try:
+        return NftnlBackend()
+    except OSError as exc:
+        log.warning("netlink fast path unavailable (%s); host sets go through libnftables", exc)
+        return None
 
 
 def default_backend() -> NftBackend:
@@ -137,8 +148,16 @@ def _parse_elem(item: Any) -> str | None:
 class NftAdapter:
     """The daemon's view of its own table."""
 
-    def __init__(self, backend: NftBackend | None = None) -> None:
+    def __init__(self, backend: NftBackend | None = None,
+                 fast: NftnlBackend | bool | None = None) -> None:
+        """``fast``: the netlink fast path for plans on host sets. By default it is on
+        with the default backend (the kernel of this namespace) and off with an
+        injected one (a stand-in must not have the real kernel written behind it)."""
         self.backend = backend or default_backend()
+        if fast is None:
+            fast = backend is None
+        self.fast: NftnlBackend | None = (open_fast_path() if fast is True
+                                          else fast or None)
 
     async def _run(self, script: str, json_out: bool = False) -> str:
         return await asyncio.to_thread(self.backend.run, script, json_out=json_out)
@@ -168,8 +187,26 @@ class NftAdapter:
         return True
 
     async def apply(self, plan: Plan) -> None:
+        """One transaction: the netlink fast path when it takes the plan, else libnftables.
+
+        A batch the kernel refused was aborted whole (nothing applied), so the plan is
+        tried once more through libnftables: that applies it if the refusal was the
+        fast path's own, or fails with nft's message naming the problem. A batch whose
+        outcome is unknown (acks lost) is not retried; its ApplyError goes up as is.
+        """
         if plan.empty:
             return
+        if self.fast is not None:
+            try:
+                if await asyncio.to_thread(self.fast.apply, plan):
+                    return
+            except BatchAborted as exc:
+                log.warning("%s; retrying the plan through libnftables", exc)
+                try:
+                    await self._run(plan_script(plan))
+                except ApplyError as again:
+                    raise ApplyError(f"{again} (netlink fast path: {exc})") from None
+                return
         await self._run(plan_script(plan))
 
     async def add_timed(self, name: str, elements: Iterable[str], seconds: int) -> None:
