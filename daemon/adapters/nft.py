@@ -112,7 +112,9 @@ def render_ruleset(template: str, *, portal_v4: str, portal_v6: str | None, port
 
 
 def _elements(items: Iterable[str], timeout: int | None = None) -> str:
-    suffix = f" timeout {timeout}s" if timeout else ""
+    if not timeout:
+        return ", ".join(items)
+    suffix = f" timeout {timeout}s"
     return ", ".join(f"{e}{suffix}" for e in items)
 
 
