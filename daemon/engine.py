@@ -435,6 +435,11 @@ class Engine(PortalSide, Announcer):
             kernel = await self.nft.read_sets(MANAGED_SETS)
             desired: dict[str, set[str]] = {**self.desired, **self.garden}
             plan = reconcile(desired, kernel, self.clock())
+            if not plan.empty:
+                # A set dump that overlaps a hash table resize (just after a large
+                # insert) can miss elements: drift is what a second read confirms.
+                kernel = await self.nft.read_sets(MANAGED_SETS)
+                plan = reconcile(desired, kernel, self.clock())
             self.committed = kernel
             if not plan.empty:
                 log.warning("drift: kernel differs from the desired state by %d elements; "
