@@ -20,6 +20,14 @@ cache or, on a miss, from the daemon (the connection waits, later requests queue
 and the response carries the same security headers, the page's hash-based CSP and
 no ``Server`` banner. Idle connections are closed after ``KEEPALIVE`` seconds, as
 aiohttp does.
+
+One more request is answered here: an OS detection probe (``GET`` of a probe URL on
+a foreign Host, see :mod:`.probes`) on a connection the gateway's DNAT brought here
+(:mod:`.nat`). Only captive addresses are DNATed, so its answer is the sign-in
+redirect, without a question to the daemon, byte for byte what the application sends
+for it (302 to ``public_url``, ``Connection: close``); then the connection is closed.
+A probe on a connection that was not DNATed, a ``HEAD``, or a target the parser is not
+sure it reads as aiohttp does (percent escapes, dot segments) goes to aiohttp.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from typing import Any
 from aiohttp import web
 
 from .lookup import DaemonUnavailable, SubscriberView
+from .nat import reached_by_dnat
+from .probes import match_probe
 from .render import Page, first_values
 from .security import client_address
 from .state import Portal
@@ -55,12 +65,21 @@ _TOKEN = (b"!#$%&'*+.^_`|~0123456789-"
 _VALUE = b"\t" + bytes(range(0x20, 0x7f)) + bytes(range(0x80, 0x100))
 """The bytes of a header value (text, TAB; no other control)."""
 _TARGET = re.compile(rb"/(?:\?[\x21-\x7e]*)?")
+_PROBE_TARGET = re.compile(rb"/[A-Za-z0-9_.~/-]*(?:\?[A-Za-z0-9_.~!$&'()*+,;=:@/?%-]*)?")
+"""A probe's target the fast path reads as aiohttp does (no escapes in the path, plain
+query characters; dot segments and empty segments are refused separately)."""
 _DELEGATE = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade",
                        b"te", b"trailer", b"x-forwarded-for", b"forwarded"})
 _MEMO_SIZE = 512
 """Request heads whose parse is remembered per worker (a client repeats its head)."""
 
 _date_cache: list[Any] = [0, b""]
+
+Parsed = tuple[str, str | None]
+"""What a remembered head parse says: (query, Accept-Language) of a page request, or
+:data:`SIGN_IN` for an OS probe on a foreign Host."""
+SIGN_IN: Parsed = ("\x00sign-in", None)
+"""The parse of an intercepted OS probe (compared by identity)."""
 
 
 def http_date() -> bytes:
@@ -76,15 +95,48 @@ class _Handover(Exception):  # noqa: N818 - a control-flow signal, not an error
     """This request is for aiohttp."""
 
 
+class SignInAnswer:
+    """The sign-in redirect of a DNATed probe as bytes on the wire, rebuilt once a second
+    (the ``Date``); not usable when ``public_url`` is not plain visible ASCII (aiohttp
+    then answers such probes, as before)."""
+
+    __slots__ = ("_head", "_date", "_wire")
+
+    def __init__(self, public_url: str) -> None:
+        ok = public_url.isascii() and all(0x21 <= ord(c) <= 0x7e for c in public_url)
+        self._head: bytes | None = (
+            b"HTTP/1.1 302 Found\r\nLocation: " + public_url.encode("ascii")
+            + b"\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: 0\r\n"
+            b"Content-Security-Policy: default-src 'none'; frame-ancestors 'none'; "
+            b"base-uri 'none'\r\nX-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff"
+            b"\r\nReferrer-Policy: no-referrer\r\nDate: ") if ok else None
+        self._date = b""
+        self._wire = b""
+
+    @property
+    def usable(self) -> bool:
+        return self._head is not None
+
+    def wire(self) -> bytes:
+        date = http_date()
+        if date is not self._date:
+            assert self._head is not None
+            self._date = date
+            self._wire = self._head + date + b"\r\n\r\n"
+        return self._wire
+
+
 class FastProtocol(asyncio.Protocol):
     """One HTTP connection, answered here until a request needs aiohttp."""
 
     __slots__ = ("_factory", "_portal", "_conns", "_transport", "_ip", "_buf", "_busy",
-                 "_task", "_paused", "_closed", "last", "_peek", "_memo")
+                 "_task", "_paused", "_closed", "last", "_peek", "_memo", "_signin",
+                 "_dnat")
 
     def __init__(self, factory: Callable[[], asyncio.Protocol], portal: Portal,
                  conns: set[FastProtocol],
-                 memo: dict[bytes, tuple[str, str | None]] | None = None) -> None:
+                 memo: dict[bytes, Parsed] | None = None,
+                 signin: SignInAnswer | None = None) -> None:
         self._factory = factory
         self._portal = portal
         self._conns = conns
@@ -97,7 +149,9 @@ class FastProtocol(asyncio.Protocol):
         self._closed = False
         self.last = 0.0
         self._peek = getattr(portal.link, "peek", None)
-        self._memo: dict[bytes, tuple[str, str | None]] = {} if memo is None else memo
+        self._memo: dict[bytes, Parsed] = {} if memo is None else memo
+        self._signin = signin if signin is not None else SignInAnswer(portal.config.public_url)
+        self._dnat: bool | None = None
 
     # asyncio callbacks
 
@@ -156,7 +210,9 @@ class FastProtocol(asyncio.Protocol):
                 self._buf = buf
                 return
             try:
-                ip, query, accept = self._parse(buf, end)
+                ip, found = self._parse(buf, end)
+                if found is SIGN_IN and not self._reached_by_dnat():
+                    raise _Handover
             except _Handover:
                 break
             rest = buf[end + 4:]
@@ -165,6 +221,15 @@ class FastProtocol(asyncio.Protocol):
                 transport.write(_too_many(portal.limiter.retry_after(ip)))
                 buf = rest
                 continue
+            if found is SIGN_IN:
+                # an OS probe from an address the gateway treats as captive: the
+                # sign-in answer, no question; then close, as the application does
+                portal.probes.by_dnat += 1
+                transport.write(self._signin.wire())
+                self._buf = b""
+                self.close()
+                return
+            query, accept = found
             hit, view = self._peek(ip) if self._peek is not None else (False, None)
             if not hit:
                 self._buf = rest
@@ -183,7 +248,7 @@ class FastProtocol(asyncio.Protocol):
         if buf:
             self._handover(buf)
 
-    def _parse(self, buf: bytes, end: int) -> tuple[str, str, str | None]:
+    def _parse(self, buf: bytes, end: int) -> tuple[str, Parsed]:
         if self._ip is None or end > MAX_HEAD:
             raise _Handover
         head = buf[:end]
@@ -194,10 +259,17 @@ class FastProtocol(asyncio.Protocol):
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
             memo[head] = found
-        return self._ip, found[0], found[1]
+        return self._ip, found
 
-    def _parse_head(self, head: bytes) -> tuple[str, str | None]:
-        """(query, Accept-Language) of a head the fast path answers, else _Handover.
+    def _reached_by_dnat(self) -> bool:
+        if self._dnat is None:
+            self._dnat = self._signin.usable and reached_by_dnat(self._transport)
+        return self._dnat
+
+    def _parse_head(self, head: bytes) -> Parsed:
+        """(query, Accept-Language) of a page request the fast path answers,
+        :data:`SIGN_IN` for an OS probe on a foreign Host (answered only on a DNATed
+        connection), else _Handover.
 
         A pure function of the head bytes (and the configuration): remembered."""
         lines = head.split(b"\r\n")
@@ -205,9 +277,7 @@ class FastProtocol(asyncio.Protocol):
         if not (line.startswith(b"GET /") and line.endswith(b" HTTP/1.1")):
             raise _Handover
         target = line[4:-9]
-        if not _TARGET.fullmatch(target):
-            raise _Handover
-        host = accept = None
+        host = accept = connection = None
         for raw in lines[1:]:
             name, colon, value = raw.partition(b":")
             if not colon or not name or len(raw) > MAX_FIELD or name.translate(None, _TOKEN) \
@@ -224,16 +294,34 @@ class FastProtocol(asyncio.Protocol):
                     raise _Handover
                 accept = value
             elif name == b"connection":
-                if value.lower() != b"keep-alive":
+                if connection is not None:
                     raise _Handover
+                connection = value.lower()
             elif name in _DELEGATE:
                 raise _Handover
-        if host is None or host_only(host.decode("latin-1")) not in \
-                self._portal.config.canonical_hosts:
+        if host is None:
+            raise _Handover
+        hostname = host.decode("latin-1")
+        if host_only(hostname) not in self._portal.config.canonical_hosts:
+            return self._probe_head(target, hostname, connection)
+        if connection not in (None, b"keep-alive") or not _TARGET.fullmatch(target):
             raise _Handover
         _, _, query = target.partition(b"?")
         return (query.decode("latin-1"),
                 accept.decode("latin-1") if accept is not None else None)
+
+    @staticmethod
+    def _probe_head(target: bytes, host: str, connection: bytes | None) -> Parsed:
+        """:data:`SIGN_IN` when an intercepted GET is an OS probe, else _Handover."""
+        if connection not in (None, b"keep-alive", b"close") \
+                or not _PROBE_TARGET.fullmatch(target):
+            raise _Handover
+        path = target.partition(b"?")[0]
+        if b"//" in path or b"/." in path:
+            raise _Handover  # aiohttp normalises these: let it decide
+        if match_probe(host, path.decode("ascii")) is None:
+            raise _Handover
+        return SIGN_IN
 
     def _wire(self, page: Page, ip: str) -> bytes:
         date = http_date()
@@ -321,11 +409,12 @@ class FastTCPSite(web.TCPSite):
         assert found is not None
         server: Callable[[], asyncio.Protocol] = found
         portal, conns = self._portal, self._conns
-        memo: dict[bytes, tuple[str, str | None]] = {}
+        memo: dict[bytes, Parsed] = {}
+        signin = SignInAnswer(portal.config.public_url)
 
         class _Factory:  # looks like the aiohttp server to TCPSite.start
             def __call__(self) -> FastProtocol:
-                return FastProtocol(server, portal, conns, memo)
+                return FastProtocol(server, portal, conns, memo, signin)
 
         real = self._runner._server  # noqa: SLF001 - swapped for the duration of start()
         self._runner._server = _Factory()  # type: ignore[assignment]  # noqa: SLF001

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from aiohttp import web
 
 from .lookup import DaemonUnavailable
+from .nat import reached_by_dnat
 from .probes import Probe, match_probe
+from .security import client_address
 from .state import ADDRESS, PORTAL, Portal
 from .urls import original_url, points_to, portal_redirect
 
@@ -53,6 +56,17 @@ def probe_success(probe: Probe) -> web.Response:
     return resp
 
 
+def dnat_brought(portal: Portal, request: web.Request) -> bool:
+    """True when the gateway's DNAT brought this request's connection here, from the
+    asking address itself (a trusted proxy's connection says nothing of its clients)."""
+    trusted = portal.config.trusted_proxies
+    if trusted:
+        peer = client_address(request.remote, (), ())
+        if peer is None or any(ipaddress.ip_address(peer) in net for net in trusted):
+            return False
+    return reached_by_dnat(request.transport)
+
+
 async def handle_intercepted(request: web.Request) -> web.StreamResponse:
     """Answer a request whose Host is not the portal's."""
     portal = request.app[PORTAL]
@@ -63,6 +77,11 @@ async def handle_intercepted(request: web.Request) -> web.StreamResponse:
         return redirect_to_portal(portal, request, with_url=True)
     ip = request[ADDRESS]
     gate = portal.probes
+    if dnat_brought(portal, request):
+        # DNAT brings only captive addresses (restricted, warned and not acknowledged),
+        # and a change of state cuts their tracked flows: no question needed
+        gate.by_dnat += 1
+        return redirect_to_portal(portal, request, with_url=False)
     if gate.known_captive(ip):
         return redirect_to_portal(portal, request, with_url=False)
     peek = getattr(portal.link, "peek", None)

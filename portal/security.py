@@ -125,7 +125,10 @@ class ProbeGate:
     """What OS detection probes cost the daemon: captive verdicts remembered for
     ``ttl`` seconds, and at most ``rate`` view questions a second for probes.
 
-    An intercepted request arrives by DNAT, that is only from an address the gateway
+    A probe on a connection the kernel says was DNATed here needs neither (see
+    :mod:`.nat`); this gate is for the rest (a proxy in front, a portal on another host
+    than the DNAT, a client talking to the portal directly). An intercepted request
+    normally arrives by DNAT, that is only from an address the gateway
     sends to the portal (restricted, or warned and not acknowledged), so a remembered
     "captive" is only ever used while it is still true from the network's point of
     view; the answer it gives (the 302 that opens the sign-in sheet) is also the one a
@@ -144,6 +147,8 @@ class ProbeGate:
         self._captive: dict[str, float] = {}
         self.unasked = 0
         """Probes answered captive because the question budget was spent."""
+        self.by_dnat = 0
+        """Probes answered captive unasked because the gateway's DNAT brought them."""
 
     def known_captive(self, ip: str) -> bool:
         until = self._captive.get(ip)

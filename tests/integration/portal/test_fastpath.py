@@ -181,3 +181,131 @@ async def test_daemon_down_gives_503_on_the_fast_path(portal):
     status, headers, _ = await read_response(reader)
     writer.close()
     assert status == 503 and headers["cache-control"] == "no-store"
+
+
+# -- OS probes the gateway's DNAT brought here ------------------------------------------
+
+PROBE = (b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n"
+         b"User-Agent: Dalvik/2.1.0\r\nConnection: close\r\n\r\n")
+
+
+class AskedLink(MemoryLink):
+    def __init__(self, views):
+        super().__init__(views)
+        self.asked = 0
+
+    async def view(self, ip):
+        self.asked += 1
+        return await super().view(ip)
+
+
+@pytest.fixture
+def nat(monkeypatch):
+    """Say which layer sees the connection as DNATed: the fast path, the application."""
+    import debtgate.portal.fastpath as fastpath
+    import debtgate.portal.intercept as intercept
+
+    def set_(fast: bool, app: bool) -> None:
+        monkeypatch.setattr(fastpath, "reached_by_dnat", lambda transport: fast)
+        monkeypatch.setattr(intercept, "reached_by_dnat", lambda transport: app)
+
+    return set_
+
+
+async def test_dnat_probe_is_answered_on_the_fast_path_without_a_question(portal, nat):
+    # Only the fast path sees the DNAT: had aiohttp answered, it would have asked the
+    # daemon and said "online" (204) for this active address.
+    nat(fast=True, app=False)
+    link = AskedLink({A: subscriber(A, State.ACTIVE)})
+    port = await portal(link)
+    reader, writer = await connect(port)
+    writer.write(PROBE + get(port))  # the pipelined request is not answered: closed
+    status, headers, body = await read_response(reader)
+    assert status == 302 and headers["location"] == f"http://127.0.0.1:{port}/"
+    assert headers["connection"] == "close" and headers["cache-control"] == "no-store"
+    assert body == b""
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed after the answer
+    writer.close()
+    assert link.asked == 0
+
+
+@pytest.mark.parametrize("probe", [
+    PROBE,
+    b"GET /hotspot-detect.html HTTP/1.1\r\nHost: captive.apple.com\r\n\r\n",
+    b"GET /connecttest.txt HTTP/1.1\r\nHost: www.msftconnecttest.com\r\n"
+    b"Connection: keep-alive\r\n\r\n",
+    b"GET /generate_204?x=1 HTTP/1.1\r\nHost: clients3.google.com:80\r\n\r\n",
+])
+async def test_fast_sign_in_equals_the_application_sign_in(portal, nat, probe):
+    answers = []
+    for fast_path in (True, False):
+        nat(fast=fast_path, app=not fast_path)
+        link = AskedLink({A: subscriber(A, State.BLOCKED)})
+        port = await portal(link, fast_path=fast_path)
+        reader, writer = await connect(port)
+        writer.write(probe)
+        status, headers, body = await read_response(reader)
+        writer.close()
+        assert headers.pop("date")
+        headers["location"] = headers["location"].replace(str(port), "PORT")
+        answers.append((status, headers, body))
+        assert link.asked == 0
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 302
+
+
+@pytest.mark.parametrize("probe", [
+    b"HEAD /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n\r\n",
+    b"GET /generate%5f204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n\r\n",
+    b"GET /x/../generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n\r\n",
+    b"GET /generate_204 HTTP/1.0\r\nHost: connectivitycheck.gstatic.com\r\n\r\n",
+    b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n"
+    b"Connection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+    b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n"
+    b"Host: captive.apple.com\r\n\r\n",
+])
+async def test_probes_the_fast_path_is_unsure_of_go_to_the_application(portal, nat, probe):
+    nat(fast=True, app=False)
+    link = AskedLink({A: subscriber(A, State.ACTIVE)})
+    port = await portal(link)
+    reader, writer = await connect(port)
+    writer.write(probe)
+    status, _, _ = await read_response(reader)
+    writer.close()
+    assert status != 302  # aiohttp answered (asked the daemon: online, or refused it)
+
+
+async def test_probe_not_dnated_goes_to_the_application_which_asks(portal, nat):
+    nat(fast=False, app=False)
+    link = AskedLink({A: subscriber(A, State.ACTIVE)})
+    port = await portal(link)
+    reader, writer = await connect(port)
+    writer.write(PROBE)
+    status, headers, _ = await read_response(reader)
+    writer.close()
+    assert status == 204 and headers["connection"] == "close" and link.asked == 1
+
+
+async def test_dnat_probe_takes_a_rate_limit_token(portal, nat):
+    nat(fast=True, app=True)
+    link = AskedLink({A: subscriber(A, State.BLOCKED)})
+    port = await portal(link, rate_limit=0.001, rate_burst=1)
+    codes = []
+    for _ in range(2):
+        reader, writer = await connect(port)
+        writer.write(PROBE)
+        codes.append((await read_response(reader))[0])
+        writer.close()
+    assert codes == [302, 429] and link.asked == 0
+
+
+async def test_real_kernel_without_nat_is_not_dnat(portal):
+    # no monkeypatch: a plain loopback connection has no NAT record (or one whose
+    # destination is the socket's own address); the probe is asked about
+    link = AskedLink({A: subscriber(A, State.ACTIVE)})
+    port = await portal(link)
+    reader, writer = await connect(port)
+    writer.write(PROBE)
+    status, _, _ = await read_response(reader)
+    writer.close()
+    assert status == 204 and link.asked == 1

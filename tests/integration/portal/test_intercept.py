@@ -193,3 +193,102 @@ async def test_probes_over_the_question_budget_open_sign_in_unasked(make_client)
         codes.append(resp.status)
     assert codes == [204, 204, 302, 302, 302]
     assert link.asked == 2
+
+
+# -- probes the gateway's DNAT brought here: answered with no question -----------------
+
+PEER = "127.0.0.1"  # the test client's address; no trusted proxies in these tests
+
+
+def dnat_config(**kw):
+    return make_config(trusted_proxies=[], **kw)
+
+
+@pytest.fixture
+def dnated(monkeypatch):
+    """Make the kernel say every connection was DNATed here."""
+    import debtgate.portal.intercept as intercept
+
+    seen = []
+
+    def reached(transport):
+        seen.append(transport)
+        return True
+
+    monkeypatch.setattr(intercept, "reached_by_dnat", reached)
+    return seen
+
+
+@pytest.mark.parametrize(("host", "path", "status", "body"), PROBES)
+@pytest.mark.parametrize("state", [State.BLOCKED, State.PAUSED, State.DISABLED, State.WARN])
+async def test_dnat_probes_open_sign_in_without_a_question(make_client, dnated, host, path,
+                                                           status, body, state):
+    link = CountingLink({PEER: subscriber(PEER, state)})
+    client = await make_client(link, dnat_config())
+    for method in ("GET", "HEAD"):
+        resp = await client.request(method, path, headers={"Host": host},
+                                    allow_redirects=False)
+        assert resp.status == 302 and resp.headers["Location"] == PUBLIC
+        assert resp.headers["Connection"] == "close"
+        assert resp.headers["Cache-Control"] == "no-store"
+    assert link.asked == 0
+    assert dnated and client.app[PORTAL].probes.by_dnat == 2
+
+
+async def test_dnat_probe_trusts_the_network_over_a_stale_view(make_client, dnated):
+    # The daemon would say "active" (the state changed after the connection was
+    # DNATed; the unblock also cuts the tracked flows, so this is a race of moments):
+    # the network's verdict at the connection's start is the answer, and asking the
+    # daemon is not needed. The next probe, on a new connection, is not DNATed.
+    link = CountingLink({PEER: subscriber(PEER, State.ACTIVE)})
+    client = await make_client(link, dnat_config())
+    resp = await client.get("/generate_204", headers={"Host": "connectivitycheck.gstatic.com"},
+                            allow_redirects=False)
+    assert resp.status == 302 and link.asked == 0
+
+
+async def test_probe_not_dnated_still_asks(make_client, monkeypatch):
+    import debtgate.portal.intercept as intercept
+
+    monkeypatch.setattr(intercept, "reached_by_dnat", lambda transport: False)
+    link = CountingLink({PEER: subscriber(PEER, State.ACTIVE)})
+    client = await make_client(link, dnat_config())
+    resp = await client.get("/generate_204", headers={"Host": "connectivitycheck.gstatic.com"},
+                            allow_redirects=False)
+    assert resp.status == 204 and link.asked == 1
+
+
+async def test_dnat_of_a_trusted_proxy_says_nothing_of_its_client(make_client, dnated):
+    # the peer is a trusted proxy: its connection's NAT is not the client's
+    link = CountingLink({IP: subscriber(IP, State.ACTIVE)})
+    client = await make_client(link)
+    resp = await client.get("/generate_204", headers=dnat_headers("connectivitycheck.gstatic.com"),
+                            allow_redirects=False)
+    assert resp.status == 204 and link.asked == 1
+    assert not dnated  # not even looked at
+
+
+def dnat_headers(host: str) -> dict[str, str]:
+    return {"X-Forwarded-For": IP, "Host": host}
+
+
+async def test_dnat_changes_nothing_for_other_intercepted_requests(make_client, dnated):
+    link = CountingLink({PEER: subscriber(PEER, State.BLOCKED)})
+    client = await make_client(link, dnat_config())
+    resp = await client.get("/news", headers={"Host": "news.example"}, allow_redirects=False)
+    assert resp.status == 302
+    assert resp.headers["Location"] == PUBLIC + "?url=http%3A%2F%2Fnews.example%2Fnews"
+    resp = await client.post("/upload", data=b"x", headers={"Host": "news.example"})
+    assert resp.status == 511
+    assert link.asked == 0
+
+
+async def test_canonical_host_is_not_a_probe_even_when_dnated(make_client, dnated):
+    # an active host on the portal's own name gets its page, asked as always
+    link = CountingLink({PEER: subscriber(PEER, State.ACTIVE)})
+    client = await make_client(link, dnat_config())
+    resp = await client.get("/api/state", headers={"Host": "10.255.255.1:8080"})
+    assert resp.status == 200 and (await resp.json())["online"] is True
+    resp = await client.get("/generate_204", headers={"Host": "10.255.255.1:8080"})
+    assert resp.status == 404
+    assert link.asked == 1
