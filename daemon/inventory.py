@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import operator
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from itertools import compress, repeat
 from typing import Any
 
@@ -188,9 +188,10 @@ class Inventory:
                 if clash is not None:
                     out[sub.account] = clash
             return out
-        held_by = self._hosts.get
+        held_by: Callable[[Any], str | None] = self._hosts.get
         subs = list(subs)
-        firsts = [sub.addresses[0] if len(sub.addresses) == 1 else None for sub in subs]
+        firsts: list[Any] = [sub.addresses[0] if len(sub.addresses) == 1 else None
+                             for sub in subs]
         if None not in firsts and not any("/" in a for a in firsts):
             # One host each: the owners in one C loop, compared in another.
             owners = list(map(held_by, firsts))
