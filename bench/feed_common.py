@@ -57,10 +57,11 @@ def rss_mb(pid: int | None = None) -> float:
     return 0.0
 
 
-async def start_daemon(dsn: str, guard: bool = True, coalesce_ms: int = 20
-                       ) -> tuple[object, object]:
+async def start_daemon(dsn: str, guard: bool = True, coalesce_ms: int = 20,
+                       **source_options: object) -> tuple[object, object]:
     """The daemon's enforcement core in this network namespace: the shipped ruleset
-    loaded by the real nft adapter, an Engine fed by the PostgresSource."""
+    loaded by the real nft adapter (wrapped in an :class:`EnforceClock` on
+    ``blocked_v4_host``: ``engine.nft``), an Engine fed by the PostgresSource."""
     from debtgate.adapters.conntrack import NullCutter
     from debtgate.adapters.nft import NftAdapter, read_template, render_ruleset
     from debtgate.config import DEFAULT_RULESET
@@ -72,12 +73,83 @@ async def start_daemon(dsn: str, guard: bool = True, coalesce_ms: int = 20
     nft = NftAdapter()
     await nft.load_ruleset(render_ruleset(read_template(DEFAULT_RULESET), portal_v4="10.255.255.1",
                                           portal_v6=None, portal_port=8080, portal_tls_port=8443))
-    engine = Engine(nft, NullCutter(), Policy(min_prefix_v4=8))
+    engine = Engine(EnforceClock(nft, "blocked_v4_host"), NullCutter(),  # type: ignore[arg-type]
+                    Policy(min_prefix_v4=8))
     engine.guard = GuardPolicy(enabled=guard)
     await engine.adopt_kernel()
     source = PostgresSource(PostgresSourceSection(dsn=dsn, resync_interval=3600,
-                                                  coalesce_ms=coalesce_ms))
+                                                  coalesce_ms=coalesce_ms, **source_options))
     return engine, source
+
+
+class EnforceClock:
+    """Wraps the engine's nft adapter: records when the kernel holds every wanted
+    element of one set (the nft transaction that adds the last of them returned)."""
+
+    def __init__(self, nft: object, set_name: str) -> None:
+        self._nft = nft
+        self.set_name = set_name
+        self._missing: set[str] = set()
+        self.started = 0.0
+        self.reached: float | None = None
+        self.first: float | None = None
+        self.applies = 0
+
+    def expect(self, elements: set[str]) -> None:
+        """Start waiting for ``elements``; the clock starts now (or set ``started``)."""
+        self._missing = set(elements)
+        self.started = time.perf_counter()
+        self.reached = self.first = None
+        self.applies = 0
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds from the start to the kernel holding every wanted element."""
+        return None if self.reached is None else self.reached - self.started
+
+    @property
+    def first_elapsed(self) -> float | None:
+        """Seconds from the start to the kernel holding the first of them."""
+        return None if self.first is None else self.first - self.started
+
+    async def apply(self, plan: object) -> None:
+        await self._nft.apply(plan)  # type: ignore[attr-defined]
+        now = time.perf_counter()
+        if self._missing:
+            self.applies += 1
+            for delta in plan.changes:  # type: ignore[attr-defined]
+                if delta.name == self.set_name and delta.add:
+                    before = len(self._missing)
+                    self._missing.difference_update(delta.add)
+                    if self.first is None and len(self._missing) < before:
+                        self.first = now
+            if not self._missing and self.reached is None:
+                self.reached = now
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._nft, name)
+
+
+def kernel_set(name: str) -> set[str]:
+    """The kernel's content of one of the daemon's sets (``nft -j list set``)."""
+    import json
+    import subprocess
+
+    from debtgate.adapters.nft import TABLE
+
+    family, table = TABLE.split()
+    out = subprocess.run(["nft", "-j", "list", "set", family, table, name],
+                         capture_output=True, text=True, check=True).stdout
+    elems: set[str] = set()
+    for item in json.loads(out)["nftables"]:
+        for elem in item.get("set", {}).get("elem", []):
+            if isinstance(elem, dict) and "elem" in elem:
+                elem = elem["elem"]["val"]
+            if isinstance(elem, str):
+                elems.add(elem)
+            elif isinstance(elem, dict) and "prefix" in elem:
+                elems.add(f"{elem['prefix']['addr']}/{elem['prefix']['len']}")
+    return elems
 
 
 def nft_floor(elements: list[str], ns: str | None) -> float:

@@ -3,7 +3,8 @@
 Both configured queries are wrapped, so the server also returns a 64-bit
 fingerprint of each row (``hashtextextended(row::text, 0)``): a resync then
 fetches only ``(account, fingerprint)`` and asks full rows for the accounts
-whose fingerprint changed.
+whose fingerprint changed. The COPY fetches (snapshot, restricting rows, large
+bursts of changes) are in :mod:`debtgate.sources.pgcopy`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from ..errors import SourceError
-from .base import Columns
 
 Mapping.register(asyncpg.Record)  # rows are read with .get(): no copy into dicts
 FP = "_debtgate_fp"
@@ -65,7 +65,7 @@ def redact(dsn: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
-def _bare(query: str) -> str:
+def bare_query(query: str) -> str:
     return query.strip().rstrip(";").strip()
 
 
@@ -73,8 +73,8 @@ def full_query(query: str, fingerprint: bool = True) -> str:
     """The configured query, with each row's fingerprint as an extra column unless
     the query has a ``version`` column (then that is the row's change mark)."""
     if not fingerprint:
-        return f"SELECT q.* FROM ({_bare(query)}) q"  # noqa: S608
-    return f"SELECT q.*, hashtextextended(q::text, 0) AS {FP} FROM ({_bare(query)}) q"  # noqa: S608
+        return f"SELECT q.* FROM ({bare_query(query)}) q"  # noqa: S608
+    return f"SELECT q.*, hashtextextended(q::text, 0) AS {FP} FROM ({bare_query(query)}) q"  # noqa: S608
 
 
 def has_version(types: Mapping[str, str]) -> bool:
@@ -82,107 +82,25 @@ def has_version(types: Mapping[str, str]) -> bool:
     return types.get("version") in _VERSION_TYPES
 
 
-def _mark_expr(types: Mapping[str, str]) -> str:
-    return "q.version::int8" if has_version(types) else "hashtextextended(q::text, 0)"
-
-
-def lean_query(query: str, types: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
-    """The snapshot as COPY wants it: account, addresses (as one text), state, the
-    change mark, then the display and session columns, NULL for active rows (the
-    engine does not need them: an active subscriber is not enforced)."""
-    addr = ("array_to_string(q.addresses, ' ')" if types["addresses"].startswith("_")
-            else "q.addresses")
-    extras = tuple(c for c in EXTRA_COLUMNS if c in types)
-    cols = ["q.account::text", addr, "q.state::text", _mark_expr(types)]
-    cols += [f"CASE WHEN q.state::text = 'active' THEN NULL ELSE q.{c} END" for c in extras]
-    return f"SELECT {', '.join(cols)} FROM ({_bare(query)}) q", extras  # noqa: S608
+def mark_expr(types: Mapping[str, str], version: bool | None = None) -> str:
+    """The change mark of a row ``q``: its ``version`` if ``version`` (default: if the
+    query has such a column; NULL if it has none), else its fingerprint."""
+    if version is None:
+        version = has_version(types)
+    if not version:
+        return "hashtextextended(q::text, 0)"
+    return "q.version::int8" if has_version(types) else "NULL::int8"
 
 
 def marks_query(query: str, types: Mapping[str, str]) -> str:
     """Only the account and the change mark of each row."""
-    return f"SELECT q.account::text, {_mark_expr(types)} FROM ({_bare(query)}) q"  # noqa: S608
+    return f"SELECT q.account::text, {mark_expr(types)} FROM ({bare_query(query)}) q"  # noqa: S608
 
 
 def summary_query(query: str) -> str:
     """Row count and sum of versions: unchanged means nothing changed (version mode)."""
     return (f"SELECT count(*), coalesce(sum(q.version::int8), 0)::text "  # noqa: S608
-            f"FROM ({_bare(query)}) q")
-
-
-_UNESCAPE = re.compile(r"\\(.)")
-_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
-
-
-def _unescape_field(field: str) -> str | None:
-    if field == "\\N":
-        return None
-    return _UNESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), field)
-
-
-class CopyParser:
-    """COPY ... TO STDOUT (text format, NULL as '') into :class:`Columns`, chunk by chunk.
-
-    An empty field is None (no contract column distinguishes '' from NULL).
-    """
-
-    def __init__(self, extra_names: tuple[str, ...]) -> None:
-        self.cols = Columns(extra_names)
-        self._tail = b""
-        self._extras = len(extra_names)
-
-    async def feed(self, chunk: bytes) -> None:
-        self.feed_sync(chunk)
-
-    def feed_sync(self, chunk: bytes) -> None:
-        data = self._tail + chunk if self._tail else chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._tail = bytes(data)
-            return
-        self._tail = bytes(data[cut + 1:])
-        self._lines(bytes(data[:cut]).decode("utf-8").split("\n"))
-
-    def close(self) -> Columns:
-        if self._tail:
-            self._lines([self._tail.decode("utf-8")])
-            self._tail = b""
-        return self.cols
-
-    def _lines(self, lines: list[str]) -> None:
-        cols = self.cols
-        accounts, addresses, states, marks = (cols.account, cols.addresses, cols.state,
-                                              cols.marks)
-        extra = cols.extra
-        shared = _STATE_TEXT
-        n = len(accounts)
-        for line in lines:
-            if "\\" in line:
-                fields: list[str | None] = [_unescape_field(f) for f in line.split("\t")]
-                self._add(fields)
-                n += 1
-                continue
-            acc, addr, state, mark, *rest = line.split("\t", 4)
-            accounts.append(acc or None)
-            addresses.append(addr or None)
-            states.append(shared.get(state, state) or None)
-            marks.append(int(mark) if mark else None)
-            if rest and state != "active":
-                extra[n] = tuple(x or None for x in rest[0].split("\t"))
-            n += 1
-
-    def _add(self, fields: list[str | None]) -> None:
-        cols = self.cols
-        fields = [f or None for f in fields]
-        fields += [None] * (4 + self._extras - len(fields))
-        cols.account.append(fields[0])
-        cols.addresses.append(fields[1])
-        cols.state.append(fields[2])
-        cols.marks.append(int(fields[3]) if fields[3] else None)
-        if fields[2] != "active" and self._extras:
-            cols.extra[len(cols.account) - 1] = tuple(fields[4:4 + self._extras])
-
-
-_STATE_TEXT = {s: s for s in ("active", "warn", "blocked", "paused", "disabled")}
+            f"FROM ({bare_query(query)}) q")
 
 
 async def describe(conn: asyncpg.Connection, query: str, *, what: str,
@@ -197,25 +115,9 @@ async def describe(conn: asyncpg.Connection, query: str, *, what: str,
     return check_columns(stmt, what)
 
 
-async def copy_snapshot(conn: asyncpg.Connection, query: str, *, what: str,
-                        seconds: float | None = None) -> tuple[Columns, bool]:
-    """The snapshot through COPY into columns; also whether marks are versions."""
-    types = await describe(conn, query, what=what, seconds=seconds)
-    sql, extras = lean_query(query, types)
-    parser = CopyParser(extras)
-    try:
-        await conn.copy_from_query(sql, output=parser.feed, format="text", null="",
-                                   timeout=seconds)
-    except asyncpg.PostgresError as exc:
-        if isinstance(exc, asyncpg.PostgresConnectionError):
-            raise
-        raise SourceError(f"postgres: the {what} failed: {exc}") from None
-    return parser.close(), has_version(types)
-
-
 def prints_query(query: str) -> str:
     """Only the account and the fingerprint of each row of the snapshot query."""
-    return f"SELECT q.account::text, hashtextextended(q::text, 0) FROM ({_bare(query)}) q"  # noqa: S608
+    return f"SELECT q.account::text, hashtextextended(q::text, 0) FROM ({bare_query(query)}) q"  # noqa: S608
 
 
 async def setup_codecs(conn: asyncpg.Connection) -> None:

@@ -9,11 +9,14 @@ applied as ONE Delta (:mod:`debtgate.sources.coalesce`); ids the query no longer
 ``gone``. A heartbeat notices a dead server; reconnects back off; a periodic
 resync is the safety net.
 
-The first snapshot is a full :class:`Snapshot`. Later resyncs (periodic, after
+The first snapshot is a full :class:`Snapshot`, preceded on a cold start by its
+restricting rows (``restrictions_first``). Later resyncs (periodic, after
 a reconnect, :meth:`request_resync`) fetch only each row's fingerprint and
 emit a :class:`Delta` of the rows that changed and the accounts that vanished:
 a no-op resync touches nothing. ``request_resync(full=True)`` sends a full
-Snapshot again (e.g. after the gateway's validation policy changed).
+Snapshot again (e.g. after the gateway's validation policy changed). What is
+fetched and emitted lives in :mod:`debtgate.sources.pgsync`; this module holds
+the connection and the notification loop.
 
 While the billing is unreachable no event is emitted: the kernel keeps its
 state (no mass unblock, no mass block).
@@ -34,24 +37,10 @@ from pydantic import Field, SecretStr, model_validator
 
 from ..configbase import Section
 from ..errors import SourceError
-from .base import Columns, Delta, Sink, Snapshot, SourceHealth, gc_paused
+from .base import Delta, Sink, SourceHealth, gc_paused
 from .coalesce import Coalescer
-from .pgfetch import (
-    Marks,
-    copy_snapshot,
-    describe,
-    dsn_hosts,
-    fetch_prints,
-    fetch_rows,
-    has_version,
-    load_dsn,
-    parse_payload,
-    redact,
-    release_memory,
-    row_mark,
-    setup_codecs,
-    summary_query,
-)
+from .pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
+from .pgsync import PgSync
 
 log = logging.getLogger(__name__)
 BULK_IDS = 2000
@@ -93,6 +82,12 @@ class PostgresSourceSection(Section):
     """Seconds allowed to connect, and for a heartbeat to answer."""
     query_timeout: float = Field(300.0, gt=0)
     """Seconds allowed for one snapshot or accounts query."""
+    restrictions_first: bool = True
+    """On the first snapshot after the daemon starts, fetch only the restricting rows
+    (state other than ``active``) first and enforce them at once, then take the full
+    snapshot, which decides everything (releases, the guard, the inventory). Only
+    while the gateway enforces nothing yet; not repeated after reconnects. Costs one
+    more scan of the snapshot query at start."""
 
     @model_validator(mode="after")
     def _one_dsn(self) -> PostgresSourceSection:
@@ -101,7 +96,7 @@ class PostgresSourceSection(Section):
         return self
 
 
-class PostgresSource:
+class PostgresSource(PgSync):
     """A :class:`~debtgate.sources.base.BillingSource` over asyncpg."""
 
     def __init__(self, settings: PostgresSourceSection) -> None:
@@ -112,6 +107,8 @@ class PostgresSource:
         self._version = False
         """The snapshot query has a ``version`` column (marks are versions)."""
         self._next_full = 0.0
+        self._cold = True
+        """No snapshot (or head start) handed over yet in this process."""
         self._pending: set[str] = set()
         self._coalesce = Coalescer(settings.coalesce_ms / 1000)
         self._wake = asyncio.Event()
@@ -239,101 +236,10 @@ class PostgresSource:
 
     async def _apply_ids_now(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
                              first: float | None) -> None:
-        rows = await fetch_rows(conn, self.s.accounts_query, ids, what="accounts query",
-                                seconds=self.s.query_timeout, fingerprint=not self._version)
-        wanted = set(ids)
-        rows = [r for r in rows if str(r.get("account")) in wanted]
-        got = {str(r.get("account")) for r in rows}
-        gone = [a for a in ids if a not in got]
+        rows, gone = await self._fetch_accounts(conn, ids)
         await self._emit(sink, Delta(rows, gone), rows, gone)
         if first is not None:
             self.health.lag = time.monotonic() - first
-
-    async def _resync_now(self, conn: asyncpg.Connection, sink: Sink) -> None:
-        full = self._full or self._prints is None or (
-            self._version and time.monotonic() >= self._next_full)
-        self._resync = self._full = False
-        self._next_resync = time.monotonic() + self.s.resync_interval
-        # Ids notified from now on are applied after the snapshot; older ones it covers.
-        self._pending.clear()
-        self._coalesce.take()
-        started = time.monotonic()
-        if not full:
-            types = await describe(conn, self.s.snapshot_query, what="snapshot query",
-                                   seconds=self.s.query_timeout)
-            full = has_version(types) != self._version  # the view changed its shape
-        if full:
-            self._prints = None
-            cols, self._version = await copy_snapshot(
-                conn, self.s.snapshot_query, what="snapshot query", seconds=self.s.query_timeout)
-            self._next_full = time.monotonic() + self.s.full_resync_interval
-            await self._emit(sink, Snapshot(cols), cols, (), snapshot=True)
-            del cols
-            release_memory()  # the snapshot's transient objects: give the pages back
-            self.counters["snapshots"] += 1
-        else:
-            await self._diff(conn, sink)
-        self.health.last_snapshot = time.time()
-        self.health.extra["last_resync_seconds"] = round(time.monotonic() - started, 3)
-
-    async def _diff(self, conn: asyncpg.Connection, sink: Sink) -> None:
-        assert self._prints is not None
-        marks = self._prints
-        if self._version:
-            # Nothing changed if the row count and the sum of versions are the same
-            # (a change bumps a version; a new version is larger than any older one).
-            try:
-                count, total = await conn.fetchrow(summary_query(self.s.snapshot_query),
-                                                   timeout=self.s.query_timeout)
-            except asyncpg.PostgresError as exc:
-                if isinstance(exc, asyncpg.PostgresConnectionError):
-                    raise
-                raise SourceError(f"postgres: the snapshot query failed: {exc}") from None
-            if (count, int(total)) == marks.summary():
-                return
-        known = marks.as_dict()
-        prints = await fetch_prints(conn, self.s.snapshot_query, seconds=self.s.query_timeout,
-                                    version=self._version)
-        changed = [r[0] for r in prints if known.get(r[0]) != r[1]]
-        if len(prints) != len(known) or changed:
-            current = {r[0] for r in prints}
-            gone = [a for a in known if a not in current]
-        else:
-            gone = []
-        del prints, known
-        if not changed and not gone:
-            return
-        rows = await fetch_rows(conn, self.s.accounts_query, changed, what="accounts query",
-                                seconds=self.s.query_timeout,
-                                fingerprint=not self._version) if changed else []
-        got = {str(r.get("account")) for r in rows}
-        gone.extend(a for a in changed if a not in got)
-        log.info("resync: %d changed and %d vanished accounts", len(rows), len(gone))
-        await self._emit(sink, Delta(rows, gone), rows, gone)
-
-    async def _emit(self, sink: Sink, event: Snapshot | Delta, rows: Any,
-                    gone: Any, snapshot: bool = False) -> None:
-        try:
-            await sink(event)
-        except Exception:
-            self._prints = None  # the engine's state is unknown: next resync is full
-            raise
-        if snapshot:
-            if isinstance(rows, Columns):
-                self._prints = Marks(rows.account, rows.marks)
-            else:
-                self._prints = Marks([str(r.get("account")) for r in rows],
-                                     [row_mark(r, self._version) for r in rows])
-        elif self._prints is not None:
-            for r in rows:
-                self._prints.set(str(r.get("account")), row_mark(r, self._version))
-            for account in gone:
-                self._prints.drop(account)
-        self.health.last_event = time.time()
-        if not snapshot:
-            self.counters["deltas"] += 1
-        self.health.extra.update(self.counters)
-        self.health.extra["accounts"] = self._prints.count if self._prints else 0
 
     def describe(self) -> str:
         return redact(self._dsn())

@@ -11,7 +11,8 @@ from debtgate.core.transitions import snapshot_candidates
 from debtgate.inventory import Inventory
 from debtgate.model import State
 from debtgate.sources.base import Columns, Snapshot
-from debtgate.sources.pgfetch import CopyParser, lean_query, summary_query
+from debtgate.sources.pgcopy import CopyParser, lean_query
+from debtgate.sources.pgfetch import summary_query
 from debtgate.validate import Policy, validate_columns, validate_rows
 
 from .helpers import Harness, row

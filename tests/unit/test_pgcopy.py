@@ -1,0 +1,124 @@
+"""COPY into columns (every row, batches, escapes) and the accounts query's ``$1`` as a
+literal (the lexer that finds it, the quoting that keeps ids data)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from debtgate.sources.base import Columns
+from debtgate.sources.pgbind import bind_text_array, param_spans, text_array_literal
+from debtgate.sources.pgcopy import RESTRICTING, CopyParser, lean_query, only_accounts
+
+EXTRAS = ("amount_due", "since", "name")
+TYPES = {"account": "text", "addresses": "text", "state": "text", "amount_due": "numeric",
+         "since": "date", "name": "text", "version": "int8"}
+
+
+def parse(data: bytes, every_row: bool, chunk: int = 7) -> Columns:
+    parser = CopyParser(EXTRAS, every_row=every_row)
+    for i in range(0, len(data), chunk):
+        parser.feed_sync(data[i:i + chunk])
+    return parser.close()
+
+
+LINES = ("a1\t10.0.0.1\tactive\t7\t0.00\t\tAnn\n"
+         "a2\t10.0.0.2\tblocked\t8\t12.50\t2026-11-01\tJo\\tAnn\n"
+         "a3\t10.0.0.3\tBlocked\t\t\t\tZoë\n"
+         "a4\t\t\t9\t\t\t\n"
+         "a5\t\t\t\t1\\\\\t\t\n").encode()  # escaped: the line-by-line path
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 40, 1 << 18])
+def test_every_row_keeps_the_extra_columns_of_active_rows(chunk: int) -> None:
+    cols = parse(LINES, every_row=True, chunk=chunk)
+    assert cols.account == ["a1", "a2", "a3", "a4", "a5"]
+    assert cols.marks == [7, 8, None, 9, None]
+    assert cols.state == ["active", "blocked", "Blocked", None, None]
+    assert cols[4]["amount_due"] == "1\\"
+    assert cols[0] == {"account": "a1", "addresses": "10.0.0.1", "state": "active",
+                       "amount_due": "0.00", "since": None, "name": "Ann"}
+    assert cols[1]["name"] == "Jo\tAnn" and cols[2]["name"] == "Zoë"
+    assert cols[3] == {"account": "a4", "addresses": None, "state": None, "amount_due": None,
+                       "since": None, "name": None}
+    snapshot = parse(LINES, every_row=False)
+    assert 0 not in snapshot.extra and snapshot[0] == {
+        "account": "a1", "addresses": "10.0.0.1", "state": "active"}
+    assert [snapshot[i] for i in (1, 2, 3)] == [cols[i] for i in (1, 2, 3)]
+
+
+def test_chunking_does_not_change_the_columns() -> None:
+    rng = random.Random(7)
+    lines = []
+    for i in range(3000):
+        state = rng.choice(["active", "active", "blocked", "warn", ""])
+        name = rng.choice(["", "Ann", "O\\\\Brien", "tab\\there", "Zoë"])
+        lines.append(f"acc{i}\t10.0.{i // 256}.{i % 256}\t{state}\t{i}\t{i % 7}.00\t\t{name}\n")
+    data = "".join(lines).encode()
+    whole = parse(data, every_row=False, chunk=len(data))
+    assert len(whole) == 3000 and {"O\\Brien", "tab\there", "Zoë"} <= {
+        r.get("name") for r in whole}
+    assert all((i in whole.extra) == (whole.state[i] != "active") for i in range(3000))
+    for chunk in (1, 100, 9000):
+        part = parse(data, every_row=False, chunk=chunk)
+        assert (part.account, part.addresses, part.state, part.marks, part.extra) == (
+            whole.account, whole.addresses, whole.state, whole.marks, whole.extra)
+
+
+def test_lean_query_every_row_and_filter() -> None:
+    sql, extras = lean_query("SELECT * FROM v", TYPES, every_row=True, where=RESTRICTING)
+    assert extras == EXTRAS
+    assert "q.amount_due, q.since, q.name FROM (SELECT * FROM v) q WHERE " \
+           "q.state::text <> 'active'" in sql
+    assert "CASE" not in sql and "q.version::int8" in sql
+    assert "hashtextextended" in lean_query("SELECT * FROM v", TYPES, version=False)[0]
+    no_version = {k: v for k, v in TYPES.items() if k != "version"}
+    assert "NULL::int8" in lean_query("SELECT * FROM v", no_version, version=True)[0]
+
+
+def test_only_accounts_keeps_asked_rows_with_their_extras() -> None:
+    cols = parse(LINES, every_row=True)
+    assert only_accounts(cols, {"a1", "a2", "a3", "a4", "a5", "x"}) is cols
+    kept = only_accounts(cols, {"a2", "a4"})
+    assert list(kept) == [cols[1], cols[3]] and kept.marks == [8, 9]
+
+
+# -- $1 as a literal ---------------------------------------------------------------
+
+QUERY = "SELECT * FROM debtgate_subscribers WHERE account = ANY($1::text[])"
+
+
+def test_param_spans_skip_literals_identifiers_and_comments() -> None:
+    text = ("SELECT '$1', E'it\\'s $1', \"col$1\", $$ $1 $$, $t$ $1 $t$, a$1, x -- $1\n"
+            "/* $1 /* $1 */ $1 */ FROM t WHERE a = $1 AND b = ANY ($1::text[])")
+    spans = param_spans(text)
+    assert spans is not None
+    assert [text[s:e] for s, e, _ in spans] == ["$1", "$1"]
+    assert text.index("a = $1") + 4 == spans[0][0]
+    assert param_spans("SELECT $10, $2") == [(7, 10, 10), (12, 14, 2)]
+    for broken in ("SELECT 'open", "SELECT /* open", "SELECT $x$ open", 'SELECT "open'):
+        assert param_spans(broken) is None
+
+
+def test_bind_refuses_queries_it_cannot_read() -> None:
+    assert bind_text_array(QUERY.replace("$1", "$2"), ["a"]) is None
+    assert bind_text_array(QUERY + " AND x = $10", ["a"]) is None
+    assert bind_text_array("SELECT * FROM v", ["a"]) is None
+    assert bind_text_array(QUERY + " AND '", ["a"]) is None
+    bound = bind_text_array(QUERY, ["a", "b"])
+    assert bound == ("SELECT * FROM debtgate_subscribers WHERE account = "
+                     'ANY(($dgids${"a","b"}$dgids$::text[])::text[])')
+
+
+def test_literal_keeps_hostile_ids_inside_it() -> None:
+    ids = ["x'); DROP TABLE accounts; --", 'q"r', "b\\s", "$dgids$", "NULL", "{}", "", " s ",
+           "a,b", "nul\x00"]
+    literal = text_array_literal(ids)
+    assert literal.startswith("($dgids1$") and literal.endswith("$dgids1$::text[])")
+    body = literal[len("($dgids1$"):-len("$dgids1$::text[])")]
+    assert "$dgids1$" not in body
+    assert body == ('{"x\'); DROP TABLE accounts; --","q\\"r","b\\\\s","$dgids$","NULL","{}",'
+                    '""," s ","a,b"}')  # the NUL id is left out: no text can hold it
+    assert text_array_literal([]) == "($dgids${}$dgids$::text[])"
+    # A body ending in a prefix of the delimiter does not end the literal early.
+    assert text_array_literal(["$dgids"]).startswith("($dgids$")
