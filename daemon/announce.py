@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from .audit import audit
 from .core.transitions import History, Transition
 from .model import State, Subscriber
+from .sources.base import release_memory
 
 if TYPE_CHECKING:
     from .inventory import Inventory
@@ -137,6 +138,7 @@ class Announcer:
             if batch.done >= len(batch.changes) and backlog and backlog[0] is batch:
                 backlog.popleft()
             await asyncio.sleep(0)
+        release_memory()  # the large batch's transient objects: give the pages back
 
     def _hand_over(self, changes: list[Transition],
                    subs: Mapping[str, Subscriber | None] | None, audited: bool = False) -> None:

@@ -48,7 +48,15 @@ from .errors import ApplyError
 from .inventory import Inventory, Placements
 from .model import State, Subscriber
 from .overrides import Override
-from .sources.base import Columns, Delta, Event, Restrictions, Snapshot, gc_paused
+from .sources.base import (
+    Columns,
+    Delta,
+    Event,
+    Restrictions,
+    Snapshot,
+    gc_paused,
+    release_memory,
+)
 from .validate import Outcome, Policy, element, validate_columns, validate_rows
 
 log = logging.getLogger(__name__)
@@ -441,6 +449,7 @@ class Engine(PortalSide, Announcer):
                 kernel = await self.nft.read_sets(MANAGED_SETS)
                 plan = reconcile(desired, kernel, self.clock())
             self.committed = kernel
+            release_memory()  # the set dumps' transient objects
             if not plan.empty:
                 log.warning("drift: kernel differs from the desired state by %d elements; "
                             "repairing", plan.writes)

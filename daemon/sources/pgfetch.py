@@ -271,18 +271,4 @@ class Marks:
         return self.count, total
 
 
-def release_memory() -> None:
-    """Return freed heap pages to the system (glibc ``malloc_trim``; a no-op elsewhere)."""
-    global _TRIM  # noqa: PLW0603 - resolved once
-    if _TRIM is None:
-        try:
-            import ctypes  # noqa: PLC0415
 
-            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
-
-
-_TRIM: Any = None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from ..errors import SourceError
-from .base import Columns, Delta, Restrictions, Row, Sink, Snapshot, SourceHealth
+from .base import Columns, Delta, Restrictions, Row, Sink, Snapshot, SourceHealth, release_memory
 from .coalesce import Coalescer
 from .pgcopy import copy_accounts, copy_restrictions, copy_snapshot
 from .pgfetch import (
@@ -30,7 +30,6 @@ from .pgfetch import (
     fetch_prints,
     fetch_rows,
     has_version,
-    release_memory,
     row_mark,
     summary_query,
 )
