@@ -8,7 +8,7 @@ from typing import Any
 from debtgate.core.reconcile import Plan, commit
 from debtgate.engine import Engine
 from debtgate.errors import ApplyError
-from debtgate.sources.base import Delta, Snapshot
+from debtgate.sources.base import Columns, Delta, Snapshot
 from debtgate.validate import Policy
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -71,3 +71,19 @@ class Harness:
         before = len(self.nft.plans)
         await self.engine.handle(Delta(list(rows), gone))
         return self.nft.plans[-1] if len(self.nft.plans) > before else None
+
+
+def columns(rows: list[dict[str, Any]], extras: tuple[str, ...],
+            active_extras: bool = True) -> Columns:
+    """Rows in columns as a source hands them over: extras only for the rows that carry
+    some (``active_extras=False``: never for active rows, like the PostgreSQL snapshot)."""
+    cols = Columns(extras)
+    for i, r in enumerate(rows):
+        cols.account.append(r["account"])
+        cols.addresses.append(r["addresses"])
+        cols.state.append(r["state"])
+        cols.marks.append(None)
+        extra = tuple(r.get(n) for n in extras)
+        if any(v is not None for v in extra) and (active_extras or r["state"] != "active"):
+            cols.extra[i] = extra
+    return cols

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from debtgate.inventory import Inventory
+from debtgate.validate import Policy, validate_columns, validate_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from debtgate.inventory import Inventory
-from debtgate.sources.base import Columns
-from debtgate.validate import Policy, validate_columns, validate_rows
+from .helpers import columns
 
 EXTRAS = ("amount_due", "currency", "since", "block_at", "name", "language", "tariff",
           "nas", "session_id", "user_name")
@@ -35,22 +35,9 @@ rows = st.lists(st.builds(lambda a, ad, s, e: {"account": a, "addresses": ad, "s
                           accounts, addresses, states, extras), max_size=30)
 
 
-def columns(items: list[dict[str, Any]]) -> Columns:
-    cols = Columns(EXTRAS)
-    for i, r in enumerate(items):
-        cols.account.append(r["account"])
-        cols.addresses.append(r["addresses"])
-        cols.state.append(r["state"])
-        cols.marks.append(None)
-        extra = tuple(r.get(n) for n in EXTRAS)
-        if any(v is not None for v in extra):
-            cols.extra[i] = extra
-    return cols
-
-
 def outcome_of(items: list[dict[str, Any]], policy: Policy) -> tuple[Any, Any]:
     by_rows = validate_rows(items, policy)
-    by_cols = validate_columns(columns(items), policy)
+    by_cols = validate_columns(columns(items, EXTRAS), policy)
     inv = Inventory(default_currency=policy.default_currency)
     inv.replace_all(by_cols.subscribers, by_cols.lean)
     return ((dict(inv.accounts), sorted((r.account or "", r.reason) for r in by_cols.rejections)),

@@ -7,23 +7,11 @@ from typing import Any
 import pytest
 from debtgate.core.guard import GuardPolicy
 from debtgate.model import State
-from debtgate.sources.base import Columns, Delta
+from debtgate.sources.base import Delta
 
-from .helpers import Harness, row
+from .helpers import Harness, columns, row
 
 EXTRAS = ("amount_due", "name", "nas")
-
-
-def columns(rows: list[dict[str, Any]]) -> Columns:
-    cols = Columns(EXTRAS)
-    for i, r in enumerate(rows):
-        cols.account.append(r["account"])
-        cols.addresses.append(r["addresses"])
-        cols.state.append(r["state"])
-        cols.marks.append(None)
-        if r["state"] != "active":
-            cols.extra[i] = tuple(r.get(n) for n in EXTRAS)
-    return cols
 
 
 BASE = [row(f"a{i}", f"10.0.{i // 200}.{i % 200 + 1}", "active") for i in range(3000)]
@@ -43,7 +31,7 @@ async def test_bulk_delta_as_rows_or_columns(as_columns: bool) -> None:
     h = Harness()
     h.engine.guard = GuardPolicy(enabled=False)
     await h.snapshot(*BASE)
-    rows: Any = columns(DELTA) if as_columns else DELTA
+    rows: Any = columns(DELTA, EXTRAS, active_extras=False) if as_columns else DELTA
     await h.engine.handle(Delta(rows, gone=("a2999",)))
     await h.engine.announced()
     blocked = h.nft.sets["blocked_v4_host"]
