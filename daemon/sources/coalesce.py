@@ -5,12 +5,21 @@ without another notification, so the ids of one billing statement, delivered
 together, stay one change). While applies follow each other (a notification
 arrives within ``window`` of the end of the previous apply, or during it),
 ids are gathered for ``window`` seconds from the first one: a storm is
-batched, a single payment is fast.
+batched, a single payment is fast. A *full* payload (a billing statement's id list
+split over several notifications: PostgreSQL caps a payload at 8,000 bytes) means
+more of the same statement follow: they are waited for until a shorter payload ends
+the list (at most ``SPLIT_WAIT`` windows), so a month-start storm is one change,
+not two or three.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+FULL_PAYLOAD = 4000
+"""A payload at least this long (bytes of text) is one part of a split id list."""
+SPLIT_WAIT = 10
+"""Windows to wait at most for the rest of a split id list."""
 
 
 def quiet_for(window: float) -> float:
@@ -31,21 +40,27 @@ class Coalescer:
     """Arrival of the newest pending notification."""
     busy_until: float = field(default=float("-inf"))
     """A notification arriving before this belongs to a burst."""
+    split: bool = False
+    """The newest notification was one full part of a split id list: more follow."""
 
     def __post_init__(self) -> None:
         if self.quiet < 0:
             self.quiet = quiet_for(self.window)
 
-    def arrived(self, now: float) -> None:
+    def arrived(self, now: float, size: int = 0) -> None:
+        """A notification of ``size`` bytes of payload arrived at ``now``."""
         if self.first is None:
             self.first = now
         self.last = now
+        self.split = size >= FULL_PAYLOAD
 
     def due(self) -> float | None:
         """When the pending ids should be applied (None: nothing pending)."""
         if self.first is None:
             return None
         cap = self.first + self.window
+        if self.split:
+            return self.first + SPLIT_WAIT * self.window
         if self.first < self.busy_until:
             return cap
         return min(cap, self.last + self.quiet)
@@ -53,6 +68,7 @@ class Coalescer:
     def take(self) -> float | None:
         """The pending ids are being applied: forget them; returns the first arrival."""
         first, self.first = self.first, None
+        self.split = False
         return first
 
     def started(self) -> None:

@@ -187,7 +187,7 @@ class PostgresSource(PgSync):
             self._resync = True
         else:
             self._pending.update(ids)
-            self._coalesce.arrived(time.monotonic())
+            self._coalesce.arrived(time.monotonic(), len(payload))
         self._wake.set()
 
     # -- the loop ----------------------------------------------------------

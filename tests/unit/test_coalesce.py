@@ -57,3 +57,17 @@ def test_quiet_time_scales_with_the_window_and_is_bounded() -> None:
     assert quiet_for(0.005) == 0.001
     assert quiet_for(0.200) == pytest.approx(0.020)
     assert Coalescer(0.2, quiet=0.0).due() is None
+
+
+def test_a_split_id_list_waits_for_its_last_part() -> None:
+    c = Coalescer(0.020)
+    c.arrived(100.0, size=7_900)  # one full part of a statement's ids: more follow
+    assert c.due() == pytest.approx(100.200)  # at most SPLIT_WAIT windows
+    c.arrived(100.030, size=7_900)  # later than the window: still the same list
+    assert c.due() == pytest.approx(100.200)
+    c.arrived(100.031, size=1_200)  # the last part ends the list
+    due = c.due()
+    assert due is not None and due <= 100.033  # due now: one change, not three
+    c.take()
+    c.arrived(101.0, size=12)  # a payment afterwards is fast again
+    assert c.due() == pytest.approx(101.002)
