@@ -1,8 +1,11 @@
 """Probe storm (issue 4): 10,000 devices' OS detection probes hit the portal while the
 daemon keeps applying billing changes. Does the storm slow enforcement down?
 
-    sudo .venv/bin/python bench/portal_probe_storm.py [--cycles 6] [--window 15]
-        [--storms dnat] [--addresses 10000] [--interval 0.01] [--daemon-nice 0]
+    sudo .venv/bin/python bench/portal_probe_storm.py [--storms dnat,direct,burn]
+        [--cycles 6] [--window 15] [--addresses 10000] [--interval 0.01] [--daemon-nice 0]
+
+(``PYTHONPATH`` may point at a snapshot of a commit laid out as the package, so that
+the run does not import a working tree other people are editing; the JSON says which.)
 
 Two throwaway network namespaces, joined by a veth pair:
 
@@ -24,16 +27,22 @@ Storm kinds (``--storms``, each one window per cycle):
 * ``dnat``: to an Internet address, port 80, so the shipped ruleset's
   ``nat_prerouting`` DNATs it to the portal, exactly as on a gateway;
 * ``direct``: to the portal's own address and port (no NAT): the portal cannot know
-  the address is captive and asks the daemon within ``probe_question_rate``.
+  the address is captive and asks the daemon within ``probe_question_rate``;
+* ``burn``: no probes; a busy loop keeps core 0 as busy as a storm does. The control
+  for "core 0 is saturated" itself: how the scheduler spreads the machine's other
+  work (on a shared VM, other jobs) changes when one core is full, whatever fills it.
 
 The run alternates windows, quiet then storm, ``--cycles`` times, all with the same
-daemon: Q S Q S ... (with ``--storms dnat,direct``: Q D Q X ...). Each window is
+daemon: Q S Q S ... (the default ``dnat,direct,burn``: Q D Q X Q B ...). Each window is
 measured from ``--settle`` seconds after its start to its end. Per window: the apply
 latencies, the daemon's view questions, the daemon's CPU time (all threads, from
 /proc/PID/task/*/schedstat) and its run-queue wait, the portal's CPU time, both cores'
 user/system/softirq/steal shares (/proc/stat). Per condition: pooled p50/p99 of the
-applies, the spread of the per-window figures, and a permutation test of "storm
-windows have a higher apply p99 (or daemon CPU) than quiet windows". Prints JSON.
+applies, the spread of the per-window figures, the ratio of each window's p99 to its
+cycle's baseline, and a permutation test of "storm windows have a higher apply p99 (or
+daemon CPU) than the baseline windows"; all of it again for the clean windows only
+(other jobs used < 50 ms/s of either core: the VM is shared). Prints JSON on stdout and
+a summary on stderr.
 """
 
 from __future__ import annotations
@@ -69,6 +78,8 @@ PORTAL_V4, PORTAL_PORT = "10.255.255.1", 8080
 INTERNET = "198.18.0.10"  # any address beyond the gateway: DNATed to the portal
 TARGETS = {"dnat": (INTERNET, 80), "direct": (PORTAL_V4, PORTAL_PORT)}
 GW_LINK, SUB_LINK = ("192.0.2.1", "192.0.2.2")
+CLEAN_LIMIT = 50.0
+"""ms/s of a core other jobs may use in a window counted as clean."""
 CT_TIME_WAIT = 15
 
 
@@ -163,6 +174,14 @@ async def storm(n: int, concurrency: int, schedule: list[dict[str, Any]]) -> lis
             codes[code] = codes.get(code, 0) + 1
 
     for window in schedule:
+        if window["kind"] == "burn":
+            await asyncio.sleep(max(0.0, window["start"] - time.monotonic()))
+            spins = 0
+            while time.monotonic() < window["end"]:
+                for _ in range(10_000):
+                    spins += 1
+            results.append({"window": window["index"], "kind": "burn", "spins": spins})
+            continue
         if window["kind"] not in TARGETS:
             continue
         host, port = TARGETS[window["kind"]]
@@ -254,7 +273,7 @@ def snapshot(pids: dict[str, int]) -> dict[str, Any]:
 def window_usage(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     span = b["t"] - a["t"]
     out: dict[str, Any] = {}
-    for name in ("daemon", "portal"):
+    for name in ("daemon", "portal", "client"):
         out[f"{name}_cpu_ms_per_s"] = round((b[name]["run"] - a[name]["run"]) / span * 1000, 2)
         out[f"{name}_wait_ms_per_s"] = round((b[name]["wait"] - a[name]["wait"]) / span * 1000,
                                              2)
@@ -266,9 +285,13 @@ def window_usage(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         total = sum(delta) or 1
         out[core] = {f: round(d / total, 3) for f, d in zip(CPU_FIELDS, delta, strict=True)
                      if f in ("user", "system", "softirq", "irq", "steal", "idle")}
-    # what else ran on the daemon's core: its busy time less the daemon's own
+    # what else ran on each core: its busy time less the bench's own processes there
+    # (the kernel's work for them, softirq included, counts as "else": an upper bound)
     busy = 1 - out["cpu1"]["idle"] - out["cpu1"]["steal"]
     out["cpu1_others_ms_per_s"] = round(max(0.0, busy * 1000 - out["daemon_cpu_ms_per_s"]), 1)
+    busy = 1 - out["cpu0"]["idle"] - out["cpu0"]["steal"] - out["cpu0"]["softirq"]
+    out["cpu0_others_ms_per_s"] = round(max(0.0, busy * 1000 - out["portal_cpu_ms_per_s"]
+                                            - out["client_cpu_ms_per_s"]), 1)
     return out
 
 
@@ -301,11 +324,22 @@ def spread(values: list[float]) -> dict[str, float] | None:
             "max": round(max(values), 3)}
 
 
-def summarise(windows: list[dict[str, Any]], storms: list[str]) -> dict[str, Any]:
+def clean(window: dict[str, Any], limit: float) -> bool:
+    """True when the machine's other work (other jobs on a shared VM) used less than
+    ``limit`` ms/s of either core during the window."""
+    return window["cpu0_others_ms_per_s"] < limit and window["cpu1_others_ms_per_s"] < limit
+
+
+def summarise(windows: list[dict[str, Any]], storms: list[str],
+              clean_limit: float | None = None) -> dict[str, Any]:
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for w in windows:
         by_kind.setdefault(w["kind"], []).append(w)
     out: dict[str, Any] = {}
+    if clean_limit is None:
+        out["clean_windows"] = summarise([w for w in windows if clean(w, CLEAN_LIMIT)], storms,
+                                         CLEAN_LIMIT)
+        out["clean_windows"]["limit_ms_per_s"] = CLEAN_LIMIT
     for kind, group in by_kind.items():
         pooled = [d for w in group for d in w["_durations"]]
         out[kind] = {
@@ -319,13 +353,15 @@ def summarise(windows: list[dict[str, Any]], storms: list[str]) -> dict[str, Any
             "daemon_cpu_ms_per_s": spread([w["daemon_cpu_ms_per_s"] for w in group]),
             "daemon_wait_ms_per_s": spread([w["daemon_wait_ms_per_s"] for w in group]),
             "cpu1_others_ms_per_s": spread([w["cpu1_others_ms_per_s"] for w in group]),
+            "cpu0_others_ms_per_s": spread([w["cpu0_others_ms_per_s"] for w in group]),
             "portal_cpu_ms_per_s": spread([w["portal_cpu_ms_per_s"] for w in group]),
             "cpu1_softirq": spread([w["cpu1"]["softirq"] for w in group]),
             "cpu1_steal": spread([w["cpu1"]["steal"] for w in group]),
             "cpu0_idle": spread([w["cpu0"]["idle"] for w in group]),
         }
     for kind in storms:
-        answered = [w["storm"] for w in by_kind.get(kind, []) if "storm" in w]
+        answered = [w["storm"] for w in by_kind.get(kind, [])
+                    if "storm" in w and "requests" in w["storm"]]
         if answered:
             codes: dict[str, int] = {}
             for a in answered:
@@ -339,33 +375,43 @@ def summarise(windows: list[dict[str, Any]], storms: list[str]) -> dict[str, Any
                 "p99_ms": spread([a["p99_ms"] for a in answered if a["p99_ms"] is not None])}
     quiet = by_kind.get("quiet", [])
     for kind in storms:
-        group = by_kind.get(kind, [])
-        if not group or not quiet:
-            continue
-        paired = []
-        for w in group:  # the quiet window right before each storm window
-            before = [q for q in quiet if q["index"] < w["index"]]
-            if before:
-                paired.append(w["apply"]["p99_ms"] / before[-1]["apply"]["p99_ms"])
-        qp = out["quiet"]["apply_pooled"]
-        sp = out[kind]["apply_pooled"]
-        out[f"{kind}_vs_quiet"] = {
-            "pooled_p99_ratio": round(sp["p99_ms"] / qp["p99_ms"], 3),
-            "pooled_p50_ratio": round(sp["p50_ms"] / qp["p50_ms"], 3),
-            "paired_p99_ratios": [round(r, 2) for r in paired],
-            "storm_p99_above_preceding_quiet": f"{sum(r > 1 for r in paired)} of {len(paired)}",
-            "p_storm_raises_p99": permutation_p([w["apply"]["p99_ms"] for w in group],
-                                                [q["apply"]["p99_ms"] for q in quiet]),
-            "p_storm_raises_p50": permutation_p([w["apply"]["p50_ms"] for w in group],
-                                                [q["apply"]["p50_ms"] for q in quiet]),
-            "daemon_cpu_ms_per_s_difference": round(
-                statistics.median([w["daemon_cpu_ms_per_s"] for w in group])
-                - statistics.median([q["daemon_cpu_ms_per_s"] for q in quiet]), 2),
-            "p_storm_raises_daemon_cpu": permutation_p(
-                [w["daemon_cpu_ms_per_s"] for w in group],
-                [q["daemon_cpu_ms_per_s"] for q in quiet]),
-        }
+        if len(by_kind.get(kind, [])) >= 2 and len(quiet) >= 2:
+            out[f"{kind}_vs_quiet"] = compare(by_kind[kind], quiet)
+    burn = by_kind.get("burn", [])
+    for kind in storms:
+        if kind != "burn" and len(by_kind.get(kind, [])) >= 2 and len(burn) >= 2:
+            out[f"{kind}_vs_burn"] = compare(by_kind[kind], burn)
     return out
+
+
+def compare(group: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[str, Any]:
+    """Storm windows against baseline windows: pooled ratios, the per-cycle ratios
+    (each window against the baseline window of its cycle) and permutation tests."""
+    pooled = [d for w in group for d in w["_durations"]]
+    pooled_base = [d for w in base for d in w["_durations"]]
+    sp, bp = latency(pooled), latency(pooled_base)
+    base_of = {w["cycle"]: w for w in base}
+    paired = [w["apply"]["p99_ms"] / base_of[w["cycle"]]["apply"]["p99_ms"]
+              for w in group if w["cycle"] in base_of]
+
+    def values(windows: list[dict[str, Any]], key: str, sub: str | None = None) -> list[float]:
+        return [w[key][sub] if sub else w[key] for w in windows]
+
+    return {
+        "pooled_p99_ratio": round(sp["p99_ms"] / bp["p99_ms"], 3),
+        "pooled_p50_ratio": round(sp["p50_ms"] / bp["p50_ms"], 3),
+        "paired_p99_ratios": [round(r, 2) for r in paired],
+        "p99_above_baseline_of_same_cycle": f"{sum(r > 1 for r in paired)} of {len(paired)}",
+        "p_raises_p99": permutation_p(values(group, "apply", "p99_ms"),
+                                      values(base, "apply", "p99_ms")),
+        "p_raises_p50": permutation_p(values(group, "apply", "p50_ms"),
+                                      values(base, "apply", "p50_ms")),
+        "daemon_cpu_ms_per_s_difference": round(
+            statistics.median(values(group, "daemon_cpu_ms_per_s"))
+            - statistics.median(values(base, "daemon_cpu_ms_per_s")), 2),
+        "p_raises_daemon_cpu": permutation_p(values(group, "daemon_cpu_ms_per_s"),
+                                             values(base, "daemon_cpu_ms_per_s")),
+    }
 
 
 # -- orchestration ---------------------------------------------------------------------
@@ -397,13 +443,14 @@ def build_namespaces(gw: str, sub: str, veth: str) -> None:
 
 def schedule_of(args: argparse.Namespace, t0: float) -> list[dict[str, Any]]:
     kinds = []
-    for _ in range(args.cycles):
+    for cycle in range(args.cycles):
         for storm_kind in args.storms:
-            kinds += ["quiet", storm_kind]
+            kinds += [(cycle, "quiet"), (cycle, storm_kind)]
     windows = []
     t = t0
-    for i, kind in enumerate(kinds):
-        windows.append({"index": i, "kind": kind, "start": t, "end": t + args.window})
+    for i, (cycle, kind) in enumerate(kinds):
+        windows.append({"index": i, "cycle": cycle, "kind": kind, "start": t,
+                        "end": t + args.window})
         t += args.window
     return windows
 
@@ -419,6 +466,15 @@ def tree_state() -> str:
         return head + (f" + uncommitted {', '.join(changed)}" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def debtgate_from() -> str:
+    """Where the package the processes import lives (PYTHONPATH can point the bench at a
+    snapshot of a commit, away from a working tree others are editing)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("debtgate")
+    return str(Path(spec.origin).parent) if spec and spec.origin else "unknown"
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -444,15 +500,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                        "-c", PORTAL_SIDE, sock, args.question_rate]))
         time.sleep(2.0)
         pids = {"daemon": procs[0].pid, "portal": procs[1].pid}
-        for name, pid in pids.items():  # ip netns exec / nice / taskset exec, no fork
-            assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(py.encode()), name
         t0 = time.monotonic() + 4.0  # the storm client's start-up is before the first window
         schedule = schedule_of(args, t0)
         storm_proc = subprocess.Popen(
             ["ip", "netns", "exec", sub, "taskset", "-c", "0", py, __file__, "--storm",
              str(args.addresses), str(args.concurrency), json.dumps(schedule)],
             stdout=subprocess.PIPE)
+        time.sleep(2.0)
+        for name, pid in (*pids.items(), ("client", storm_proc.pid)):
+            # ip netns exec, nice and taskset exec the next program: the same pid
+            assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(py.encode()), name
         procs.append(storm_proc)  # type: ignore[arg-type]
+        pids["client"] = storm_proc.pid
         marks = []
         for w in schedule:
             time.sleep(max(0.0, w["start"] + args.settle - time.monotonic()))
@@ -483,7 +542,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu = [c for t, _, c in data["samples"] if a <= t < b]
         off_cpu = [d - c for t, d, c in data["samples"] if a <= t < b]
         n_views = sum(1 for t in views if a <= t < b)
-        entry = {"index": w["index"], "kind": w["kind"], "seconds": round(b - a, 2),
+        entry = {"index": w["index"], "cycle": w["cycle"], "kind": w["kind"],
+                 "seconds": round(b - a, 2),
                  "apply": latency(durations), "apply_cpu": latency(cpu),
                  "apply_off_cpu": latency(off_cpu), "daemon_views": n_views,
                  "daemon_views_per_s": round(n_views / (b - a), 1),
@@ -502,6 +562,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      "storms": args.storms, "concurrency": args.concurrency,
                      "probe_question_rate": args.question_rate,
                      "daemon_nice": args.daemon_nice, "tree": tree_state(),
+                     "debtgate_from": debtgate_from(),
                      "conntrack_time_wait_s": CT_TIME_WAIT,
                      "load_before": Path("/proc/loadavg").read_text().split()[:3]},
         "summary": summary,
@@ -514,26 +575,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def brief(result: dict[str, Any]) -> str:
     """A few lines for people (the JSON has everything)."""
     lines = [f"settings: {json.dumps(result['settings'])}"]
-    summary = result["summary"]
-    for kind in ("quiet", *result["settings"]["storms"]):
-        c = summary.get(kind)
-        if not c:
-            continue
-        a = c["apply_pooled"]
-        lines.append(
-            f"{kind:7} applies {a['applies']:6}  p50 {a['p50_ms']:.3f}  p99 {a['p99_ms']:.3f} ms"
-            f"  (per window p99 {c['apply_p99_ms_per_window']})  views/s "
-            f"{c['daemon_views_per_s']['median']}  daemon cpu ms/s "
-            f"{c['daemon_cpu_ms_per_s']['median']}  wait ms/s "
-            f"{c['daemon_wait_ms_per_s']['median']}  others on core 1 ms/s "
-            f"{c['cpu1_others_ms_per_s']['median']}")
-        lines.append(f"        apply CPU {c['apply_cpu_pooled']}")
-        lines.append(f"        apply off CPU {c['apply_off_cpu_pooled']}")
-        if "probes" in c:
-            lines.append(f"        probes {json.dumps(c['probes'])}")
-    for kind in result["settings"]["storms"]:
-        if f"{kind}_vs_quiet" in summary:
-            lines.append(f"{kind} vs quiet: {json.dumps(summary[f'{kind}_vs_quiet'])}")
+    storms = result["settings"]["storms"]
+
+    def section(summary: dict[str, Any], title: str) -> None:
+        lines.append(title)
+        for kind in ("quiet", *storms):
+            c = summary.get(kind)
+            if not c:
+                continue
+            a = c["apply_pooled"]
+            lines.append(
+                f"  {kind:7} windows {c['windows']:2} applies {a['applies']:6}  p50 "
+                f"{a['p50_ms']:.3f}  p99 {a['p99_ms']:.3f} ms  (per window p99 "
+                f"{c['apply_p99_ms_per_window']})  views/s {c['daemon_views_per_s']['median']}"
+                f"  daemon cpu ms/s {c['daemon_cpu_ms_per_s']['median']}  wait ms/s "
+                f"{c['daemon_wait_ms_per_s']['median']}  others ms/s core0 "
+                f"{c['cpu0_others_ms_per_s']['median']} core1 "
+                f"{c['cpu1_others_ms_per_s']['median']}")
+            lines.append(f"          apply CPU {c['apply_cpu_pooled']}")
+            lines.append(f"          apply off CPU {c['apply_off_cpu_pooled']}")
+            if "probes" in c:
+                lines.append(f"          probes {json.dumps(c['probes'])}")
+        for kind in storms:
+            for base in ("quiet", "burn"):
+                if f"{kind}_vs_{base}" in summary:
+                    lines.append(f"  {kind} vs {base}: "
+                                 f"{json.dumps(summary[f'{kind}_vs_{base}'])}")
+
+    section(result["summary"], "all windows")
+    section(result["summary"]["clean_windows"],
+            f"clean windows (other jobs < {CLEAN_LIMIT:.0f} ms/s on each core)")
     return "\n".join(lines)
 
 
@@ -558,8 +629,8 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=15.0, help="seconds per window")
     ap.add_argument("--settle", type=float, default=1.0,
                     help="seconds at the start of each window not measured")
-    ap.add_argument("--storms", type=lambda s: s.split(","), default=["dnat"],
-                    help="storm kinds, comma-separated: dnat, direct")
+    ap.add_argument("--storms", type=lambda s: s.split(","), default=["dnat", "direct", "burn"],
+                    help="storm kinds, comma-separated: dnat, direct, burn")
     ap.add_argument("--interval", type=float, default=0.01, help="seconds between applies")
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--question-rate", default="default",
@@ -568,7 +639,7 @@ def main() -> None:
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     for kind in args.storms:
-        if kind not in TARGETS:
+        if kind not in TARGETS and kind != "burn":
             ap.error(f"unknown storm kind {kind!r}")
     result = run(args)
     text = json.dumps(result, indent=2)
