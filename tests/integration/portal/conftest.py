@@ -19,14 +19,16 @@ SBP = "https://qr.nspk.ru/AS1000TEST?type=02&bank=100000000111&sum={amount_kopec
 
 
 class MemoryLink:
-    """A DaemonLink backed by a dict; records acknowledgements."""
+    """A DaemonLink backed by a dict; counts view questions, records acknowledgements."""
 
     def __init__(self, views: dict[str, SubscriberView]) -> None:
         self.views = dict(views)
         self.acks: list[str] = []
         self.down = False
+        self.asked = 0
 
     async def view(self, ip: str) -> SubscriberView | None:
+        self.asked += 1
         if self.down:
             raise DaemonUnavailable("test: down")
         return self.views.get(ip)

@@ -189,16 +189,6 @@ PROBE = (b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n
          b"User-Agent: Dalvik/2.1.0\r\nConnection: close\r\n\r\n")
 
 
-class AskedLink(MemoryLink):
-    def __init__(self, views):
-        super().__init__(views)
-        self.asked = 0
-
-    async def view(self, ip):
-        self.asked += 1
-        return await super().view(ip)
-
-
 @pytest.fixture
 def nat(monkeypatch):
     """Say which layer sees the connection as DNATed: the fast path, the application."""
@@ -216,7 +206,7 @@ async def test_dnat_probe_is_answered_on_the_fast_path_without_a_question(portal
     # Only the fast path sees the DNAT: had aiohttp answered, it would have asked the
     # daemon and said "online" (204) for this active address.
     nat(fast=True, app=False)
-    link = AskedLink({A: subscriber(A, State.ACTIVE)})
+    link = MemoryLink({A: subscriber(A, State.ACTIVE)})
     port = await portal(link)
     reader, writer = await connect(port)
     writer.write(PROBE + get(port))  # the pipelined request is not answered: closed
@@ -240,7 +230,7 @@ async def test_fast_sign_in_equals_the_application_sign_in(portal, nat, probe):
     answers = []
     for fast_path in (True, False):
         nat(fast=fast_path, app=not fast_path)
-        link = AskedLink({A: subscriber(A, State.BLOCKED)})
+        link = MemoryLink({A: subscriber(A, State.BLOCKED)})
         port = await portal(link, fast_path=fast_path)
         reader, writer = await connect(port)
         writer.write(probe)
@@ -266,7 +256,7 @@ async def test_fast_sign_in_equals_the_application_sign_in(portal, nat, probe):
 ])
 async def test_probes_the_fast_path_is_unsure_of_go_to_the_application(portal, nat, probe):
     nat(fast=True, app=False)
-    link = AskedLink({A: subscriber(A, State.ACTIVE)})
+    link = MemoryLink({A: subscriber(A, State.ACTIVE)})
     port = await portal(link)
     reader, writer = await connect(port)
     writer.write(probe)
@@ -277,7 +267,7 @@ async def test_probes_the_fast_path_is_unsure_of_go_to_the_application(portal, n
 
 async def test_probe_not_dnated_goes_to_the_application_which_asks(portal, nat):
     nat(fast=False, app=False)
-    link = AskedLink({A: subscriber(A, State.ACTIVE)})
+    link = MemoryLink({A: subscriber(A, State.ACTIVE)})
     port = await portal(link)
     reader, writer = await connect(port)
     writer.write(PROBE)
@@ -288,7 +278,7 @@ async def test_probe_not_dnated_goes_to_the_application_which_asks(portal, nat):
 
 async def test_dnat_probe_takes_a_rate_limit_token(portal, nat):
     nat(fast=True, app=True)
-    link = AskedLink({A: subscriber(A, State.BLOCKED)})
+    link = MemoryLink({A: subscriber(A, State.BLOCKED)})
     port = await portal(link, rate_limit=0.001, rate_burst=1)
     codes = []
     for _ in range(2):
@@ -302,7 +292,7 @@ async def test_dnat_probe_takes_a_rate_limit_token(portal, nat):
 async def test_real_kernel_without_nat_is_not_dnat(portal):
     # no monkeypatch: a plain loopback connection has no NAT record (or one whose
     # destination is the socket's own address); the probe is asked about
-    link = AskedLink({A: subscriber(A, State.ACTIVE)})
+    link = MemoryLink({A: subscriber(A, State.ACTIVE)})
     port = await portal(link)
     reader, writer = await connect(port)
     writer.write(PROBE)

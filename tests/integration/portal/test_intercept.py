@@ -134,18 +134,8 @@ async def test_probe_with_daemon_down_opens_sign_in(make_client):
     assert resp.status == 302
 
 
-class CountingLink(MemoryLink):
-    def __init__(self, views):
-        super().__init__(views)
-        self.asked = 0
-
-    async def view(self, ip):
-        self.asked += 1
-        return await super().view(ip)
-
-
 async def test_probe_captive_verdict_is_remembered_until_acknowledged(make_client):
-    link = CountingLink({IP: subscriber(IP, State.WARN)})
+    link = MemoryLink({IP: subscriber(IP, State.WARN)})
     client = await make_client(link, make_config(probe_cache_ttl=60))
     for _ in range(3):
         resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
@@ -161,7 +151,7 @@ async def test_probe_captive_verdict_is_remembered_until_acknowledged(make_clien
 
 
 async def test_acknowledgement_forgets_the_probe_verdict(make_client):
-    link = CountingLink({IP: subscriber(IP, State.WARN)})
+    link = MemoryLink({IP: subscriber(IP, State.WARN)})
     client = await make_client(link)
     portal = client.app[PORTAL]
     portal.probes.remember(IP)
@@ -172,7 +162,7 @@ async def test_acknowledgement_forgets_the_probe_verdict(make_client):
 
 
 async def test_probe_verdicts_are_not_remembered_by_default(make_client):
-    link = CountingLink({IP: subscriber(IP, State.BLOCKED)})
+    link = MemoryLink({IP: subscriber(IP, State.BLOCKED)})
     client = await make_client(link)
     resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
                             allow_redirects=False)
@@ -184,7 +174,7 @@ async def test_probe_verdicts_are_not_remembered_by_default(make_client):
 
 
 async def test_probes_over_the_question_budget_open_sign_in_unasked(make_client):
-    link = CountingLink({})  # nobody's addresses: asked, they would be answered "online"
+    link = MemoryLink({})  # nobody's addresses: asked, they would be answered "online"
     client = await make_client(link, make_config(probe_question_rate=2))
     codes = []
     for i in range(5):
@@ -223,7 +213,7 @@ def dnated(monkeypatch):
 @pytest.mark.parametrize("state", [State.BLOCKED, State.PAUSED, State.DISABLED, State.WARN])
 async def test_dnat_probes_open_sign_in_without_a_question(make_client, dnated, host, path,
                                                            status, body, state):
-    link = CountingLink({PEER: subscriber(PEER, state)})
+    link = MemoryLink({PEER: subscriber(PEER, state)})
     client = await make_client(link, dnat_config())
     for method in ("GET", "HEAD"):
         resp = await client.request(method, path, headers={"Host": host},
@@ -240,7 +230,7 @@ async def test_dnat_probe_trusts_the_network_over_a_stale_view(make_client, dnat
     # DNATed; the unblock also cuts the tracked flows, so this is a race of moments):
     # the network's verdict at the connection's start is the answer, and asking the
     # daemon is not needed. The next probe, on a new connection, is not DNATed.
-    link = CountingLink({PEER: subscriber(PEER, State.ACTIVE)})
+    link = MemoryLink({PEER: subscriber(PEER, State.ACTIVE)})
     client = await make_client(link, dnat_config())
     resp = await client.get("/generate_204", headers={"Host": "connectivitycheck.gstatic.com"},
                             allow_redirects=False)
@@ -251,7 +241,7 @@ async def test_probe_not_dnated_still_asks(make_client, monkeypatch):
     import debtgate.portal.intercept as intercept
 
     monkeypatch.setattr(intercept, "reached_by_dnat", lambda transport: False)
-    link = CountingLink({PEER: subscriber(PEER, State.ACTIVE)})
+    link = MemoryLink({PEER: subscriber(PEER, State.ACTIVE)})
     client = await make_client(link, dnat_config())
     resp = await client.get("/generate_204", headers={"Host": "connectivitycheck.gstatic.com"},
                             allow_redirects=False)
@@ -260,7 +250,7 @@ async def test_probe_not_dnated_still_asks(make_client, monkeypatch):
 
 async def test_dnat_of_a_trusted_proxy_says_nothing_of_its_client(make_client, dnated):
     # the peer is a trusted proxy: its connection's NAT is not the client's
-    link = CountingLink({IP: subscriber(IP, State.ACTIVE)})
+    link = MemoryLink({IP: subscriber(IP, State.ACTIVE)})
     client = await make_client(link)
     resp = await client.get("/generate_204", headers=dnat_headers("connectivitycheck.gstatic.com"),
                             allow_redirects=False)
@@ -273,7 +263,7 @@ def dnat_headers(host: str) -> dict[str, str]:
 
 
 async def test_dnat_changes_nothing_for_other_intercepted_requests(make_client, dnated):
-    link = CountingLink({PEER: subscriber(PEER, State.BLOCKED)})
+    link = MemoryLink({PEER: subscriber(PEER, State.BLOCKED)})
     client = await make_client(link, dnat_config())
     resp = await client.get("/news", headers={"Host": "news.example"}, allow_redirects=False)
     assert resp.status == 302
@@ -285,7 +275,7 @@ async def test_dnat_changes_nothing_for_other_intercepted_requests(make_client, 
 
 async def test_canonical_host_is_not_a_probe_even_when_dnated(make_client, dnated):
     # an active host on the portal's own name gets its page, asked as always
-    link = CountingLink({PEER: subscriber(PEER, State.ACTIVE)})
+    link = MemoryLink({PEER: subscriber(PEER, State.ACTIVE)})
     client = await make_client(link, dnat_config())
     resp = await client.get("/api/state", headers={"Host": "10.255.255.1:8080"})
     assert resp.status == 200 and (await resp.json())["online"] is True
