@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from .inventory import Inventory, PreviousView
 from .model import Rejection, Subscriber
 from .sources.base import Columns, Row
-from .validate import Outcome, Policy, validate_columns, validate_rows
+from .validate import Outcome, Policy, validate_batch
 
 BULK_CHANGE = 2000
 """Above this many rows, the inventory's versions of the rows' accounts are a lazy view."""
@@ -40,14 +40,12 @@ def validate_delta(rows: Sequence[Row], policy: Policy, inventory: Inventory) ->
     """The new versions of a delta's accounts (``Outcome.subscribers``; lean rows are
     built as subscribers) and the rejections, conflicts with other accounts included."""
     previous = previous_versions(rows, inventory)
-    if isinstance(rows, Columns):
-        outcome = validate_columns(rows, policy, previous)
+    outcome = validate_batch(rows, policy, previous)
+    if outcome.lean:  # rows in columns: active one-host rows come back lean
         lean_subscriber = inventory.lean_subscriber
         outcome.subscribers.update(
             (account, lean_subscriber(account, host)) for account, host in outcome.lean.items())
         outcome.lean = {}
-    else:
-        outcome = validate_rows(rows, policy, previous)
     subs = outcome.subscribers
     for account, clash in inventory.clashes(subs.values()).items():
         del subs[account]

@@ -28,12 +28,11 @@ from .audit import audit
 from .core.desired import build_desired, build_desired_bulk, garden_desired, update_desired
 from .core.guard import GuardPolicy, hold
 from .core.placement import place_many
-from .core.reconcile import Plan, SetDelta, commit, reconcile
+from .core.reconcile import Plan, commit, reconcile
 from .core.sets import (
     ENFORCEMENT_SETS,
     GARDEN_SETS,
     MANAGED_SETS,
-    SET_NAMES,
 )
 from .core.transitions import (
     History,
@@ -49,7 +48,6 @@ from .inventory import Inventory, Placements
 from .model import State, Subscriber
 from .overrides import Override
 from .sources.base import (
-    Columns,
     Delta,
     Event,
     Restrictions,
@@ -57,7 +55,7 @@ from .sources.base import (
     gc_paused,
     release_memory,
 )
-from .validate import Outcome, Policy, element, validate_columns, validate_rows
+from .validate import Outcome, Policy, element, validate_batch, validate_rows
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +67,6 @@ RESTRICTED = frozenset({State.BLOCKED, State.PAUSED, State.DISABLED})
 
 BULK_CHANGE = deltas.BULK_CHANGE
 """Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk."""
-_SET_NAMES = SET_NAMES
-
 
 _STATE_OF = operator.attrgetter("state")
 
@@ -226,8 +222,7 @@ class Engine(PortalSide, Announcer):
 
     async def _snapshot(self, event: Snapshot) -> None:
         inv = self.inventory
-        validate = validate_columns if isinstance(event.rows, Columns) else validate_rows
-        outcome = await asyncio.to_thread(validate, event.rows, self.policy,  # type: ignore[arg-type]
+        outcome = await asyncio.to_thread(validate_batch, event.rows, self.policy,
                                           inv.accounts)
         self._record_rejections(outcome)
         subs, lean = outcome.subscribers, outcome.lean
@@ -291,16 +286,11 @@ class Engine(PortalSide, Announcer):
         here too (the same validation), and their rejections are counted there."""
         if self.has_baseline():
             return
-        validate = validate_columns if isinstance(event.rows, Columns) else validate_rows
-        outcome = await asyncio.to_thread(validate, event.rows, self.policy,  # type: ignore[arg-type]
-                                          {})
+        outcome = await asyncio.to_thread(validate_batch, event.rows, self.policy)
         subs = list(outcome.subscribers.values())
         state_of = self.state_of if self.overrides else _billing_state
         wanted = build_desired_bulk(subs, list(map(state_of, subs)))
-        plan = reconcile(wanted, self.committed, self.clock())
-        plan = Plan(at=plan.at, changes=tuple(SetDelta(d.name, add=d.add)
-                                              for d in plan.changes if d.add),
-                    conntrack=tuple(sorted({e for d in plan.changes for e in d.add})))
+        plan = reconcile(wanted, self.committed, self.clock()).additions()
         await self._apply(plan, cause="billing snapshot (restrictions first)")
         self.stats.early_restricted += plan.writes
 

@@ -12,14 +12,14 @@ import functools
 import ipaddress
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .model import Rejection, Session, State, Subscriber
-from .sources.base import Columns
+from .sources.base import Columns, Row
 from .validate_bulk import LEAN_V4, bulk_lean, bulk_plain
 
 _SPLIT = re.compile(r"[\s,;]+")
@@ -502,6 +502,14 @@ def validate_columns(cols: Columns, policy: Policy,
     else:
         out.hosts = hosts
     return out
+
+
+def validate_batch(rows: Sequence[Row], policy: Policy,
+                   previous: Mapping[str, Subscriber] | None = None) -> Outcome:
+    """:func:`validate_columns` for rows in columns, else :func:`validate_rows`."""
+    if isinstance(rows, Columns):
+        return validate_columns(rows, policy, previous)
+    return validate_rows(rows, policy, previous)
 
 
 _ACCOUNT_OF = operator.attrgetter("account")

@@ -44,6 +44,13 @@ class Plan:
     def writes(self) -> int:
         return sum(len(d.add) + len(d.delete) for d in self.changes)
 
+    def additions(self) -> Plan:
+        """This plan without its deletions (an add-only head start): only the added
+        elements are cut from conntrack."""
+        changes = tuple(SetDelta(d.name, add=d.add) for d in self.changes if d.add)
+        return Plan(at=self.at, changes=changes,
+                    conntrack=_ordered({e for d in changes for e in d.add}))
+
     def adds(self, name: str) -> tuple[str, ...]:
         return next((d.add for d in self.changes if d.name == name), ())
 
