@@ -49,13 +49,12 @@ def build_desired(subs: Iterable[Subscriber], state_of: StateOf = billing_state
 _ADDRESSES = operator.attrgetter("addresses")
 
 
-def build_desired_bulk(subs: Sequence[Subscriber], states: Sequence[State]
-                       ) -> dict[str, set[str]]:
-    """:func:`build_desired` for many subscribers with their states given in the same
-    order: the subscribers of each category are picked with C loops, and when all of
-    their addresses are hosts of one family (the usual case) they go into the set in
-    one update."""
-    sets = empty_sets()
+def elements_by_set(subs: Sequence[Subscriber], states: Sequence[State]
+                    ) -> dict[str, list[str]]:
+    """The elements each enforcement set gets from ``subs`` placed in ``states`` (same
+    order): the subscribers of each category are picked with C loops, and when all of
+    their addresses are IPv4 hosts (the usual case) they go to the host set in one piece."""
+    out: dict[str, list[str]] = {}
     names = SET_NAMES
     by_category: dict[Category, list[Subscriber]] = {}
     for state, category in CATEGORY_OF_STATE.items():
@@ -66,10 +65,20 @@ def build_desired_bulk(subs: Sequence[Subscriber], states: Sequence[State]
         elems = list(chain.from_iterable(map(_ADDRESSES, members)))
         joined = "".join(elems)
         if "/" not in joined and ":" not in joined:
-            sets[names[category, False, False]].update(elems)
+            out.setdefault(names[category, False, False], []).extend(elems)
             continue
         for elem in elems:
-            sets[names[category, ":" in elem, "/" in elem]].add(elem)
+            out.setdefault(names[category, ":" in elem, "/" in elem], []).append(elem)
+    return out
+
+
+def build_desired_bulk(subs: Sequence[Subscriber], states: Sequence[State]
+                       ) -> dict[str, set[str]]:
+    """:func:`build_desired` for many subscribers with their states given in the same
+    order (see :func:`elements_by_set`)."""
+    sets = empty_sets()
+    for name, elems in elements_by_set(subs, states).items():
+        sets[name].update(elems)
     return sets
 
 

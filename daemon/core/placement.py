@@ -14,13 +14,13 @@ from collections.abc import Callable, Mapping, MutableMapping
 from itertools import chain, compress, repeat
 
 from ..model import State, Subscriber
+from .desired import elements_by_set
 from .sets import CATEGORY_OF_STATE, SET_NAMES
 
 Held = tuple[tuple[str, ...], State]
 """An account's old addresses and old placement."""
 Undo = list[tuple[str, str, bool]]
 """(set, element, was added), in order: how to roll the desired sets back."""
-_ADDRESSES = operator.attrgetter("addresses")
 
 
 def _place(desired: MutableMapping[str, set[str]], account: str, held: Held | None,
@@ -97,17 +97,7 @@ def _place_lean(desired: MutableMapping[str, set[str]], lean: Mapping[str, str],
             olds[account] = ((host,) if host else (), active)
     states = list(map(final.__getitem__, accounts))
     news = list(map(subs.__getitem__, accounts))
-    for state, category in CATEGORY_OF_STATE.items():
-        if state not in states:
-            continue
-        picked = list(compress(news, map(operator.is_, states, repeat(state))))
-        elems = list(chain.from_iterable(map(_ADDRESSES, picked)))
-        joined = "".join(elems)
-        if "/" in joined or ":" in joined:
-            for sub in picked:
-                _place(desired, sub.account, None, sub, state, scope, undo)
-            continue
-        name = SET_NAMES[category, False, False]
+    for name, elems in elements_by_set(news, states).items():
         target = desired[name]
         fresh = set(elems).difference(target)
         target.update(fresh)
