@@ -179,40 +179,25 @@ class Inventory:
 
     def clashes(self, subs: Iterable[Subscriber]) -> dict[str, str]:
         """:meth:`claimed_by_other` of many subscribers: account -> the clashing address.
-        Subscribers that hold only hosts cost one dict lookup per address while the
-        inventory holds no prefix."""
-        out: dict[str, str] = {}
-        if any(self._nets.values()):
-            for sub in subs:
-                clash = self.claimed_by_other(sub)
-                if clash is not None:
-                    out[sub.account] = clash
-            return out
-        held_by: Callable[[Any], str | None] = self._hosts.get
+        While the inventory holds no prefix and each subscriber one host (a storm), the
+        owners are looked up in one C loop and compared in another."""
         subs = list(subs)
         firsts: list[Any] = [sub.addresses[0] if len(sub.addresses) == 1 else None
                              for sub in subs]
-        if None not in firsts and not any("/" in a for a in firsts):
-            # One host each: the owners in one C loop, compared in another.
+        if (not any(self._nets.values()) and None not in firsts
+                and not any("/" in a for a in firsts)):
+            held_by: Callable[[Any], str | None] = self._hosts.get
             owners = list(map(held_by, firsts))
             accounts = list(map(_ACCOUNT, subs))
             differ = map(operator.ne, owners, accounts)
             known = map(operator.is_not, owners, repeat(None))
-            for index in compress(range(len(subs)), map(operator.and_, differ, known)):
-                out[accounts[index]] = firsts[index]
-            return out
+            return {accounts[i]: firsts[i]
+                    for i in compress(range(len(subs)), map(operator.and_, differ, known))}
+        out: dict[str, str] = {}
         for sub in subs:
-            account = sub.account
-            for addr in sub.addresses:
-                if "/" in addr:
-                    clash = self.claimed_by_other(sub)
-                    if clash is not None:
-                        out[account] = clash
-                    break
-                held = held_by(addr)
-                if held is not None and held != account:
-                    out[account] = addr
-                    break
+            clash = self.claimed_by_other(sub)
+            if clash is not None:
+                out[sub.account] = clash
         return out
 
     def find(self, key: str) -> Subscriber | None:

@@ -48,3 +48,25 @@ async def test_bulk_delta_as_rows_or_columns(as_columns: bool) -> None:
     assert inv.get("a2703").addresses == ("10.0.13.104",)  # type: ignore[union-attr]
     assert inv.owner("10.0.14.1") == "a2800"
     assert sum(1 for t in h.transitions if t.new is State.BLOCKED) == 2600
+
+
+@pytest.mark.parametrize("with_prefix", [False, True])
+def test_clashes_equal_claimed_by_other(with_prefix: bool) -> None:
+    from debtgate.inventory import Inventory
+    from debtgate.model import Subscriber
+
+    inv = Inventory()
+    held = {"h1": Subscriber("h1", ("10.0.0.1",), State.ACTIVE),
+            "h2": Subscriber("h2", ("10.0.0.2", "2001:db8::2"), State.BLOCKED)}
+    if with_prefix:
+        held["p"] = Subscriber("p", ("10.9.0.0/24",), State.BLOCKED)
+    inv.replace_all(held)
+    one_host = [Subscriber("x", ("10.0.0.1",), State.BLOCKED),
+                Subscriber("h1", ("10.0.0.1",), State.BLOCKED),
+                Subscriber("y", ("10.0.0.9",), State.BLOCKED)]
+    mixed = [*one_host, Subscriber("z", ("10.0.0.7", "2001:db8::2"), State.WARN),
+             Subscriber("w", ("10.9.0.5",), State.BLOCKED)]
+    for subs in (one_host, mixed):
+        want = {s.account: c for s in subs if (c := inv.claimed_by_other(s)) is not None}
+        assert inv.clashes(subs) == want
+    assert inv.clashes(one_host) == {"x": "10.0.0.1"}
