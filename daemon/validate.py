@@ -18,15 +18,22 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .model import Rejection, Session, State, Subscriber
+from .model import Rejection, Session, Subscriber
 from .sources.base import Columns, Row
-from .validate_bulk import LEAN_V4, bulk_lean, bulk_plain
+from .validate_bulk import (
+    LEAN_V4,
+    OCTET,
+    STATES,
+    bulk_lean,
+    bulk_plain,
+    display_name,
+    plain_account,
+)
 
 _SPLIT = re.compile(r"[\s,;]+")
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_V4HOST = re.compile(rf"\s*({_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET})\s*")
+_V4HOST = re.compile(rf"\s*({OCTET}\.{OCTET}\.{OCTET}\.{OCTET})\s*")
 _CACHE_MAX = 4096
-_STATES = {s.value: s for s in State}
+_STATES = STATES
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -257,8 +264,7 @@ def parse_plain(account: object, addresses: object, state_text: object,
     text, one plain IPv4 host (or a list holding only it), no session; else None (the
     general path then decides and names any problem). ``fields`` holds the other
     columns (the row itself, or the extras of a row in columns)."""
-    if (type(account) is not str or not account or len(account) > 128
-            or account[0].isspace() or account[-1].isspace()):
+    if not plain_account(account):
         return None
     state = _STATES.get(state_text) if type(state_text) is str else None
     if state is None:
@@ -289,7 +295,7 @@ def parse_plain(account: object, addresses: object, state_text: object,
     if currency is None or not currency.strip():
         currency = policy.default_currency
     sub = Subscriber(account, fast[0], state, amount, _normal("currency", currency),
-                     since, block_at, name.strip()[:200] if name else "",
+                     since, block_at, display_name(name),
                      _normal("language", language) if language else "",
                      _normal("tariff", tariff) if tariff else "", None)
     return sub, fast[1]
@@ -519,7 +525,6 @@ _CONVERT: dict[str, Callable[..., Any]] = {
     "amount": lambda value: _amount({"amount_due": value}),
     "date": lambda value: _cached_date({"date": value}, "date"),
     "text": _normal,
-    "name": lambda value: value.strip()[:200] if value else "",
 }
 """The row path's converters, for :func:`~debtgate.validate_bulk.bulk_plain`."""
 

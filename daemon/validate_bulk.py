@@ -15,15 +15,15 @@ import operator
 import re
 from collections.abc import Callable, Hashable, Sequence
 from itertools import compress, repeat
-from typing import Any
+from typing import Any, TypeGuard
 
 from .model import State, Subscriber
 from .sources.base import Columns
 
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 LEAN_V4 = re.compile(
     r"(?!127\.|0\.0\.0\.0$|169\.254\.|22[4-9]\.|23\d\.)"
-    rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+    rf"{OCTET}\.{OCTET}\.{OCTET}\.{OCTET}")
 """A plain IPv4 host a subscriber may hold (not loopback, link-local, multicast, 0.0.0.0)."""
 _SPACE = re.compile(r"[^\S\n]")
 """White space other than the line breaks of joined account ids."""
@@ -98,7 +98,9 @@ def _table(values: Sequence[Any], convert: Callable[[Any], Any]) -> dict[Hashabl
     return table
 
 
-def _plain_account(value: Any) -> bool:
+def plain_account(value: object) -> TypeGuard[str]:
+    """An account id the fast paths take: text of 1-128 characters, no white space at
+    either end (the row path names any other)."""
     return (type(value) is str and 0 < len(value) <= 128 and not value[0].isspace()
             and not value[-1].isspace())
 
@@ -114,7 +116,12 @@ def _text_or_none(value: Any) -> bool:
 _EDGE_SPACE = re.compile(r"(?:^|\x00)\s|\s(?:\x00|$)")
 
 
-def _names(values: Sequence[str | None], convert: Callable[[Any], str]) -> list[str]:
+def display_name(value: str | None) -> str:
+    """A display name as the row paths keep it: stripped, 200 characters at most."""
+    return value.strip()[:200] if value else ""
+
+
+def _names(values: Sequence[str | None]) -> list[str]:
     """Display names as the row path normalises them; names that need nothing done
     (the usual case, checked over the joined column) are taken as they are."""
     present = [v for v in values if v]
@@ -123,7 +130,7 @@ def _names(values: Sequence[str | None], convert: Callable[[Any], str]) -> list[
     joined = "\x00".join(present)
     if max(map(len, present)) <= 200 and _EDGE_SPACE.search(joined) is None:
         return [v or "" for v in values]
-    return list(map(convert, values))
+    return list(map(display_name, values))
 
 
 class _Mask:
@@ -146,7 +153,7 @@ def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
 
     Each check runs over a whole column in C first; only when it fails is the column
     checked row by row. ``convert`` holds the row path's converters: ``amount``,
-    ``date``, ``text`` (kind, raw) and ``name``, so both paths agree."""
+    ``date`` and ``text`` (kind, raw), so both paths agree."""
     if not indices:
         return [], []
     names = cols.extra_names
@@ -156,7 +163,7 @@ def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
     states = list(map(state_of, map(cols.state.__getitem__, indices)))
     mask = _Mask(len(indices))
     if not plain_accounts(account):
-        mask.drop([not _plain_account(a) for a in account])
+        mask.drop([not plain_account(a) for a in account])
     if not plain_hosts(addresses):
         mask.drop([not _plain_host(a) for a in addresses])
     if None in states:
@@ -210,7 +217,7 @@ def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
         map(currency.__getitem__, currencies),
         map(since.__getitem__, column.get("since", none)),
         map(block_at.__getitem__, column.get("block_at", none)),
-        _names(column.get("name", none), convert["name"]),
+        _names(column.get("name", none)),
         map(language.__getitem__, languages),
         map(tariff.__getitem__, tariffs),
     ))
