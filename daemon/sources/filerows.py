@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import operator
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -54,37 +55,33 @@ _NO_EXTRAS = (None,) * len(EXTRA_NAMES)
 _ACCOUNT = operator.attrgetter("account")
 _ADDRESSES = operator.attrgetter("addresses")
 _STATE = operator.attrgetter("state")
+_FIRST, _SECOND, _THIRD = (operator.itemgetter(i) for i in range(3))
 
 
-def _columns(rows: list[FileRow]) -> Columns:
-    """Columns from typed rows: each column read with one C loop."""
+def _assemble(account: list[Any], addresses: list[Any], state: list[Any],
+              extras: Iterable[tuple[Any, ...]]) -> Columns:
+    """Columns from the contract's three columns and each row's extras in
+    ``EXTRA_NAMES`` order (kept only for the rows that carry some)."""
     cols = Columns(EXTRA_NAMES)
-    if not rows:
-        return cols
-    cols.account = list(map(_ACCOUNT, rows))
-    cols.addresses = [a[0] if type(a) is list and len(a) == 1 else a
-                      for a in map(_ADDRESSES, rows)]
-    cols.state = list(map(_STATE, rows))
-    cols.marks = [None] * len(rows)
-    extras = zip(*(map(operator.attrgetter(name), rows) for name in EXTRA_NAMES), strict=True)
+    cols.account, cols.addresses, cols.state = account, addresses, state
+    cols.marks = [None] * len(account)
     cols.extra = {i: extra for i, extra in enumerate(extras) if extra != _NO_EXTRAS}
     return cols
 
 
+def _columns(rows: list[FileRow]) -> Columns:
+    """Columns from typed rows: each column read with one C loop."""
+    return _assemble(
+        list(map(_ACCOUNT, rows)),
+        [a[0] if type(a) is list and len(a) == 1 else a for a in map(_ADDRESSES, rows)],
+        list(map(_STATE, rows)),
+        zip(*(map(operator.attrgetter(name), rows) for name in EXTRA_NAMES), strict=True))
+
+
 def _tuples_to_columns(tuples: list[tuple[Any, ...]]) -> Columns:
     """Columns from row tuples in contract order (account, addresses, state, extras)."""
-    cols = Columns(EXTRA_NAMES)
-    if not tuples:
-        return cols
-    account, addresses, state = list(zip(*map(operator.itemgetter(0, 1, 2), tuples),
-                                         strict=True))
-    cols.account = list(account)
-    cols.addresses = list(addresses)
-    cols.state = list(state)
-    cols.marks = [None] * len(tuples)
-    cols.extra = {i: extra for i, extra in enumerate(map(_EXTRAS, tuples))
-                  if extra != _NO_EXTRAS}
-    return cols
+    return _assemble(list(map(_FIRST, tuples)), list(map(_SECOND, tuples)),
+                     list(map(_THIRD, tuples)), map(_EXTRAS, tuples))
 
 
 def decode_json(text: str) -> Columns | list[Row]:
