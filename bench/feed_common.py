@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -169,3 +172,13 @@ def nft_floor(elements: list[str], ns: str | None) -> float:
     subprocess.run([*pre, "nft", "delete", "table", "inet", "dgfloor"], check=True)
     os.unlink(f.name)
     return took
+
+
+def run_inner(ns: str, script: str, args: list[str]) -> dict[str, Any]:
+    """Run ``script --inner ...`` in the namespace; its last line of output as JSON."""
+    proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, script, *args],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result

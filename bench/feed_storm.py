@@ -34,6 +34,7 @@ from feed_common import (  # noqa: E402
     kernel_set,
     nft_floor,
     rss_mb,
+    run_inner,
     start_daemon,
 )
 
@@ -115,13 +116,8 @@ def main() -> None:
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         floor = nft_floor([address_of(i) for i in storm_ids(n, args.storm)], ns)
-        proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__,
-                               "--subscribers", str(n), "--storm", str(args.storm),
-                               "--inner", server.socket_dsn],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise SystemExit(proc.stderr[-3000:])
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result = run_inner(ns, __file__, ["--subscribers", str(n), "--storm", str(args.storm),
+                                          "--inner", server.socket_dsn])
         result["floor_nft_s"] = round(floor, 3)
         result["ratio_enforced"] = round(float(result["enforced_s"]) / floor, 2)
         result["ratio_settled"] = round(float(result["settled_s"]) / floor, 2)

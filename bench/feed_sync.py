@@ -33,6 +33,7 @@ from feed_common import (  # noqa: E402
     kernel_set,
     nft_floor,
     rss_mb,
+    run_inner,
     start_daemon,
 )
 
@@ -105,12 +106,8 @@ def main() -> None:
         blocked = [address_of(i) for i in range(10, n + 1, 10)]
         kernel_floor = nft_floor(blocked, ns)
         extra = ["--no-restrictions-first"] if args.no_restrictions_first else []
-        proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__,
-                               "--subscribers", str(n), *extra, "--inner", server.socket_dsn],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise SystemExit(proc.stderr[-3000:])
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result = run_inner(ns, __file__, ["--subscribers", str(n), *extra,
+                                          "--inner", server.socket_dsn])
         result["floor_fetch_s"] = round(fetch_floor, 3)
         result["floor_nft_s"] = round(kernel_floor, 3)
         floor = fetch_floor + kernel_floor
@@ -118,10 +115,9 @@ def main() -> None:
         result["floor_fetch_restricted_s"] = round(restricted_fetch, 3)
         narrow = restricted_fetch + kernel_floor
         if result["cold_enforced_s"] is not None:
-            result["cold_enforced_ratio_narrow_floor"] = round(
-                float(result["cold_enforced_s"]) / narrow, 2)
-        if result["cold_enforced_s"] is not None:
-            result["cold_enforced_ratio"] = round(float(result["cold_enforced_s"]) / floor, 2)
+            enforced = float(result["cold_enforced_s"])
+            result["cold_enforced_ratio_narrow_floor"] = round(enforced / narrow, 2)
+            result["cold_enforced_ratio"] = round(enforced / floor, 2)
         result["cold_settled_ratio"] = round(float(result["cold_settled_s"]) / floor, 2)
         print(json.dumps(result, indent=1))
     finally:
