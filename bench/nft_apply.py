@@ -133,7 +133,7 @@ def bench_load(n: int, rounds: int) -> dict[str, object]:
             engine = Engine(nft, NullCutter(), Policy(min_prefix_v4=8))
             await engine.adopt_kernel()
             started = time.perf_counter()
-            parsed = parse_text(path.read_text(), "json")
+            parsed = parse_text(path.read_bytes(), "json")
             await engine.handle(Snapshot(parsed))
             done = time.perf_counter()
             assert engine.stats.kernel_writes == n

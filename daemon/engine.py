@@ -44,10 +44,12 @@ from .core.transitions import (
 from .deltas import validate_delta
 from .engine_portal import PortalSide
 from .errors import ApplyError
+from .headstart import head_plan, head_start
 from .inventory import Inventory, Placements
 from .model import State, Subscriber
 from .overrides import Override
 from .sources.base import (
+    Columns,
     Delta,
     Event,
     Restrictions,
@@ -66,6 +68,8 @@ RESTRICTED = frozenset({State.BLOCKED, State.PAUSED, State.DISABLED})
 
 
 BULK_CHANGE = deltas.BULK_CHANGE
+HEAD_START_MIN = 1_000
+"""A cold snapshot of at least this many rows enforces its plain restrictions first."""
 """Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk."""
 
 _STATE_OF = operator.attrgetter("state")
@@ -222,6 +226,9 @@ class Engine(PortalSide, Announcer):
 
     async def _snapshot(self, event: Snapshot) -> None:
         inv = self.inventory
+        if (isinstance(event.rows, Columns) and len(event.rows) >= HEAD_START_MIN
+                and not self.has_baseline()):
+            await self._head_start(event.rows, "billing snapshot (head start)")
         outcome = await asyncio.to_thread(validate_batch, event.rows, self.policy,
                                           inv.accounts)
         self._record_rejections(outcome)
@@ -276,6 +283,22 @@ class Engine(PortalSide, Announcer):
         self._announce(transitions(before, after, old_state,
                                    lambda sub: final.get(sub.account, active),
                                    self.clock(), "billing"), after)
+
+    async def _head_start(self, cols: Columns, cause: str) -> None:
+        """Enforce the hosts a cold snapshot surely restricts (see
+        :mod:`debtgate.headstart`), add-only, before the whole of it is validated.
+
+        Not concurrently with that validation: the transaction's thread would wait
+        for the interpreter lock after each of its system calls (measured: the
+        100,000-host apply took 0.45 s instead of 0.25 s)."""
+        skip = {*self.overrides, *self.held}
+        hosts, states = await asyncio.to_thread(head_start, cols, self.policy, skip)
+        plan = head_plan(hosts, states, self.committed, self.clock())
+        try:
+            await self._apply(plan, cause=cause)
+        except ApplyError:
+            return  # logged by _apply; the snapshot's own transaction tries again
+        self.stats.early_restricted += plan.writes
 
     async def _restrict_early(self, event: Restrictions) -> None:
         """Enforce the restricting rows of a snapshot on its way, on a cold start only.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from itertools import compress, repeat
 from typing import Any, TypeGuard
 
@@ -57,11 +58,9 @@ def bulk_lean(cols: Columns) -> tuple[dict[str, str], dict[str, str], list[int]]
     """The lean accounts of a snapshot (active, one plain IPv4 host, no extra columns):
     ``(lean, host -> account, indices of the other rows)``, or None when some such
     active row is not plain (then every row is checked one by one)."""
-    extra = cols.extra
     mask = list(map(operator.eq, cols.state, repeat("active")))
-    if extra:
-        for index in extra:
-            mask[index] = False
+    for index in cols.with_extra():
+        mask[index] = False
     accounts: list[Any] = list(compress(cols.account, mask))
     addresses: list[Any] = list(compress(cols.addresses, mask))
     rest = list(compress(range(len(mask)), map(operator.not_, mask)))
@@ -146,21 +145,38 @@ class _Mask:
         self.keep = good if self.keep is None else list(map(operator.and_, self.keep, good))
 
 
-def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
-               convert: dict[str, Callable[..., Any]]) -> tuple[list[int], list[Subscriber]]:
-    """The plain rows among ``indices`` (the non-lean rows) and their subscribers, in
-    row order; the other rows are left to the row-by-row path (which names problems).
+@dataclass(slots=True)
+class PlainRows:
+    """Rows that passed every column check of :func:`plain_rows`, in row order."""
+
+    indices: list[int]
+    account: list[str]
+    addresses: list[str]
+    states: list[State]
+    column: dict[str, Sequence[Any]]
+    """The extra columns of these rows, by name."""
+    tables: dict[str, dict[Hashable, Any]]
+    """``amount_due``, ``since``, ``block_at``: each distinct value, converted."""
+
+
+def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..., Any]]
+               ) -> PlainRows | None:
+    """The plain rows among ``indices``: a plain account id (not repeated among them),
+    one plain IPv4 host, a known state, display fields as text, values that convert,
+    no RADIUS session. None when there is none.
 
     Each check runs over a whole column in C first; only when it fails is the column
     checked row by row. ``convert`` holds the row path's converters: ``amount``,
     ``date`` and ``text`` (kind, raw), so both paths agree."""
     if not indices:
-        return [], []
+        return None
     names = cols.extra_names
-    account: list[Any] = list(map(cols.account.__getitem__, indices))
-    addresses: list[Any] = list(map(cols.addresses.__getitem__, indices))
+    every = len(indices) == len(cols)  # indices are ascending: every row
+    account: list[Any] = cols.account if every else list(map(cols.account.__getitem__, indices))
+    addresses: list[Any] = (cols.addresses if every
+                            else list(map(cols.addresses.__getitem__, indices)))
     state_of: Callable[[Any], State | None] = STATES.get
-    states = list(map(state_of, map(cols.state.__getitem__, indices)))
+    states = list(map(state_of, cols.state if every else map(cols.state.__getitem__, indices)))
     mask = _Mask(len(indices))
     if not plain_accounts(account):
         mask.drop([not plain_account(a) for a in account])
@@ -168,10 +184,11 @@ def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
         mask.drop([not _plain_host(a) for a in addresses])
     if None in states:
         mask.drop([s is None for s in states])
-    empty = (None,) * len(names)
-    rows = list(map(cols.extra.get, indices, repeat(empty)))
-    column: dict[str, Sequence[Any]] = (
-        dict(zip(names, zip(*rows, strict=True), strict=True)) if names else {})
+    column: dict[str, Sequence[Any]] = {}
+    for name in names:
+        values = cols.extra_column(name, indices)
+        if values is not None:
+            column[name] = values
     none: list[Any] = [None] * len(indices)
     for key in _SESSION:
         values = column.get(key)
@@ -195,14 +212,28 @@ def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
     keep = mask.keep
     if keep is not None:
         if not any(keep):
-            return [], []
+            return None
+
         def pick(col: Sequence[Any]) -> list[Any]:
             return list(compress(col, keep))
 
         indices, account, addresses, states = (pick(indices), pick(account), pick(addresses),
                                                pick(states))
         column = {k: pick(v) for k, v in column.items()}
-        none = none[:len(indices)]
+    return PlainRows(indices, account, addresses, states, column, tables)  # type: ignore[arg-type]
+
+
+def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
+               convert: dict[str, Callable[..., Any]]) -> tuple[list[int], list[Subscriber]]:
+    """The plain rows among ``indices`` (the non-lean rows) and their subscribers, in
+    row order (see :func:`plain_rows`); the other rows are left to the row-by-row path
+    (which names problems)."""
+    rows = plain_rows(cols, indices, convert)
+    if rows is None:
+        return [], []
+    indices, account, addresses, states = rows.indices, rows.account, rows.addresses, rows.states
+    column, tables = rows.column, rows.tables
+    none: list[Any] = [None] * len(indices)
     text = convert["text"]
     currencies = column.get("currency", none)
     currency = {v: text("currency", v if v is not None and v.strip() else default_currency)

@@ -6,6 +6,7 @@ import contextlib
 import gc
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Protocol, overload
 
 Row = Mapping[str, Any]
@@ -78,13 +79,17 @@ class Columns(Sequence[Row]):
     """A snapshot held in columns: compact at a million rows.
 
     ``account``, ``addresses`` and ``state`` hold every row's text (``None`` for
-    NULL); ``marks`` each row's change mark (version or fingerprint, or None);
-    ``extra`` holds the other contract columns (``extra_names``) only for the
-    rows that carry them (the non-active ones), keyed by row index. Reading an
-    item builds that row as a dict, so the object still works as a list of rows.
+    NULL); ``marks`` each row's change mark (version or fingerprint, or None). The
+    other contract columns (``extra_names``) are held either sparse, in ``extra``:
+    a tuple only for the rows that carry some (the non-active ones), keyed by row
+    index (the PostgreSQL feed); or dense, in ``dense``: one full column per name
+    (a decoded file, where transposing rows into tuples would cost more than the
+    columns themselves). ``extra`` is derived from ``dense`` when first read.
+    Reading an item builds that row as a dict, so the object still works as a list
+    of rows.
     """
 
-    __slots__ = ("account", "addresses", "extra", "extra_names", "marks", "state")
+    __slots__ = ("_extra", "account", "addresses", "dense", "extra_names", "marks", "state")
 
     def __init__(self, extra_names: Sequence[str] = ()) -> None:
         self.account: list[str | None] = []
@@ -92,7 +97,59 @@ class Columns(Sequence[Row]):
         self.state: list[str | None] = []
         self.marks: list[int | None] = []
         self.extra_names: tuple[str, ...] = tuple(extra_names)
-        self.extra: dict[int, tuple[str | None, ...]] = {}
+        self._extra: dict[int, tuple[Any, ...]] | None = {}
+        self.dense: dict[str, list[Any]] | None = None
+
+    @property
+    def extra(self) -> dict[int, tuple[Any, ...]]:
+        """Row index -> that row's extra values (``extra_names`` order), for the rows
+        with some value that is not NULL."""
+        if self._extra is None:
+            dense = self.dense or {}
+            cols = [dense.get(name) or [None] * len(self) for name in self.extra_names]
+            blank = (None,) * len(cols)
+            self._extra = {i: values for i, values in enumerate(zip(*cols, strict=True))
+                           if values != blank}
+        return self._extra
+
+    @extra.setter
+    def extra(self, value: dict[int, tuple[Any, ...]]) -> None:
+        self._extra = value
+        self.dense = None
+
+    def set_dense(self, columns: dict[str, list[Any]]) -> None:
+        """Hold the extra columns dense (each as long as ``account``)."""
+        self.dense = columns
+        self._extra = None
+
+    def extra_column(self, name: str, indices: Sequence[int]) -> list[Any] | None:
+        """The values of extra column ``name`` at ``indices`` (distinct, ascending), None
+        where NULL; None for a column that no row carries."""
+        dense = self.dense
+        if dense is not None:
+            column = dense.get(name)
+            if column is None:
+                return None
+            if len(indices) == len(column):  # every row
+                return column
+            return list(map(column.__getitem__, indices))
+        try:
+            at = self.extra_names.index(name)
+        except ValueError:
+            return None
+        blank = (None,) * len(self.extra_names)
+        return [row[at] for row in map(self.extra.get, indices, repeat(blank))]
+
+    def with_extra(self) -> list[int]:
+        """Indices of the rows with some extra value, ascending."""
+        dense = self.dense
+        if dense is None:
+            return sorted(self.extra)
+        marked: set[int] = set()
+        for column in dense.values():
+            if column.count(None) != len(column):
+                marked.update(i for i, v in enumerate(column) if v is not None)
+        return sorted(marked)
 
     def __len__(self) -> int:
         return len(self.account)
@@ -101,6 +158,12 @@ class Columns(Sequence[Row]):
         out: dict[str, Any] = {"account": self.account[index],
                                "addresses": self.addresses[index],
                                "state": self.state[index]}
+        dense = self.dense
+        if dense is not None:
+            values = [(name, column[index]) for name, column in dense.items()]
+            if any(value is not None for _, value in values):
+                out.update(values)
+            return out
         extra = self.extra.get(index)
         if extra is not None:
             out.update(zip(self.extra_names, extra, strict=False))

@@ -20,10 +20,17 @@ from .filerows import decode_csv, decode_json
 log = logging.getLogger(__name__)
 
 
-def parse_text(text: str, fmt: str) -> Sequence[Row]:
+def parse_text(text: str | bytes, fmt: str) -> Sequence[Row]:
     """Rows from file content (in columns when the file is well-formed); raises
-    SourceError for a file that is not usable as a whole."""
-    return decode_csv(text) if fmt == "csv" else decode_json(text)
+    SourceError for a file that is not usable as a whole (UTF-8 included)."""
+    if fmt != "csv":
+        return decode_json(text)  # msgspec reads UTF-8 bytes itself (and checks them)
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"CSV: not UTF-8: {exc}") from None
+    return decode_csv(text)
 
 
 class FileSource:
@@ -50,10 +57,10 @@ class FileSource:
 
     def _read(self) -> Sequence[Row]:
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            data = self.path.read_bytes()
+        except OSError as exc:
             raise SourceError(f"{self.path}: cannot read: {exc}") from None
-        return parse_text(text, self.format)
+        return parse_text(data, self.format)
 
     async def _emit(self, sink: Sink) -> None:
         try:

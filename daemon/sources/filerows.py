@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import operator
-from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -50,8 +49,6 @@ class Wrapped(msgspec.Struct, gc=False):
 
 
 _TYPED = msgspec.json.Decoder(list[FileRow] | Wrapped)
-_EXTRAS = operator.itemgetter(slice(len(CONTRACT), None))
-_NO_EXTRAS = (None,) * len(EXTRA_NAMES)
 _ACCOUNT = operator.attrgetter("account")
 _ADDRESSES = operator.attrgetter("addresses")
 _STATE = operator.attrgetter("state")
@@ -59,13 +56,14 @@ _FIRST, _SECOND, _THIRD = (operator.itemgetter(i) for i in range(3))
 
 
 def _assemble(account: list[Any], addresses: list[Any], state: list[Any],
-              extras: Iterable[tuple[Any, ...]]) -> Columns:
-    """Columns from the contract's three columns and each row's extras in
-    ``EXTRA_NAMES`` order (kept only for the rows that carry some)."""
+              extras: dict[str, list[Any]]) -> Columns:
+    """Columns from the contract's three columns and the extra columns (``EXTRA_NAMES``,
+    each as long as ``account``; held dense)."""
     cols = Columns(EXTRA_NAMES)
     cols.account, cols.addresses, cols.state = account, addresses, state
     cols.marks = [None] * len(account)
-    cols.extra = {i: extra for i, extra in enumerate(extras) if extra != _NO_EXTRAS}
+    cols.set_dense({name: column for name, column in extras.items()
+                    if column.count(None) != len(column)})
     return cols
 
 
@@ -75,16 +73,19 @@ def _columns(rows: list[FileRow]) -> Columns:
         list(map(_ACCOUNT, rows)),
         [a[0] if type(a) is list and len(a) == 1 else a for a in map(_ADDRESSES, rows)],
         list(map(_STATE, rows)),
-        zip(*(map(operator.attrgetter(name), rows) for name in EXTRA_NAMES), strict=True))
+        {name: list(map(operator.attrgetter(name), rows)) for name in EXTRA_NAMES})
 
 
 def _tuples_to_columns(tuples: list[tuple[Any, ...]]) -> Columns:
     """Columns from row tuples in contract order (account, addresses, state, extras)."""
+    width = len(CONTRACT)
     return _assemble(list(map(_FIRST, tuples)), list(map(_SECOND, tuples)),
-                     list(map(_THIRD, tuples)), map(_EXTRAS, tuples))
+                     list(map(_THIRD, tuples)),
+                     {name: list(map(operator.itemgetter(width + k), tuples))
+                      for k, name in enumerate(EXTRA_NAMES)})
 
 
-def decode_json(text: str) -> Columns | list[Row]:
+def decode_json(text: str | bytes) -> Columns | list[Row]:
     """Columns for a well-formed file; the generic rows when some value has an unexpected
     type; SourceError for a file that is not a list of rows (or ``{"subscribers": [...]}``)."""
     with gc_paused():
@@ -97,7 +98,7 @@ def decode_json(text: str) -> Columns | list[Row]:
         return _columns(data.subscribers if isinstance(data, Wrapped) else data)
 
 
-def _generic(text: str) -> list[Row]:
+def _generic(text: str | bytes) -> list[Row]:
     try:
         data: Any = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
