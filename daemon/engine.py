@@ -44,7 +44,7 @@ from .core.transitions import (
 from .deltas import validate_delta
 from .engine_portal import PortalSide
 from .errors import ApplyError
-from .headstart import head_plan, head_start
+from .headstart import head_plan, head_slices
 from .inventory import Inventory, Placements
 from .model import State, Subscriber
 from .overrides import Override
@@ -288,17 +288,29 @@ class Engine(PortalSide, Announcer):
         """Enforce the hosts a cold snapshot surely restricts (see
         :mod:`debtgate.headstart`), add-only, before the whole of it is validated.
 
-        Not concurrently with that validation: the transaction's thread would wait
-        for the interpreter lock after each of its system calls (measured: the
-        100,000-host apply took 0.45 s instead of 0.25 s)."""
+        Slice by slice: while the kernel inserts one slice (inside the transaction's
+        system call, without the interpreter lock) the next is checked. The whole
+        snapshot is validated only after: its thread would otherwise hold the lock
+        that the transaction's thread needs after each system call."""
         skip = {*self.overrides, *self.held}
-        hosts, states = await asyncio.to_thread(head_start, cols, self.policy, skip)
-        plan = head_plan(hosts, states, self.committed, self.clock())
+        slices = head_slices(cols, self.policy, skip)
+        running: asyncio.Task[bool] | None = None
+        while (got := await asyncio.to_thread(next, slices, None)) is not None:
+            plan = head_plan(*got, self.committed, self.clock())
+            if running is not None and not await running:
+                return  # the kernel refused a slice: the snapshot's transaction says why
+            running = None if plan.empty else asyncio.create_task(
+                self._head_apply(plan, cause), name="head-start")
+        if running is not None:
+            await running
+
+    async def _head_apply(self, plan: Plan, cause: str) -> bool:
         try:
             await self._apply(plan, cause=cause)
         except ApplyError:
-            return  # logged by _apply; the snapshot's own transaction tries again
+            return False  # logged by _apply
         self.stats.early_restricted += plan.writes
+        return True
 
     async def _restrict_early(self, event: Restrictions) -> None:
         """Enforce the restricting rows of a snapshot on its way, on a cold start only.

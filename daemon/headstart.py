@@ -14,11 +14,12 @@ any doubt is simply left to the snapshot (a second later, not wrong).
 
 from __future__ import annotations
 
+import itertools
 import operator
 import re
 import socket
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from itertools import chain, compress, repeat
@@ -36,32 +37,63 @@ RESTRICTING = frozenset(s.value for s in State if s is not State.ACTIVE)
 _V4_PREFIX_LINE = re.compile(r"(?m)^[^:\n]*/[^:\n]*$")
 
 
-def head_start(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozenset()
-               ) -> tuple[list[str], list[State]]:
-    """The IPv4 hosts ``cols`` surely restricts and their states, in row order."""
+SLICE = 25_000
+"""Rows per head-start transaction: the kernel inserts one slice while the next is
+checked (two cores at work instead of one). The first slice is a fifth of that, so
+the kernel starts early."""
+
+Slice = tuple[list[str], list[State]]
+
+
+def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozenset(),
+                size: int = SLICE) -> Iterator[Slice]:
+    """The IPv4 hosts ``cols`` surely restricts and their states, in row order, in
+    slices of the restricting rows (``size`` rows each; a slice may come out empty)."""
     indices = list(compress(range(len(cols)), map(RESTRICTING.__contains__, cols.state)))
-    rows = plain_rows(cols, indices, _CONVERT)
-    if rows is None:
-        return [], []
-    hosts, states = rows.addresses, rows.states
-    drop: set[int] = set()  # positions in ``hosts``
-    # Rows of one account are all left out by plain_rows: with every row kept, none repeats.
-    twice = _repeated(cols.account) if len(rows.indices) != len(cols) else set()
-    if twice or skip:
-        drop.update(i for i, acc in enumerate(rows.account) if acc in twice or acc in skip)
-    flat = _flatten(cols.addresses)
-    twice = _repeated(flat)
-    if twice:
-        drop.update(i for i, host in enumerate(hosts) if host in twice)
-    around = _v4_prefixes(flat)
-    if around:
-        drop.update(compress(range(len(hosts)), _inside(hosts, around)))
-    if policy.serves:
-        served = [net for net in policy.serves if net.version == 4]
-        drop.update(compress(range(len(hosts)), map(operator.not_, _inside(hosts, served))))
-    if drop:
-        keep = [i not in drop for i in range(len(hosts))]
-        hosts, states = list(compress(hosts, keep)), list(compress(states, keep))
+    if not indices:
+        return
+    # What other rows could claim: the same account, the same host, a prefix around it.
+    accounts_twice = _repeated(cols.account)
+    try:
+        hosts_twice = _repeated(cols.addresses)
+        around = _v4_prefixes(cols.addresses)
+    except TypeError:  # some row holds a list of addresses (or garbage)
+        flat = [x for v in cols.addresses for x in (v if type(v) is list else (v,))
+                if type(x) is str]
+        hosts_twice, around = _repeated(flat), _v4_prefixes(flat)
+        del flat
+    served = [net for net in policy.serves if net.version == 4] if policy.serves else None
+    bounds = [0, *range(max(size // 5, 1), len(indices), size), len(indices)]
+    for at, end in itertools.pairwise(bounds):
+        rows = plain_rows(cols, indices[at:end], _CONVERT)
+        if rows is None:
+            yield [], []
+            continue
+        hosts, states = rows.addresses, rows.states
+        drop: set[int] = set()  # positions in ``hosts``
+        if accounts_twice or skip:
+            drop.update(i for i, acc in enumerate(rows.account)
+                        if acc in accounts_twice or acc in skip)
+        if hosts_twice:
+            drop.update(i for i, host in enumerate(hosts) if host in hosts_twice)
+        if around:
+            drop.update(compress(range(len(hosts)), _inside(hosts, around)))
+        if served is not None:
+            drop.update(compress(range(len(hosts)), map(operator.not_, _inside(hosts, served))))
+        if drop:
+            keep = [i not in drop for i in range(len(hosts))]
+            hosts, states = list(compress(hosts, keep)), list(compress(states, keep))
+        yield hosts, states
+
+
+def head_start(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozenset()
+               ) -> Slice:
+    """Every slice of :func:`head_slices` in one."""
+    hosts: list[str] = []
+    states: list[State] = []
+    for more_hosts, more_states in head_slices(cols, policy, skip):
+        hosts += more_hosts
+        states += more_states
     return hosts, states
 
 
@@ -78,20 +110,10 @@ def elements(hosts: Sequence[str], states: Sequence[State]) -> dict[str, set[str
     return out
 
 
-def _flatten(values: Sequence[Any]) -> list[Any]:
-    """The address texts of a column whose cells are texts or lists of texts."""
-    if list in set(map(type, values)):
-        return list(chain.from_iterable(v if type(v) is list else (v,) for v in values))
-    return list(values)
-
-
 def _repeated(values: Sequence[Any]) -> set[Any]:
-    """The texts that occur more than once (NULLs and unhashable garbage ignored)."""
-    try:
-        distinct = len(set(values))
-    except TypeError:
-        values = [v for v in values if type(v) is str]
-        distinct = len(set(values))
+    """The texts that occur more than once (NULLs ignored); TypeError if some value
+    is not hashable."""
+    distinct = len(set(values))
     if distinct == len(values):
         return set()
     nulls = values.count(None)
@@ -104,10 +126,8 @@ def _v4_prefixes(values: Sequence[Any]) -> list[Any]:
     """Every IPv4 network written with a length in ``values`` (leniently parsed)."""
     import ipaddress  # noqa: PLC0415 - only when some prefix exists
 
-    try:
-        joined = "\n".join(values)
-    except TypeError:
-        joined = "\n".join(v for v in values if type(v) is str)
+    joined = "\n".join(v for v in values if type(v) is str) if None in values else \
+        "\n".join(values)  # TypeError for a list, a number
     if "/" not in joined:
         return []
     nets = []

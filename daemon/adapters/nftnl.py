@@ -125,6 +125,8 @@ class NftnlBackend:
 
     def _grow(self, send: int, recv: int) -> None:
         """Buffers of at least these sizes (FORCE as root, else capped by the sysctls)."""
+        if send <= self._sndbuf and recv <= self._rcvbuf:
+            return  # no system call: each one lets another thread take the interpreter
         for want, have, force, plain in ((send, self._sndbuf, SO_SNDBUFFORCE, socket.SO_SNDBUF),
                                          (recv, self._rcvbuf, SO_RCVBUFFORCE, socket.SO_RCVBUF)):
             if want > have:
@@ -220,7 +222,8 @@ class NftnlBackend:
 
     def _collect(self, what: dict[int, str], pending: set[int]) -> None:
         errors: list[tuple[int, int, str]] = []
-        while True:
+        # The last message's ack is queued after every other report of the batch.
+        while pending:
             try:
                 data = self._sock.recv(1 << 17, socket.MSG_DONTWAIT)
             except BlockingIOError:
