@@ -186,6 +186,8 @@ def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..
         mask.drop([s is None for s in states])
     column: dict[str, Sequence[Any]] = {}
     for name in names:
+        if cols.typed_texts and name in _TEXTS:
+            continue  # text or NULL already; read when subscribers are built
         values = cols.extra_column(name, indices)
         if values is not None:
             column[name] = values
@@ -234,6 +236,10 @@ def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
     indices, account, addresses, states = rows.indices, rows.account, rows.addresses, rows.states
     column, tables = rows.column, rows.tables
     none: list[Any] = [None] * len(indices)
+    for name in _TEXTS if cols.typed_texts else ():
+        values = cols.extra_column(name, indices)
+        if values is not None:
+            column[name] = values
     text = convert["text"]
     currencies = column.get("currency", none)
     currency = {v: text("currency", v if v is not None and v.strip() else default_currency)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import operator
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -89,7 +90,8 @@ class Columns(Sequence[Row]):
     of rows.
     """
 
-    __slots__ = ("_extra", "account", "addresses", "dense", "extra_names", "marks", "state")
+    __slots__ = ("_extra", "account", "addresses", "dense", "extra_names", "marks", "state",
+                 "typed_texts")
 
     def __init__(self, extra_names: Sequence[str] = ()) -> None:
         self.account: list[str | None] = []
@@ -98,7 +100,10 @@ class Columns(Sequence[Row]):
         self.marks: list[int | None] = []
         self.extra_names: tuple[str, ...] = tuple(extra_names)
         self._extra: dict[int, tuple[Any, ...]] | None = {}
-        self.dense: dict[str, list[Any]] | None = None
+        self.dense: Mapping[str, list[Any]] | None = None
+        self.typed_texts = False
+        """The display columns (currency, name, language, tariff) hold only text or
+        NULL (a typed decoder checked them)."""
 
     @property
     def extra(self) -> dict[int, tuple[Any, ...]]:
@@ -117,7 +122,7 @@ class Columns(Sequence[Row]):
         self._extra = value
         self.dense = None
 
-    def set_dense(self, columns: dict[str, list[Any]]) -> None:
+    def set_dense(self, columns: Mapping[str, list[Any]]) -> None:
         """Hold the extra columns dense (each as long as ``account``)."""
         self.dense = columns
         self._extra = None
@@ -128,7 +133,7 @@ class Columns(Sequence[Row]):
         dense = self.dense
         if dense is not None:
             column = dense.get(name)
-            if column is None:
+            if column is None or column.count(None) == len(column):
                 return None
             if len(indices) == len(column):  # every row
                 return column
@@ -181,6 +186,29 @@ class Columns(Sequence[Row]):
         if not 0 <= index < len(self):
             raise IndexError(index)
         return self.row(index)
+
+
+class LazyColumns(Mapping[str, list[Any]]):
+    """Columns read from row objects (one attribute per name) when first asked for."""
+
+    def __init__(self, rows: Sequence[Any], names: Sequence[str]) -> None:
+        self._rows = rows
+        self._names = tuple(names)
+        self._got: dict[str, list[Any]] = {}
+
+    def __getitem__(self, name: str) -> list[Any]:
+        column = self._got.get(name)
+        if column is None:
+            if name not in self._names:
+                raise KeyError(name)
+            column = self._got[name] = list(map(operator.attrgetter(name), self._rows))
+        return column
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 Event = Snapshot | Delta | Restrictions

@@ -14,12 +14,13 @@ from __future__ import annotations
 import csv
 import io
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from ..errors import SourceError
-from .base import Columns, Row, gc_paused
+from .base import Columns, LazyColumns, Row, gc_paused
 
 CONTRACT = ("account", "addresses", "state")
 EXTRA_NAMES = ("amount_due", "currency", "since", "block_at", "name", "language", "tariff",
@@ -56,33 +57,37 @@ _FIRST, _SECOND, _THIRD = (operator.itemgetter(i) for i in range(3))
 
 
 def _assemble(account: list[Any], addresses: list[Any], state: list[Any],
-              extras: dict[str, list[Any]]) -> Columns:
+              extras: Mapping[str, list[Any]]) -> Columns:
     """Columns from the contract's three columns and the extra columns (``EXTRA_NAMES``,
     each as long as ``account``; held dense)."""
     cols = Columns(EXTRA_NAMES)
     cols.account, cols.addresses, cols.state = account, addresses, state
     cols.marks = [None] * len(account)
-    cols.set_dense({name: column for name, column in extras.items()
-                    if column.count(None) != len(column)})
+    cols.set_dense(extras)
     return cols
 
 
 def _columns(rows: list[FileRow]) -> Columns:
-    """Columns from typed rows: each column read with one C loop."""
-    return _assemble(
+    """Columns from typed rows: each column read with one C loop; the extra ones
+    when first needed (the display texts only after enforcement has begun)."""
+    cols = _assemble(
         list(map(_ACCOUNT, rows)),
         [a[0] if type(a) is list and len(a) == 1 else a for a in map(_ADDRESSES, rows)],
         list(map(_STATE, rows)),
-        {name: list(map(operator.attrgetter(name), rows)) for name in EXTRA_NAMES})
+        LazyColumns(rows, EXTRA_NAMES))
+    cols.typed_texts = True  # FileRow's display fields are str | None
+    return cols
 
 
 def _tuples_to_columns(tuples: list[tuple[Any, ...]]) -> Columns:
     """Columns from row tuples in contract order (account, addresses, state, extras)."""
     width = len(CONTRACT)
-    return _assemble(list(map(_FIRST, tuples)), list(map(_SECOND, tuples)),
+    cols = _assemble(list(map(_FIRST, tuples)), list(map(_SECOND, tuples)),
                      list(map(_THIRD, tuples)),
                      {name: list(map(operator.itemgetter(width + k), tuples))
                       for k, name in enumerate(EXTRA_NAMES)})
+    cols.typed_texts = True  # CSV cells are text (or None when empty)
+    return cols
 
 
 def decode_json(text: str | bytes) -> Columns | list[Row]:
