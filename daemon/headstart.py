@@ -58,8 +58,8 @@ def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozense
         hosts_twice = _repeated(cols.addresses)
         around = _v4_prefixes(cols.addresses)
     except TypeError:  # some row holds a list of addresses (or garbage)
-        flat = [x for v in cols.addresses for x in (v if type(v) is list else (v,))
-                if type(x) is str]
+        cells: list[Any] = cols.addresses
+        flat = [x for v in cells for x in (v if type(v) is list else (v,)) if type(x) is str]
         hosts_twice, around = _repeated(flat), _v4_prefixes(flat)
         del flat
     served = [net for net in policy.serves if net.version == 4] if policy.serves else None

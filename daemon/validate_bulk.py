@@ -188,9 +188,9 @@ def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..
     for name in names:
         if cols.typed_texts and name in _TEXTS:
             continue  # text or NULL already; read when subscribers are built
-        values = cols.extra_column(name, indices)
-        if values is not None:
-            column[name] = values
+        got = cols.extra_column(name, indices)
+        if got is not None:
+            column[name] = got
     none: list[Any] = [None] * len(indices)
     for key in _SESSION:
         values = column.get(key)
@@ -237,9 +237,9 @@ def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
     column, tables = rows.column, rows.tables
     none: list[Any] = [None] * len(indices)
     for name in _TEXTS if cols.typed_texts else ():
-        values = cols.extra_column(name, indices)
-        if values is not None:
-            column[name] = values
+        got = cols.extra_column(name, indices)
+        if got is not None:
+            column[name] = got
     text = convert["text"]
     currencies = column.get("currency", none)
     currency = {v: text("currency", v if v is not None and v.strip() else default_currency)

@@ -8,12 +8,15 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from debtgate.errors import SourceError
 from debtgate.inventory import Inventory
 from debtgate.sources.base import Columns
 from debtgate.sources.file import parse_text
 from debtgate.validate import Policy, validate_columns, validate_rows
+
+from ..test_bulk_validate import rows as random_rows
 
 ROWS: list[Any] = [
     {"account": "a", "addresses": ["10.0.0.1"], "state": "active"},
@@ -88,3 +91,15 @@ def test_csv_into_columns() -> None:
     assert rejections == [("c", "unknown_state"), ("d", "missing_field")]
     with pytest.raises(SourceError, match="header"):
         parse_text("id,addresses\n1,10.0.0.1\n", "csv")
+
+
+@settings(max_examples=300, deadline=None)
+@given(random_rows)
+def test_any_decoded_file_validates_like_its_rows(items: list[dict[str, Any]]) -> None:
+    """Columns read lazily from typed rows (display texts unchecked: the decoder typed
+    them) and CSV columns give the row-by-row outcome."""
+    data = json.dumps(items).encode()
+    got = parse_text(data, "json")
+    assert outcome(got) == outcome(items)
+    if isinstance(got, Columns):
+        assert got.typed_texts
