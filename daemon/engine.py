@@ -284,25 +284,30 @@ class Engine(PortalSide, Announcer):
                                    lambda sub: final.get(sub.account, active),
                                    self.clock(), "billing"), after)
 
-    async def _head_start(self, cols: Columns, cause: str) -> None:
+    async def _head_start(self, cols: Columns, cause: str) -> set[int] | None:
         """Enforce the hosts a cold snapshot surely restricts (see
         :mod:`debtgate.headstart`), add-only, before the whole of it is validated.
 
         Slice by slice: while the kernel inserts one slice (inside the transaction's
         system call, without the interpreter lock) the next is checked. The whole
         snapshot is validated only after: its thread would otherwise hold the lock
-        that the transaction's thread needs after each system call."""
+        that the transaction's thread needs after each system call.
+
+        Returns the indices of the rows enforced, or None if the kernel refused."""
         skip = {*self.overrides, *self.held}
         slices = head_slices(cols, self.policy, skip)
         running: asyncio.Task[bool] | None = None
+        taken: set[int] = set()
         while (got := await asyncio.to_thread(next, slices, None)) is not None:
-            plan = head_plan(*got, self.committed, self.clock())
+            plan = head_plan(got.hosts, got.states, self.committed, self.clock())
             if running is not None and not await running:
-                return  # the kernel refused a slice: the snapshot's transaction says why
+                return None  # the kernel refused a slice: the snapshot's transaction says why
             running = None if plan.empty else asyncio.create_task(
                 self._head_apply(plan, cause), name="head-start")
-        if running is not None:
-            await running
+            taken.update(got.rows)
+        if running is not None and not await running:
+            return None
+        return taken
 
     async def _head_apply(self, plan: Plan, cause: str) -> bool:
         try:
@@ -321,7 +326,15 @@ class Engine(PortalSide, Announcer):
         here too (the same validation), and their rejections are counted there."""
         if self.has_baseline():
             return
-        outcome = await asyncio.to_thread(validate_batch, event.rows, self.policy)
+        rows = event.rows
+        if isinstance(rows, Columns):  # the plain IPv4 hosts first, in pipelined slices
+            taken = await self._head_start(rows, "billing snapshot (restrictions first)")
+            if taken is None:
+                return  # the kernel refused: the snapshot's transaction tries again
+            if len(taken) == len(rows):
+                return
+            rows = rows.pick([i for i in range(len(rows)) if i not in taken])
+        outcome = await asyncio.to_thread(validate_batch, rows, self.policy)
         subs = list(outcome.subscribers.values())
         state_of = self.state_of if self.overrides else _billing_state
         wanted = build_desired_bulk(subs, list(map(state_of, subs)))

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from itertools import chain, compress, repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 from .core.reconcile import Plan, SetDelta
 from .core.sets import CATEGORY_OF_STATE, SET_NAMES
@@ -45,8 +45,15 @@ the kernel starts early."""
 Slice = tuple[list[str], list[State]]
 
 
+class HeadSlice(NamedTuple):
+    hosts: list[str]
+    states: list[State]
+    rows: list[int]
+    """Indices (in ``cols``) of the rows the hosts come from."""
+
+
 def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozenset(),
-                size: int = SLICE) -> Iterator[Slice]:
+                size: int = SLICE) -> Iterator[HeadSlice]:
     """The IPv4 hosts ``cols`` surely restricts and their states, in row order, in
     slices of the restricting rows (``size`` rows each; a slice may come out empty)."""
     indices = list(compress(range(len(cols)), map(RESTRICTING.__contains__, cols.state)))
@@ -67,9 +74,9 @@ def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozense
     for at, end in itertools.pairwise(bounds):
         rows = plain_rows(cols, indices[at:end], _CONVERT)
         if rows is None:
-            yield [], []
+            yield HeadSlice([], [], [])
             continue
-        hosts, states = rows.addresses, rows.states
+        hosts, states, taken = rows.addresses, rows.states, rows.indices
         drop: set[int] = set()  # positions in ``hosts``
         if accounts_twice or skip:
             drop.update(i for i, acc in enumerate(rows.account)
@@ -83,7 +90,8 @@ def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozense
         if drop:
             keep = [i not in drop for i in range(len(hosts))]
             hosts, states = list(compress(hosts, keep)), list(compress(states, keep))
-        yield hosts, states
+            taken = list(compress(taken, keep))
+        yield HeadSlice(hosts, states, taken)
 
 
 def head_start(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozenset()
@@ -91,7 +99,7 @@ def head_start(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozenset
     """Every slice of :func:`head_slices` in one."""
     hosts: list[str] = []
     states: list[State] = []
-    for more_hosts, more_states in head_slices(cols, policy, skip):
+    for more_hosts, more_states, _ in head_slices(cols, policy, skip):
         hosts += more_hosts
         states += more_states
     return hosts, states

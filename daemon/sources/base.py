@@ -145,6 +145,22 @@ class Columns(Sequence[Row]):
         blank = (None,) * len(self.extra_names)
         return [row[at] for row in map(self.extra.get, indices, repeat(blank))]
 
+    def pick(self, indices: Sequence[int]) -> Columns:
+        """The rows at ``indices`` (ascending) as new columns."""
+        out = Columns(self.extra_names)
+        out.account = list(map(self.account.__getitem__, indices))
+        out.addresses = list(map(self.addresses.__getitem__, indices))
+        out.state = list(map(self.state.__getitem__, indices))
+        out.marks = list(map(self.marks.__getitem__, indices))
+        out.typed_texts = self.typed_texts
+        if self.dense is not None:
+            out.set_dense({name: list(map(column.__getitem__, indices))
+                           for name, column in self.dense.items()})
+        else:
+            extra = self.extra
+            out.extra = {new: extra[old] for new, old in enumerate(indices) if old in extra}
+        return out
+
     def with_extra(self) -> list[int]:
         """Indices of the rows with some extra value, ascending."""
         dense = self.dense

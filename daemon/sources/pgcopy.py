@@ -70,6 +70,7 @@ class CopyParser:
 
     def __init__(self, extra_names: tuple[str, ...], every_row: bool = False) -> None:
         self.cols = Columns(extra_names)
+        self.cols.typed_texts = True  # COPY text: every field is text or NULL
         self._tail = b""
         self._extras = len(extra_names)
         self._skip: str | None = None if every_row else "active"

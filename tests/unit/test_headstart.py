@@ -12,7 +12,7 @@ from debtgate.core.desired import build_desired
 from debtgate.headstart import elements, head_plan, head_slices, head_start
 from debtgate.model import State
 from debtgate.overrides import Override
-from debtgate.sources.base import Columns, Snapshot
+from debtgate.sources.base import Columns, Restrictions, Snapshot
 from debtgate.sources.file import parse_text
 from debtgate.validate import Policy, validate_rows
 from hypothesis import given, settings
@@ -90,7 +90,8 @@ def test_slices_add_up_to_the_whole() -> None:
     for size in (1, 7, 100, 5000):
         slices = list(head_slices(cols, Policy(), size=size))
         joined: tuple[list[str], list[State]] = ([], [])
-        for hosts, states in slices:
+        for hosts, states, taken in slices:
+            assert [cols.addresses[i] for i in taken] == hosts
             joined[0].extend(hosts)
             joined[1].extend(states)
         assert joined == whole
@@ -156,3 +157,20 @@ async def test_a_refused_head_start_leaves_it_to_the_snapshot() -> None:
     assert h.engine.stats.early_restricted == 0 and h.engine.stats.apply_errors == 1
     assert len(h.nft.sets["blocked_v4_host"]) == 750
     assert len(h.nft.plans) == 1  # the snapshot's own transaction did it all
+
+
+async def test_restrictions_in_columns_take_the_head_start_and_validate_the_rest() -> None:
+    items = [row(f"B{i}", f"10.4.{i // 250}.{i % 250 + 1}", "blocked") for i in range(2000)]
+    items += [row("v6", ["2001:db8::7"], "paused"), row("net", "10.5.0.0/24", "blocked"),
+              row("ses", "10.6.0.1", "blocked", nas="bras1", session_id="s1"),
+              row("bad", "10.6.0.2", "blocked", amount_due="lots")]
+    h = Harness()
+    await h.engine.handle(Restrictions(columns(items, EXTRAS, active_extras=False)))
+    assert len(h.nft.sets["blocked_v4_host"]) == 2001  # 2,000 plain + the session's host
+    assert "10.6.0.2" not in h.nft.sets["blocked_v4_host"]
+    assert h.nft.sets["locked_v6_host"] == {"2001:db8::7"}
+    assert h.nft.sets["blocked_v4_net"] == {"10.5.0.0/24"}
+    assert h.engine.stats.early_restricted == 2003
+    head, rest = h.nft.plans[:-1], h.nft.plans[-1]
+    assert sum(p.writes for p in head) == 2000 and rest.writes == 3
+    assert h.engine.rejections == {}  # counted once, by the snapshot
