@@ -68,9 +68,9 @@ RESTRICTED = frozenset({State.BLOCKED, State.PAUSED, State.DISABLED})
 
 
 BULK_CHANGE = deltas.BULK_CHANGE
+"""Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk."""
 HEAD_START_MIN = 1_000
 """A cold snapshot of at least this many rows enforces its plain restrictions first."""
-"""Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk."""
 
 _STATE_OF = operator.attrgetter("state")
 

@@ -9,8 +9,9 @@ add of the same elements, so deleting an element already gone cannot fail the ba
 and adds carry no NLM_F_EXCL. Only the batch's last message asks for an ack (the
 kernel reports an error for any message anyway, and a failed commit against the
 batch's first): the acks of a large batch cost a system call each, and each call
-hands the interpreter lock to whatever else runs. Any other plan, or an element that does not parse,
-is declined (:meth:`NftnlBackend.apply` returns False) and goes through libnftables.
+hands the interpreter lock to whatever else runs. Any other plan, or an element
+that does not parse, is declined (:meth:`NftnlBackend.apply` returns False) and goes
+through libnftables.
 
 Why not pyroute2 (pyroute2.netlink.nfnetlink.nftsocket, 0.9.7): its
 ``nft_set_elem_list_msg`` encodes attributes in pure Python at ~50 us per element
