@@ -18,7 +18,6 @@ import itertools
 import operator
 import re
 import socket
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
@@ -30,7 +29,7 @@ from .core.sets import CATEGORY_OF_STATE, SET_NAMES
 from .model import State
 from .sources.base import Columns
 from .validate import _CONVERT, Policy
-from .validate_bulk import plain_rows
+from .validate_bulk import plain_rows, repeated
 
 RESTRICTING = frozenset(s.value for s in State if s is not State.ACTIVE)
 """State texts whose addresses go into an enforcement set."""
@@ -60,14 +59,14 @@ def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozense
     if not indices:
         return
     # What other rows could claim: the same account, the same host, a prefix around it.
-    accounts_twice = _repeated(cols.account)
+    accounts_twice = repeated(cols.account)
     try:
-        hosts_twice = _repeated(cols.addresses)
+        hosts_twice = repeated(cols.addresses)
         around = _v4_prefixes(cols.addresses)
     except TypeError:  # some row holds a list of addresses (or garbage)
         cells: list[Any] = cols.addresses
         flat = [x for v in cells for x in (v if type(v) is list else (v,)) if type(x) is str]
-        hosts_twice, around = _repeated(flat), _v4_prefixes(flat)
+        hosts_twice, around = repeated(flat), _v4_prefixes(flat)
         del flat
     served = [net for net in policy.serves if net.version == 4] if policy.serves else None
     bounds = [0, *range(max(size // 5, 1), len(indices), size), len(indices)]
@@ -116,18 +115,6 @@ def elements(hosts: Sequence[str], states: Sequence[State]) -> dict[str, set[str
             picked = compress(hosts, map(operator.is_, states, repeat(state)))
             out.setdefault(SET_NAMES[category, False, False], set()).update(picked)
     return out
-
-
-def _repeated(values: Sequence[Any]) -> set[Any]:
-    """The texts that occur more than once (NULLs ignored); TypeError if some value
-    is not hashable."""
-    distinct = len(set(values))
-    if distinct == len(values):
-        return set()
-    nulls = values.count(None)
-    if distinct == len(values) - nulls + 1:
-        return set()
-    return {v for v, n in Counter(values).items() if n > 1 and v is not None}
 
 
 def _v4_prefixes(values: Sequence[Any]) -> list[Any]:

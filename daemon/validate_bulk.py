@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import operator
 import re
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
@@ -132,6 +133,18 @@ def _names(values: Sequence[str | None]) -> list[str]:
     return list(map(display_name, values))
 
 
+def repeated(values: Sequence[Any]) -> set[Any]:
+    """The values that occur more than once (NULLs ignored); TypeError if some value
+    is not hashable."""
+    distinct = len(set(values))
+    if distinct == len(values):
+        return set()
+    nulls = values.count(None)
+    if distinct == len(values) - nulls + 1:
+        return set()
+    return {v for v, n in Counter(values).items() if n > 1 and v is not None}
+
+
 class _Mask:
     """Which rows are still plain; None while all are (the common case costs nothing)."""
 
@@ -206,11 +219,9 @@ def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..
         table = tables[key] = _table(values, convert[kind])
         if _BAD in table.values():
             mask.drop([table[v] is _BAD for v in values])
-    seen: dict[str, int] = {}
-    for acc in account if len(set(account)) != len(account) else ():
-        seen[acc] = seen.get(acc, 0) + 1
-    if seen:  # an account twice: all its rows go the row path, in row order
-        mask.drop([seen.get(a, 0) > 1 for a in account])
+    twice = repeated(account)
+    if twice:  # an account twice: all its rows go the row path, in row order
+        mask.drop([a in twice for a in account])
     keep = mask.keep
     if keep is not None:
         if not any(keep):

@@ -64,30 +64,27 @@ def _assemble(account: list[Any], addresses: list[Any], state: list[Any],
     cols.account, cols.addresses, cols.state = account, addresses, state
     cols.marks = [None] * len(account)
     cols.set_dense(extras)
+    cols.typed_texts = True  # typed rows and CSV cells: display fields are text or None
     return cols
 
 
 def _columns(rows: list[FileRow]) -> Columns:
     """Columns from typed rows: each column read with one C loop; the extra ones
     when first needed (the display texts only after enforcement has begun)."""
-    cols = _assemble(
+    return _assemble(
         list(map(_ACCOUNT, rows)),
         [a[0] if type(a) is list and len(a) == 1 else a for a in map(_ADDRESSES, rows)],
         list(map(_STATE, rows)),
         LazyColumns(rows, EXTRA_NAMES))
-    cols.typed_texts = True  # FileRow's display fields are str | None
-    return cols
 
 
 def _tuples_to_columns(tuples: list[tuple[Any, ...]]) -> Columns:
     """Columns from row tuples in contract order (account, addresses, state, extras)."""
     width = len(CONTRACT)
-    cols = _assemble(list(map(_FIRST, tuples)), list(map(_SECOND, tuples)),
+    return _assemble(list(map(_FIRST, tuples)), list(map(_SECOND, tuples)),
                      list(map(_THIRD, tuples)),
                      {name: list(map(operator.itemgetter(width + k), tuples))
                       for k, name in enumerate(EXTRA_NAMES)})
-    cols.typed_texts = True  # CSV cells are text (or None when empty)
-    return cols
 
 
 def decode_json(text: str | bytes) -> Columns | list[Row]:

@@ -180,13 +180,4 @@ def only_accounts(cols: Columns, wanted: AbstractSet[str]) -> Columns:
     """The rows of ``cols`` whose account is in ``wanted`` (``cols`` itself if all are)."""
     if all(map(wanted.__contains__, cols.account)):
         return cols
-    out = Columns(cols.extra_names)
-    for i, account in enumerate(cols.account):
-        if account in wanted:
-            if i in cols.extra:
-                out.extra[len(out.account)] = cols.extra[i]
-            out.account.append(account)
-            out.addresses.append(cols.addresses[i])
-            out.state.append(cols.state[i])
-            out.marks.append(cols.marks[i])
-    return out
+    return cols.pick([i for i, account in enumerate(cols.account) if account in wanted])
