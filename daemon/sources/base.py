@@ -5,7 +5,16 @@ from __future__ import annotations
 import contextlib
 import gc
 import operator
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableSequence,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Protocol, overload
@@ -76,6 +85,50 @@ class Restrictions:
     rows: Sequence[Row]
 
 
+NO_MARK = -(2**63)
+"""A missing change mark inside a :class:`MarkColumn`."""
+
+
+class MarkColumn(Sequence[int | None]):
+    """Change marks (64-bit, or None) held in one ``array``: no int object per row.
+
+    A million marks parsed into a list would leave a million small objects behind,
+    spread among the snapshot's long-lived texts: freed once the source has copied
+    them, their memory stays with the process (measured: ~30 MB at rest at 1M)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, marks: Iterable[int | None] = ()) -> None:
+        self.raw = array("q", [NO_MARK if m is None else m for m in marks])
+
+    def append(self, mark: int | None) -> None:
+        self.raw.append(NO_MARK if mark is None else mark)
+
+    @overload
+    def __getitem__(self, index: int) -> int | None: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[int | None]: ...
+    def __getitem__(self, index: int | slice) -> int | None | Sequence[int | None]:
+        if isinstance(index, slice):
+            return MarkColumn(self[i] for i in range(*index.indices(len(self))))
+        mark = self.raw[index]
+        return None if mark == NO_MARK else mark
+
+    def __iter__(self) -> Iterator[int | None]:
+        for mark in self.raw:
+            yield None if mark == NO_MARK else mark
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MarkColumn):
+            return self.raw == other.raw
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class Columns(Sequence[Row]):
     """A snapshot held in columns: compact at a million rows.
 
@@ -97,7 +150,7 @@ class Columns(Sequence[Row]):
         self.account: list[str | None] = []
         self.addresses: list[str | None] = []
         self.state: list[str | None] = []
-        self.marks: list[int | None] = []
+        self.marks: MutableSequence[int | None] | MarkColumn = []
         self.extra_names: tuple[str, ...] = tuple(extra_names)
         self._extra: dict[int, tuple[Any, ...]] | None = {}
         self.dense: Mapping[str, list[Any]] | None = None

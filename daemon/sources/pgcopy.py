@@ -18,7 +18,7 @@ from collections.abc import Set as AbstractSet
 import asyncpg
 
 from ..errors import SourceError
-from .base import Columns
+from .base import NO_MARK, Columns, MarkColumn
 from .pgbind import bind_text_array
 from .pgfetch import EXTRA_COLUMNS, bare_query, describe, has_version, mark_expr
 
@@ -53,6 +53,16 @@ _STATE_TEXT = {s: s for s in ("active", "warn", "blocked", "paused", "disabled")
 """The states as one shared text each."""
 
 
+class _Shared(dict[str, "str | None"]):
+    """One text object per distinct value (an empty field is None): the display
+    columns repeat (language, currency, tariff, dates, NAS), and a value kept once
+    leaves no freed duplicate behind among the long-lived texts of the snapshot."""
+
+    def __missing__(self, key: str) -> str:
+        self[key] = key
+        return key
+
+
 def _unescape_field(field: str) -> str | None:
     if field == "\\N":
         return None
@@ -71,10 +81,12 @@ class CopyParser:
     def __init__(self, extra_names: tuple[str, ...], every_row: bool = False) -> None:
         self.cols = Columns(extra_names)
         self.cols.typed_texts = True  # COPY text: every field is text or NULL
+        self.cols.marks = MarkColumn()
         self._tail = b""
         self._extras = len(extra_names)
         self._skip: str | None = None if every_row else "active"
         """Rows in this state keep no extra columns (None: every row keeps them)."""
+        self._shared = _Shared({"": None})
 
     async def feed(self, chunk: bytes) -> None:
         self.feed_sync(chunk)
@@ -92,15 +104,17 @@ class CopyParser:
         if self._tail:
             self._lines([self._tail.decode("utf-8")])
             self._tail = b""
+        self._shared.clear()
         return self.cols
 
     def _lines(self, lines: list[str]) -> None:
         cols = self.cols
-        accounts, addresses, states, marks = (cols.account, cols.addresses, cols.state,
-                                              cols.marks)
+        accounts, addresses, states = cols.account, cols.addresses, cols.state
+        marks = cols.marks.raw  # type: ignore[union-attr]
         extra = cols.extra
         shared = _STATE_TEXT
         skip = self._skip
+        value = self._shared.__getitem__
         n = len(accounts)
         for line in lines:
             if "\\" in line:
@@ -111,9 +125,9 @@ class CopyParser:
             accounts.append(acc or None)
             addresses.append(addr or None)
             states.append(shared.get(state, state) or None)
-            marks.append(int(mark) if mark else None)
+            marks.append(int(mark) if mark else NO_MARK)
             if rest and state != skip:
-                extra[n] = tuple(x or None for x in rest[0].split("\t"))
+                extra[n] = tuple(map(value, rest[0].split("\t")))
             n += 1
 
     def _add(self, fields: list[str | None]) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from ..errors import SourceError
+from .base import NO_MARK, MarkColumn
 
 Mapping.register(asyncpg.Record)  # rows are read with .get(): no copy into dicts
 FP = "_debtgate_fp"
@@ -212,7 +213,7 @@ def row_mark(row: Mapping[str, Any], version: bool) -> int | None:
     return int(value) if value is not None else None
 
 
-_NO_MARK = -(2**63)
+_NO_MARK = NO_MARK
 _GONE = object()
 
 
@@ -225,7 +226,8 @@ class Marks:
 
     def __init__(self, accounts: Sequence[str | None], marks: Sequence[int | None]) -> None:
         self._accounts = list(accounts)
-        self._marks = array("q", [_NO_MARK if m is None else m for m in marks])
+        self._marks = (array("q", marks.raw) if isinstance(marks, MarkColumn)
+                       else array("q", [_NO_MARK if m is None else m for m in marks]))
         self._over: dict[str, object] = {}
         self.count = len(self._accounts)
         """Accounts held, as of the last :meth:`summary` (a hint for the status)."""

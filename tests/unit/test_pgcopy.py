@@ -6,9 +6,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from debtgate.sources.base import Columns
+from debtgate.sources.base import NO_MARK, Columns, MarkColumn
 from debtgate.sources.pgbind import bind_text_array, param_spans, text_array_literal
 from debtgate.sources.pgcopy import RESTRICTING, CopyParser, lean_query, only_accounts
+from debtgate.sources.pgfetch import Marks
 
 EXTRAS = ("amount_due", "since", "name")
 TYPES = {"account": "text", "addresses": "text", "state": "text", "amount_due": "numeric",
@@ -122,3 +123,30 @@ def test_literal_keeps_hostile_ids_inside_it() -> None:
     assert text_array_literal([]) == "($dgids${}$dgids$::text[])"
     # A body ending in a prefix of the delimiter does not end the literal early.
     assert text_array_literal(["$dgids"]).startswith("($dgids$")
+
+
+def test_marks_are_held_in_one_array_and_read_back_as_given() -> None:
+    cols = parse(LINES, every_row=True)
+    assert isinstance(cols.marks, MarkColumn)
+    assert list(cols.marks.raw[:2]) == [7, 8] and cols.marks.raw[2] == NO_MARK
+    assert list(cols.marks) == [7, 8, None, 9, None] and cols.marks[-2] == 9
+    assert list(cols.marks[1:4]) == [8, None, 9]
+    # What the source keeps of them: the same marks, without a list in between.
+    prints = Marks(cols.account, cols.marks)
+    assert prints.as_dict() == {"a1": 7, "a2": 8, "a3": None, "a4": 9, "a5": None}
+    assert prints.summary() == (5, 24)
+    assert cols.pick([1, 3]).marks == [8, 9]
+
+
+def test_repeated_display_values_are_one_object_each() -> None:
+    lines = "".join(f"a{i}\t10.0.0.{i}\tblocked\t{i}\t500.00\t2026-11-01\tName {i % 3}\n"
+                    for i in range(1, 50)).encode()
+    cols = parse(lines, every_row=False, chunk=64)
+    since = [cols.extra[i][1] for i in range(len(cols))]
+    names = [cols.extra[i][2] for i in range(len(cols))]
+    assert set(since) == {"2026-11-01"} and len({id(s) for s in since}) == 1
+    assert len(set(names)) == 3 and len({id(n) for n in names}) == 3
+    # Empty fields are still None, distinct values still their own text.
+    empty = parse(b"b1\t10.0.0.1\tblocked\t1\t\t\tx\nb2\t10.0.0.2\twarn\t2\t1.5\t\ty\n",
+                  every_row=False)
+    assert empty.extra == {0: (None, None, "x"), 1: ("1.5", None, "y")}
