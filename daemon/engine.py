@@ -42,15 +42,17 @@ from .core.transitions import (
     transitions,
 )
 from .deltas import validate_delta
+from .engine_early import EarlySide
 from .engine_portal import PortalSide
 from .errors import ApplyError
-from .headstart import head_plan, head_slices
+from .headstart import Taken
 from .inventory import Inventory, Placements
 from .model import State, Subscriber
 from .overrides import Override
 from .sources.base import (
     Columns,
     Delta,
+    DeltaAhead,
     Event,
     Restrictions,
     Snapshot,
@@ -75,10 +77,6 @@ HEAD_START_MIN = 1_000
 _STATE_OF = operator.attrgetter("state")
 
 
-def _billing_state(sub: Subscriber) -> State:
-    return sub.state
-
-
 @dataclass(slots=True)
 class Stats:
     applies: int = 0
@@ -90,10 +88,11 @@ class Stats:
     last_apply_at: float | None = None
     synced: bool = False
     early_restricted: int = 0
-    """Elements enforced from :class:`~debtgate.sources.base.Restrictions` (cold starts)."""
+    """Elements enforced ahead of the rows that carry them (head starts: cold snapshots,
+    :class:`~debtgate.sources.base.Restrictions`, the parts of a storm)."""
 
 
-class Engine(PortalSide, Announcer):
+class Engine(PortalSide, EarlySide, Announcer):
     def __init__(self, nft: NftAdapter, cutter: ConntrackCutter, policy: Policy,
                  ack_timeout: int = 3600, clock: Callable[[], datetime] | None = None) -> None:
         self.nft = nft
@@ -130,6 +129,7 @@ class Engine(PortalSide, Announcer):
         """Restrictions the guard holds: account -> the state billing wants."""
         self.held_since: float | None = None
         self.on_applied: Callable[[], None] = lambda: None
+        self.ahead = Taken()
 
     def state_of(self, sub: Subscriber) -> State:
         """The effective state: an active override wins over billing."""
@@ -212,6 +212,8 @@ class Engine(PortalSide, Announcer):
                     await self._snapshot(event)
                 elif isinstance(event, Restrictions):
                     await self._restrict_early(event)
+                elif isinstance(event, DeltaAhead):
+                    await self._delta_ahead(event)
                 else:
                     await self._delta(event)
             self.stats.last_apply_seconds = time.perf_counter() - started
@@ -226,6 +228,7 @@ class Engine(PortalSide, Announcer):
 
     async def _snapshot(self, event: Snapshot) -> None:
         inv = self.inventory
+        self.take_ahead()  # a snapshot reconciles every element
         if (isinstance(event.rows, Columns) and len(event.rows) >= HEAD_START_MIN
                 and not self.has_baseline()):
             await self._head_start(event.rows, "billing snapshot (head start)")
@@ -284,64 +287,6 @@ class Engine(PortalSide, Announcer):
                                    lambda sub: final.get(sub.account, active),
                                    self.clock(), "billing"), after)
 
-    async def _head_start(self, cols: Columns, cause: str) -> set[int] | None:
-        """Enforce the hosts a cold snapshot surely restricts (see
-        :mod:`debtgate.headstart`), add-only, before the whole of it is validated.
-
-        Slice by slice: while the kernel inserts one slice (inside the transaction's
-        system call, without the interpreter lock) the next is checked. The whole
-        snapshot is validated only after: its thread would otherwise hold the lock
-        that the transaction's thread needs after each system call.
-
-        Returns the indices of the rows enforced, or None if the kernel refused."""
-        skip = {*self.overrides, *self.held}
-        slices = head_slices(cols, self.policy, skip)
-        running: asyncio.Task[bool] | None = None
-        taken: set[int] = set()
-        while (got := await asyncio.to_thread(next, slices, None)) is not None:
-            plan = head_plan(got.hosts, got.states, self.committed, self.clock())
-            if running is not None and not await running:
-                return None  # the kernel refused a slice: the snapshot's transaction says why
-            running = None if plan.empty else asyncio.create_task(
-                self._head_apply(plan, cause), name="head-start")
-            taken.update(got.rows)
-        if running is not None and not await running:
-            return None
-        return taken
-
-    async def _head_apply(self, plan: Plan, cause: str) -> bool:
-        try:
-            await self._apply(plan, cause=cause)
-        except ApplyError:
-            return False  # logged by _apply
-        self.stats.early_restricted += plan.writes
-        return True
-
-    async def _restrict_early(self, event: Restrictions) -> None:
-        """Enforce the restricting rows of a snapshot on its way, on a cold start only.
-
-        Add-only: nothing is released, nothing is recorded in the inventory and no
-        transition is announced; the snapshot that follows decides everything (and
-        finds these elements committed). Rows the snapshot would reject are rejected
-        here too (the same validation), and their rejections are counted there."""
-        if self.has_baseline():
-            return
-        rows = event.rows
-        if isinstance(rows, Columns):  # the plain IPv4 hosts first, in pipelined slices
-            taken = await self._head_start(rows, "billing snapshot (restrictions first)")
-            if taken is None:
-                return  # the kernel refused: the snapshot's transaction tries again
-            if len(taken) == len(rows):
-                return
-            rows = rows.pick([i for i in range(len(rows)) if i not in taken])
-        outcome = await asyncio.to_thread(validate_batch, rows, self.policy)
-        subs = list(outcome.subscribers.values())
-        state_of = self.state_of if self.overrides else _billing_state
-        wanted = build_desired_bulk(subs, list(map(state_of, subs)))
-        plan = reconcile(wanted, self.committed, self.clock()).additions()
-        await self._apply(plan, cause="billing snapshot (restrictions first)")
-        self.stats.early_restricted += plan.writes
-
     async def _delta(self, event: Delta) -> None:
         if len(event.rows) > BULK_CHANGE:
             outcome = await asyncio.to_thread(validate_delta, event.rows, self.policy,
@@ -349,17 +294,20 @@ class Engine(PortalSide, Announcer):
         else:
             outcome = validate_delta(event.rows, self.policy, self.inventory)
         self._record_rejections(outcome)
-        await self.change_accounts(outcome.subscribers, event.gone, cause="billing")
+        await self.change_accounts(outcome.subscribers, event.gone, cause="billing",
+                                   also=self.take_ahead())
 
     async def change_accounts(self, subs: Mapping[str, Subscriber], gone: Iterable[str],
-                              cause: str, bypass_guard: bool = False) -> None:
-        """Apply new versions of some accounts (caller holds the lock)."""
+                              cause: str, bypass_guard: bool = False,
+                              also: Iterable[str] = ()) -> None:
+        """Apply new versions of some accounts (caller holds the lock). ``also``: more
+        elements to reconcile with them (hosts enforced ahead of this change)."""
         gone = [g for g in gone if g not in subs]
         final = self._guarded(subs, max(len(self.inventory), len(subs)), bypass_guard, cause)
         if len(subs) + len(gone) > BULK_CHANGE:
-            await self._change_many(subs, gone, final, cause)
+            await self._change_many(subs, gone, final, cause, also)
             return
-        scope: set[str] = set()
+        scope: set[str] = set(also)
         before: dict[str, Subscriber] = {}
         before_state: dict[str, State] = {}
         for account in [*subs, *gone]:
@@ -392,7 +340,8 @@ class Engine(PortalSide, Announcer):
         self.on_applied()
 
     async def _change_many(self, subs: Mapping[str, Subscriber], gone: list[str],
-                           final: Mapping[str, State], cause: str) -> None:
+                           final: Mapping[str, State], cause: str,
+                           also: Iterable[str] = ()) -> None:
         """:meth:`change_accounts` for many accounts, with the same outcome: one pass over
         them (each account's old placement out of the desired sets, its new one in, in
         the same order), no Subscriber built for a lean account, one reconcile over the
@@ -401,6 +350,7 @@ class Engine(PortalSide, Announcer):
         scope, undo, olds = place_many(
             desired, inv.full, inv.lean, placed.get,
             placed.other if isinstance(placed, Placements) else None, subs, gone, final)
+        scope.update(also)
         plan = reconcile(desired, self.committed, self.clock(), scope=scope)
         try:
             await self._apply(plan, cause=cause)

@@ -1,4 +1,5 @@
-"""The head start of a cold snapshot: the hosts it surely restricts, found cheaply (pure).
+"""The head start of a cold snapshot or a storm: the hosts it surely restricts, found
+cheaply (pure).
 
 When a gateway starts with nothing enforced, every restricting row of the first
 snapshot is waiting on the validation of all the others. This module picks, with
@@ -10,6 +11,13 @@ the snapshot around the host, inside this gateway's ``serves``, no override or h
 change on the account. The engine enforces those add-only while the snapshot is
 validated; the snapshot then decides everything and finds them committed. A row in
 any doubt is simply left to the snapshot (a second later, not wrong).
+
+The parts of a large change (a storm, :class:`~debtgate.sources.base.DeltaAhead`)
+go through the same checks, then through :func:`unclaimed`: the gateway already
+holds an inventory, so a host must be free (or the account's own) and the account
+not placed restricted already; the rows of one part are checked against each other
+only, so :class:`Taken` carries what earlier parts took, and the Delta reconciles
+those hosts too (taking back one it does not keep).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import itertools
 import operator
 import re
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from itertools import chain, compress, repeat
@@ -91,6 +99,44 @@ def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozense
             hosts, states = list(compress(hosts, keep)), list(compress(states, keep))
             taken = list(compress(taken, keep))
         yield HeadSlice(hosts, states, taken)
+
+
+class Taken:
+    """What earlier parts of one change enforced ahead of it: host -> account."""
+
+    __slots__ = ("accounts", "hosts")
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, str] = {}
+        self.accounts: set[str] = set()
+
+
+def unclaimed(got: HeadSlice, accounts: Sequence[str | None],
+              owners: Callable[[Sequence[str]], list[str | None]],
+              restricted: Callable[[str], object], taken: Taken) -> HeadSlice:
+    """The rows of a slice of a *change* that its Delta is bound to place as they say,
+    given what the gateway holds: no other account holds the host (nor a prefix of
+    another around it: ``owners``), the account is not placed restricted already
+    (``restricted``; it is active, or new) and no earlier part of the same change took
+    the account or the host. The rows kept are added to ``taken``."""
+    if not got.rows:
+        return got
+    names = [accounts[i] for i in got.rows]
+    holders = owners(got.hosts)
+    seen_hosts, seen_accounts = taken.hosts, taken.accounts
+    keep = []
+    for account, host, holder in zip(names, got.hosts, holders, strict=True):
+        ok = (account is not None and (holder is None or holder == account)
+              and not restricted(account) and host not in seen_hosts
+              and account not in seen_accounts)
+        keep.append(ok)
+        if ok:
+            seen_hosts[host] = account  # type: ignore[assignment]
+            seen_accounts.add(account)  # type: ignore[arg-type]
+    if all(keep):
+        return got
+    return HeadSlice(list(compress(got.hosts, keep)), list(compress(got.states, keep)),
+                     list(compress(got.rows, keep)))
 
 
 def head_start(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozenset()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from itertools import compress, repeat
 from typing import Any
 
@@ -159,6 +159,12 @@ class Inventory:
             if found is not None and (best is None or plen > best[0]):
                 best = (plen, found)
         return best[1] if best else None
+
+    def owners(self, hosts: Sequence[str]) -> list[str | None]:
+        """:meth:`owner` of each host (one C loop while no prefix is held)."""
+        if not any(self._nets.values()):
+            return list(map(self._hosts.get, hosts))
+        return [self.owner(host) for host in hosts]
 
     def claimed_by_other(self, sub: Subscriber) -> str | None:
         """An address of ``sub`` already held by another account, if any."""

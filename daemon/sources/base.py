@@ -85,6 +85,23 @@ class Restrictions:
     rows: Sequence[Row]
 
 
+@dataclass(frozen=True, slots=True)
+class DeltaAhead:
+    """Rows of a large change still on its way (a storm): part of the rows of the
+    :class:`Delta` that must follow.
+
+    A source may send the rows of a large change in parts while it still fetches
+    the rest. The engine may *add*, from them, the restrictions it can tell the Delta
+    will keep (see :mod:`debtgate.headstart`); everything else (releases, the
+    inventory, transitions, rejections) is left to the Delta, which also takes back
+    any such element it does not keep."""
+
+    rows: Columns
+    asked: int
+    """How many accounts the change covers: the most it can newly restrict (the
+    mass-change guard's bound)."""
+
+
 NO_MARK = -(2**63)
 """A missing change mark inside a :class:`MarkColumn`."""
 
@@ -100,6 +117,13 @@ class MarkColumn(Sequence[int | None]):
 
     def __init__(self, marks: Iterable[int | None] = ()) -> None:
         self.raw = array("q", [NO_MARK if m is None else m for m in marks])
+
+    @classmethod
+    def of(cls, raw: array[int]) -> MarkColumn:
+        """A column over ``raw`` (not copied)."""
+        out = cls()
+        out.raw = raw
+        return out
 
     def append(self, mark: int | None) -> None:
         self.raw.append(NO_MARK if mark is None else mark)
@@ -201,11 +225,22 @@ class Columns(Sequence[Row]):
     def pick(self, indices: Sequence[int]) -> Columns:
         """The rows at ``indices`` (ascending) as new columns."""
         out = Columns(self.extra_names)
-        out.account = list(map(self.account.__getitem__, indices))
-        out.addresses = list(map(self.addresses.__getitem__, indices))
-        out.state = list(map(self.state.__getitem__, indices))
-        out.marks = list(map(self.marks.__getitem__, indices))
         out.typed_texts = self.typed_texts
+        if isinstance(indices, range) and indices.step == 1:  # a run of rows: slices
+            run = slice(indices.start, indices.stop)
+            out.account, out.addresses = self.account[run], self.addresses[run]
+            out.state = self.state[run]
+            marks = self.marks
+            out.marks = (MarkColumn.of(marks.raw[run]) if isinstance(marks, MarkColumn)
+                         else list(marks[run]))
+            if self.dense is not None:
+                out.set_dense({name: column[run] for name, column in self.dense.items()})
+                return out
+        else:
+            out.account = list(map(self.account.__getitem__, indices))
+            out.addresses = list(map(self.addresses.__getitem__, indices))
+            out.state = list(map(self.state.__getitem__, indices))
+            out.marks = list(map(self.marks.__getitem__, indices))
         if self.dense is not None:
             out.set_dense({name: list(map(column.__getitem__, indices))
                            for name, column in self.dense.items()})
@@ -280,7 +315,7 @@ class LazyColumns(Mapping[str, list[Any]]):
         return len(self._names)
 
 
-Event = Snapshot | Delta | Restrictions
+Event = Snapshot | Delta | Restrictions | DeltaAhead
 Sink = Callable[[Event], Awaitable[None]]
 
 

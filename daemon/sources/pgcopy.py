@@ -12,7 +12,7 @@ query as a literal ``text[]`` in place of its ``$1`` (:mod:`debtgate.sources.pgb
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
 import asyncpg
@@ -63,6 +63,12 @@ class _Shared(dict[str, "str | None"]):
         return key
 
 
+FIRST_PART = 2_000
+PART = 10_000
+"""Rows per part handed over while a large change is still fetched: a small first
+part so that the engine starts early, then parts it handles while the next arrive."""
+
+
 def _unescape_field(field: str) -> str | None:
     if field == "\\N":
         return None
@@ -78,7 +84,8 @@ class CopyParser:
     of mostly active rows, 20 % less on rows that all carry the extra columns.)
     """
 
-    def __init__(self, extra_names: tuple[str, ...], every_row: bool = False) -> None:
+    def __init__(self, extra_names: tuple[str, ...], every_row: bool = False,
+                 on_part: Callable[[Columns], None] | None = None) -> None:
         self.cols = Columns(extra_names)
         self.cols.typed_texts = True  # COPY text: every field is text or NULL
         self.cols.marks = MarkColumn()
@@ -87,6 +94,17 @@ class CopyParser:
         self._skip: str | None = None if every_row else "active"
         """Rows in this state keep no extra columns (None: every row keeps them)."""
         self._shared = _Shared({"": None})
+        self._dense: list[list[str | None]] | None = None
+        """With ``every_row``: the extra columns, held dense (no tuple per row)."""
+        if every_row and extra_names:
+            self._dense = [[] for _ in extra_names]
+            self.cols.set_dense(dict(zip(extra_names, self._dense, strict=True)))
+        self._on_part = on_part
+        """Called with each part of the rows as they arrive (a copy; the whole still
+        comes from :meth:`close`): :data:`FIRST_PART` rows, then :data:`PART` each,
+        then the rest at the end."""
+        self._sent = 0
+        self._part = FIRST_PART
 
     async def feed(self, chunk: bytes) -> None:
         self.feed_sync(chunk)
@@ -98,20 +116,62 @@ class CopyParser:
             self._tail = bytes(data)
             return
         self._tail = bytes(data[cut + 1:])
-        self._lines(bytes(data[:cut]).decode("utf-8").split("\n"))
+        text = bytes(data[:cut]).decode("utf-8")
+        if self._skip is not None or "\\" in text or not self._whole(text):
+            self._lines(text.split("\n"))
+        if self._on_part is not None and len(self.cols) - self._sent >= self._part:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        assert self._on_part is not None
+        end = len(self.cols)
+        part = self.cols.pick(range(self._sent, end))
+        self._sent, self._part = end, PART
+        self._on_part(part)
 
     def close(self) -> Columns:
         if self._tail:
             self._lines([self._tail.decode("utf-8")])
             self._tail = b""
         self._shared.clear()
+        if self._on_part is not None and len(self.cols) > self._sent:
+            self._hand_over()
         return self.cols
+
+    def _whole(self, text: str) -> bool:
+        """Every row of a batch at once (rows that all keep their extra columns, no
+        escape in the batch): tabs and newlines split together, each column taken by
+        slicing, NULLs mended only in a column that has some. For a large change,
+        where every row carries every column, this (with the extra columns held
+        dense) takes about half the time of the line parser. False (nothing taken)
+        if the batch does not split into whole rows."""
+        k = 4 + self._extras
+        fields = text.replace("\n", "\t").split("\t")
+        rows = text.count("\n") + 1
+        if len(fields) != rows * k:
+            return False
+        cols = self.cols
+        for column, at in ((cols.account, 0), (cols.addresses, 1)):
+            got = fields[at::k]
+            column.extend([x or None for x in got] if "" in got else got)
+        states = fields[2::k]
+        cols.state.extend([_STATE_TEXT.get(x, x) or None for x in states] if "" in states
+                          else map(_STATE_TEXT.get, states, states))
+        marks = fields[3::k]
+        cols.marks.raw.extend(  # type: ignore[union-attr]
+            [int(m) if m else NO_MARK for m in marks] if "" in marks else map(int, marks))
+        if self._dense is not None:
+            value = self._shared.__getitem__
+            for at, column in enumerate(self._dense, 4):
+                column.extend(map(value, fields[at::k]))
+        return True
 
     def _lines(self, lines: list[str]) -> None:
         cols = self.cols
         accounts, addresses, states = cols.account, cols.addresses, cols.state
         marks = cols.marks.raw  # type: ignore[union-attr]
-        extra = cols.extra
+        dense = self._dense
+        extra = cols.extra if dense is None else {}
         shared = _STATE_TEXT
         skip = self._skip
         value = self._shared.__getitem__
@@ -126,7 +186,12 @@ class CopyParser:
             addresses.append(addr or None)
             states.append(shared.get(state, state) or None)
             marks.append(int(mark) if mark else NO_MARK)
-            if rest and state != skip:
+            if dense is not None:
+                values = rest[0].split("\t") if rest else []
+                values += [""] * (len(dense) - len(values))
+                for column, got in zip(dense, map(value, values), strict=False):
+                    column.append(got)
+            elif rest and state != skip:
                 extra[n] = tuple(map(value, rest[0].split("\t")))
             n += 1
 
@@ -138,7 +203,10 @@ class CopyParser:
         cols.addresses.append(fields[1])
         cols.state.append(fields[2])
         cols.marks.append(int(fields[3]) if fields[3] else None)
-        if self._extras and (self._skip is None or fields[2] != self._skip):
+        if self._dense is not None:
+            for column, got in zip(self._dense, fields[4:], strict=False):
+                column.append(got)
+        elif self._extras and (self._skip is None or fields[2] != self._skip):
             cols.extra[len(cols.account) - 1] = tuple(fields[4:4 + self._extras])
 
 
@@ -174,20 +242,25 @@ async def copy_restrictions(conn: asyncpg.Connection, query: str, *,
 
 
 async def copy_accounts(conn: asyncpg.Connection, query: str, ids: Sequence[str], *,
-                        version: bool, seconds: float | None = None) -> Columns | None:
+                        version: bool, seconds: float | None = None,
+                        on_part: Callable[[Columns], None] | None = None) -> Columns | None:
     """The accounts query's rows of ``ids`` through COPY, every column of every row (as
     the row-by-row fetch gives them), with the change mark the source keeps (the
     ``version`` column if ``version``, else the row's fingerprint); only rows whose
     account was asked. None when the query's ``$1`` cannot be replaced safely (the
-    caller then fetches the rows with bind parameters)."""
+    caller then fetches the rows with bind parameters). ``on_part`` gets the asked
+    rows in parts while they arrive (see :class:`CopyParser`)."""
     types = await describe(conn, query, what="accounts query", seconds=seconds)
     bound = bind_text_array(query, ids)
     if bound is None:
         return None
     sql, extras = lean_query(bound, types, every_row=True, version=version)
-    cols = await _copy(conn, sql, CopyParser(extras, every_row=True), what="accounts query",
-                       seconds=seconds)
-    return only_accounts(cols, set(ids))
+    wanted = set(ids)
+    forward = None if on_part is None else (
+        lambda part: on_part(only_accounts(part, wanted)))
+    cols = await _copy(conn, sql, CopyParser(extras, every_row=True, on_part=forward),
+                       what="accounts query", seconds=seconds)
+    return only_accounts(cols, wanted)
 
 
 def only_accounts(cols: Columns, wanted: AbstractSet[str]) -> Columns:

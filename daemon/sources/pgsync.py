@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -115,15 +115,18 @@ class PgSync:
                  "engine in %.3f s; the snapshot follows", len(cols), fetched - started,
                  time.monotonic() - fetched)
 
-    async def _fetch_accounts(self, conn: asyncpg.Connection, ids: list[str]
+    async def _fetch_accounts(self, conn: asyncpg.Connection, ids: list[str],
+                              on_part: Callable[[Columns], None] | None = None
                               ) -> tuple[Sequence[Row], list[str]]:
         """The current rows of ``ids`` (only rows of asked accounts) and the asked ids
-        the accounts query no longer returns (gone)."""
+        the accounts query no longer returns (gone). ``on_part`` gets the rows in parts
+        while they arrive, if they come through COPY."""
         rows: Sequence[Row] | None = None
         if len(ids) > COPY_IDS:
             try:
                 rows = await copy_accounts(conn, self.s.accounts_query, ids,
-                                           version=self._version, seconds=self.s.query_timeout)
+                                           version=self._version, seconds=self.s.query_timeout,
+                                           on_part=on_part)
             except SourceError as exc:
                 log.warning("accounts query through COPY failed for %d ids, fetching them "
                             "row by row: %s", len(ids), exc)

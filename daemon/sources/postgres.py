@@ -29,6 +29,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from ..configbase import Section
 from ..errors import SourceError
-from .base import Delta, Sink, SourceHealth, gc_paused
+from .base import Columns, Delta, DeltaAhead, Row, Sink, SourceHealth, gc_paused
 from .coalesce import Coalescer
 from .pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
 from .pgsync import PgSync
@@ -45,6 +46,10 @@ from .pgsync import PgSync
 log = logging.getLogger(__name__)
 BULK_IDS = 2000
 """Above this many ids in one change, cyclic GC is paused while it is fetched and applied."""
+AHEAD_IDS = 2000
+"""From this many changed accounts on, their rows go to the engine in parts while
+the rest are still fetched (:class:`DeltaAhead`), so that a storm's restrictions are
+enforced as the rows arrive; a smaller change comes whole."""
 LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ConnectionError)
 
 
@@ -236,10 +241,40 @@ class PostgresSource(PgSync):
 
     async def _apply_ids_now(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
                              first: float | None) -> None:
-        rows, gone = await self._fetch_accounts(conn, ids)
+        if len(ids) < AHEAD_IDS:
+            rows, gone = await self._fetch_accounts(conn, ids)
+        else:
+            rows, gone = await self._fetch_ahead(conn, sink, ids)
         await self._emit(sink, Delta(rows, gone), rows, gone)
         if first is not None:
             self.health.lag = time.monotonic() - first
+
+    async def _fetch_ahead(self, conn: asyncpg.Connection, sink: Sink, ids: list[str]
+                           ) -> tuple[Sequence[Row], list[str]]:
+        """:meth:`_fetch_accounts` of a large change, its rows handed to the engine in
+        parts (:class:`DeltaAhead`) while the rest still arrive; the Delta follows once
+        every part is handed over. A part the engine fails on is logged and the rest
+        are not sent: the Delta decides anyway."""
+        parts: asyncio.Queue[Columns | None] = asyncio.Queue()
+
+        async def hand_over() -> None:
+            while (part := await parts.get()) is not None:
+                try:
+                    await sink(DeltaAhead(part, len(ids)))
+                except Exception:
+                    log.warning("a part of a change of %d accounts was not applied ahead; "
+                                "the change follows whole", len(ids), exc_info=True)
+                    return
+
+        forward = asyncio.create_task(hand_over(), name="pg-delta-ahead")
+        try:
+            got = await self._fetch_accounts(conn, ids, parts.put_nowait)
+        except BaseException:
+            forward.cancel()
+            raise
+        parts.put_nowait(None)
+        await forward
+        return got
 
     def describe(self) -> str:
         return redact(self._dsn())

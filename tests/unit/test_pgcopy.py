@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from debtgate.sources.base import NO_MARK, Columns, MarkColumn
+from debtgate.sources.base import NO_MARK, Columns, MarkColumn, Row
 from debtgate.sources.pgbind import bind_text_array, param_spans, text_array_literal
 from debtgate.sources.pgcopy import RESTRICTING, CopyParser, lean_query, only_accounts
 from debtgate.sources.pgfetch import Marks
@@ -40,12 +40,16 @@ def test_every_row_keeps_the_extra_columns_of_active_rows(chunk: int) -> None:
     assert cols[0] == {"account": "a1", "addresses": "10.0.0.1", "state": "active",
                        "amount_due": "0.00", "since": None, "name": "Ann"}
     assert cols[1]["name"] == "Jo\tAnn" and cols[2]["name"] == "Zoë"
-    assert cols[3] == {"account": "a4", "addresses": None, "state": None, "amount_due": None,
-                       "since": None, "name": None}
+    # Every row keeps its columns, held dense (a row with none of them reads without).
+    assert cols.dense is not None and cols.dense["name"] == ["Ann", "Jo\tAnn", "Zoë", None, None]
+    assert cols[3] == {"account": "a4", "addresses": None, "state": None}
     snapshot = parse(LINES, every_row=False)
+    assert snapshot.dense is None
     assert 0 not in snapshot.extra and snapshot[0] == {
         "account": "a1", "addresses": "10.0.0.1", "state": "active"}
-    assert [snapshot[i] for i in (1, 2, 3)] == [cols[i] for i in (1, 2, 3)]
+    def given(row: Row) -> dict[str, object]:  # NULL and a missing column are the same
+        return {k: v for k, v in row.items() if v is not None}
+    assert [given(snapshot[i]) for i in (1, 2, 3)] == [given(cols[i]) for i in (1, 2, 3)]
 
 
 def test_chunking_does_not_change_the_columns() -> None:
@@ -150,3 +154,47 @@ def test_repeated_display_values_are_one_object_each() -> None:
     empty = parse(b"b1\t10.0.0.1\tblocked\t1\t\t\tx\nb2\t10.0.0.2\twarn\t2\t1.5\t\ty\n",
                   every_row=False)
     assert empty.extra == {0: (None, None, "x"), 1: ("1.5", None, "y")}
+
+
+class LineByLine(CopyParser):
+    def _whole(self, text: str) -> bool:
+        return False
+
+
+def test_whole_batches_parse_like_lines() -> None:
+    rng = random.Random(11)
+    lines = []
+    for i in range(2000):
+        state = rng.choice(["active", "blocked", "warn", "", "Paused"])
+        mark = rng.choice([str(i), "", str(-i)])
+        amount = rng.choice(["", "500", "12.50"])
+        name = rng.choice(["", "Ann", "Zoë", "O\\\\Brien"])  # an escape: that batch by lines
+        account = rng.choice([f"acc{i}", ""])
+        lines.append(f"{account}\t10.1.{i // 256}.{i % 256}\t{state}\t{mark}\t{amount}\t\t{name}\n")
+    data = "".join(lines).encode()
+    for chunk in (97, 4096, len(data)):
+        fast = parse(data, every_row=True, chunk=chunk)
+        slow = LineByLine(EXTRAS, every_row=True)
+        for i in range(0, len(data), chunk):
+            slow.feed_sync(data[i:i + chunk])
+        ref = slow.close()
+        assert fast.account == ref.account and fast.addresses == ref.addresses
+        assert fast.state == ref.state and list(fast.marks) == list(ref.marks)
+        assert fast.dense == ref.dense
+        assert [fast[i] for i in range(len(fast))] == [ref[i] for i in range(len(ref))]
+    assert None in fast.account and None in fast.state and None in fast.marks
+
+
+def test_parts_are_handed_over_as_rows_arrive() -> None:
+    data = "".join(f"acc{i}\t10.2.{i // 256}.{i % 256}\tblocked\t{i}\t1\t\tN\n"
+                   for i in range(25_000)).encode()
+    got: list[Columns] = []
+    parser = CopyParser(EXTRAS, every_row=True, on_part=got.append)
+    for i in range(0, len(data), 65536):
+        parser.feed_sync(data[i:i + 65536])
+        assert sum(map(len, got)) <= len(parser.cols)
+    whole = parser.close()
+    assert len(got[0]) >= 2000 and all(len(p) >= 10_000 for p in got[1:-1])
+    assert [a for p in got for a in p.account] == whole.account
+    assert [m for p in got for m in p.marks] == list(whole.marks)
+    assert [p.dense["name"][0] for p in got] == ["N"] * len(got)  # type: ignore[index]
