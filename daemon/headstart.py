@@ -121,22 +121,28 @@ def unclaimed(got: HeadSlice, accounts: Sequence[str | None],
     the account or the host. The rows kept are added to ``taken``."""
     if not got.rows:
         return got
-    names = [accounts[i] for i in got.rows]
-    holders = owners(got.hosts)
+    names: list[Any] = list(map(accounts.__getitem__, got.rows))
+    hosts = got.hosts
     seen_hosts, seen_accounts = taken.hosts, taken.accounts
-    keep = []
-    for account, host, holder in zip(names, got.hosts, holders, strict=True):
-        ok = (account is not None and (holder is None or holder == account)
-              and not restricted(account) and host not in seen_hosts
-              and account not in seen_accounts)
-        keep.append(ok)
-        if ok:
-            seen_hosts[host] = account  # type: ignore[assignment]
-            seen_accounts.add(account)  # type: ignore[arg-type]
+    # The accounts and hosts of one slice are distinct (head_slices): one C loop each.
+    holders = owners(hosts)
+    free = map(operator.or_, map(operator.is_, holders, repeat(None)),
+               map(operator.eq, holders, names))
+    fresh = map(operator.not_, map(operator.or_, map(seen_hosts.__contains__, hosts),
+                                   map(seen_accounts.__contains__, names)))
+    settled = map(operator.not_, map(restricted, names))
+    keep = list(map(operator.and_, map(operator.and_, free, fresh), settled))
+    if None in names:
+        keep = list(map(operator.and_, keep, map(operator.is_not, names, repeat(None))))
     if all(keep):
-        return got
-    return HeadSlice(list(compress(got.hosts, keep)), list(compress(got.states, keep)),
-                     list(compress(got.rows, keep)))
+        kept = got
+    else:
+        kept = HeadSlice(list(compress(hosts, keep)), list(compress(got.states, keep)),
+                         list(compress(got.rows, keep)))
+        names = list(compress(names, keep))
+    seen_hosts.update(zip(kept.hosts, names, strict=True))
+    seen_accounts.update(names)
+    return kept
 
 
 def head_start(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozenset()

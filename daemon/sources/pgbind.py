@@ -31,9 +31,13 @@ _IDENT_CHAR = re.compile(r"[\w$\x80-\U0010ffff]")
 
 def text_array_literal(values: Sequence[str]) -> str:
     """A ``text[]`` literal holding exactly ``values`` (a SQL expression)."""
-    body = "{" + ",".join(
-        '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        for v in values if "\x00" not in v) + "}"
+    joined = '","'.join(values)
+    if "\\" in joined or "\x00" in joined or '"' in joined:  # escapes: one id at a time
+        body = "{" + ",".join(
+            '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values if "\x00" not in v) + "}"
+    else:
+        body = '{"' + joined + '"}' if values else "{}"
     tag, n = "dgids", 0
     while (body + f"${tag}$").find(f"${tag}$") != len(body):
         n += 1

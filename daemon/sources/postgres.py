@@ -224,7 +224,10 @@ class PostgresSource(PgSync):
                 pass
 
     async def _apply_pending(self, conn: asyncpg.Connection, sink: Sink) -> None:
-        ids, first = sorted(self._pending), self._coalesce.take()
+        pending = self._pending
+        # A storm's 100,000 ids are not sorted (~50 ms); a few are, for stable logs.
+        ids = sorted(pending) if len(pending) <= BULK_IDS else list(pending)
+        first = self._coalesce.take()
         self._pending.clear()
         self._coalesce.started()
         try:

@@ -9,7 +9,7 @@ import pytest
 from debtgate.sources.base import NO_MARK, Columns, MarkColumn, Row
 from debtgate.sources.pgbind import bind_text_array, param_spans, text_array_literal
 from debtgate.sources.pgcopy import RESTRICTING, CopyParser, lean_query, only_accounts
-from debtgate.sources.pgfetch import Marks
+from debtgate.sources.pgfetch import Marks, parse_payload
 
 EXTRAS = ("amount_due", "since", "name")
 TYPES = {"account": "text", "addresses": "text", "state": "text", "amount_due": "numeric",
@@ -198,3 +198,12 @@ def test_parts_are_handed_over_as_rows_arrive() -> None:
     assert [a for p in got for a in p.account] == whole.account
     assert [m for p in got for m in p.marks] == list(whole.marks)
     assert [p.dense["name"][0] for p in got] == ["N"] * len(got)  # type: ignore[index]
+
+
+def test_notification_payloads() -> None:
+    assert parse_payload("A1,A2,A3") == ["A1", "A2", "A3"]
+    assert parse_payload(" A1 , A2,,A3,\n") == ["A1", "A2", "A3"]
+    assert parse_payload("A 1,A2") == ["A 1", "A2"]  # inner spaces are part of an id
+    assert parse_payload("") is None and parse_payload("  ") is None
+    assert parse_payload('["A1", null, 7]') == ["A1", "7"]
+    assert parse_payload("[broken") is None

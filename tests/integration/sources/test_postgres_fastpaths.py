@@ -166,6 +166,10 @@ async def test_few_ids_stay_row_by_row_and_a_literal_round_trips(billing: Billin
     conn = await asyncpg.connect(billing.dsn)
     try:
         got = await conn.fetchval(f"SELECT {text_array_literal(HOSTILE)}")  # noqa: S608
+        # Without a quote, a backslash or a NUL the literal is joined in one piece.
+        plain = [h for h in HOSTILE if not {'"', "\\", "\x00"} & set(h)]
+        joined = await conn.fetchval(f"SELECT {text_array_literal(plain)}")  # noqa: S608
     finally:
         await conn.close()
     assert got == [h for h in HOSTILE if "\x00" not in h]
+    assert joined == plain and len(plain) == 7
