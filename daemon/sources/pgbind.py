@@ -31,13 +31,13 @@ _IDENT_CHAR = re.compile(r"[\w$\x80-\U0010ffff]")
 
 def text_array_literal(values: Sequence[str]) -> str:
     """A ``text[]`` literal holding exactly ``values`` (a SQL expression)."""
-    joined = '","'.join(values)
-    if "\\" in joined or "\x00" in joined or '"' in joined:  # escapes: one id at a time
+    every = "".join(values)
+    if "\\" in every or "\x00" in every or '"' in every:  # escapes: one id at a time
         body = "{" + ",".join(
             '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
             for v in values if "\x00" not in v) + "}"
     else:
-        body = '{"' + joined + '"}' if values else "{}"
+        body = '{"' + '","'.join(values) + '"}' if values else "{}"
     tag, n = "dgids", 0
     while (body + f"${tag}$").find(f"${tag}$") != len(body):
         n += 1
