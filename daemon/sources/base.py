@@ -16,7 +16,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any, Protocol, overload
 
 Row = Mapping[str, Any]
@@ -257,7 +257,8 @@ class Columns(Sequence[Row]):
         marked: set[int] = set()
         for column in dense.values():
             if column.count(None) != len(column):
-                marked.update(i for i, v in enumerate(column) if v is not None)
+                marked.update(compress(range(len(column)),
+                                       map(operator.is_not, column, repeat(None))))
         return sorted(marked)
 
     def __len__(self) -> int:
