@@ -69,7 +69,10 @@ class EarlySide:
 
         Returns the indices of the rows enforced, or None if the kernel refused."""
         skip = {*self.overrides, *self.held}
-        slices = head_slices(cols, self.policy, skip)
+        # A part of a change is one slice (one transaction): the source parses the next
+        # part while the kernel inserts this one.
+        slices = (head_slices(cols, self.policy, skip) if keep is None else
+                  head_slices(cols, self.policy, skip, size=len(cols), first=len(cols)))
 
         def step() -> HeadSlice | None:
             got = next(slices, None)

@@ -60,9 +60,10 @@ class HeadSlice(NamedTuple):
 
 
 def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozenset(),
-                size: int = SLICE) -> Iterator[HeadSlice]:
+                size: int = SLICE, first: int | None = None) -> Iterator[HeadSlice]:
     """The IPv4 hosts ``cols`` surely restricts and their states, in row order, in
-    slices of the restricting rows (``size`` rows each; a slice may come out empty)."""
+    slices of the restricting rows (``first`` rows, by default a fifth of ``size``,
+    then ``size`` rows each; a slice may come out empty)."""
     indices = list(compress(range(len(cols)), map(RESTRICTING.__contains__, cols.state)))
     if not indices:
         return
@@ -77,7 +78,8 @@ def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozense
         hosts_twice, around = repeated(flat), _v4_prefixes(flat)
         del flat
     served = [net for net in policy.serves if net.version == 4] if policy.serves else None
-    bounds = [0, *range(max(size // 5, 1), len(indices), size), len(indices)]
+    start = max(size // 5 if first is None else first, 1)
+    bounds = [0, *range(start, len(indices), size), len(indices)]
     for at, end in itertools.pairwise(bounds):
         rows = plain_rows(cols, indices[at:end], _CONVERT)
         if rows is None:

@@ -87,8 +87,11 @@ def test_slices_add_up_to_the_whole() -> None:
     items[500] = row("A1", "10.9.9.9", "blocked")  # A1 twice: neither is taken
     cols = columns(items, EXTRAS)
     whole = head_start(cols, Policy())
-    for size in (1, 7, 100, 5000):
-        slices = list(head_slices(cols, Policy(), size=size))
+    for size, first in ((1, None), (7, None), (100, None), (5000, None), (100, 3),
+                        (len(cols), len(cols))):
+        slices = list(head_slices(cols, Policy(), size=size, first=first))
+        if first == len(cols):
+            assert len(slices) == 1  # one slice, one transaction (a part of a change)
         joined: tuple[list[str], list[State]] = ([], [])
         for hosts, states, taken in slices:
             assert [cols.addresses[i] for i in taken] == hosts
