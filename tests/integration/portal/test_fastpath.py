@@ -32,7 +32,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+Response = tuple[int, dict[str, str], bytes]
+
+
+async def read_response(reader: asyncio.StreamReader) -> Response:
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
@@ -66,6 +69,17 @@ async def portal():
 
 async def connect(port: int, source: str = A):
     return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+
+
+async def exchange(port: int, request: bytes, count: int = 1, source: str = A
+                   ) -> list[Response]:
+    """Send ``request`` (one or more pipelined) on a new connection from ``source``,
+    read ``count`` responses, close."""
+    reader, writer = await connect(port, source)
+    writer.write(request)
+    answers = [await read_response(reader) for _ in range(count)]
+    writer.close()
+    return answers
 
 
 def get(port: int, target: str = "/", extra: str = "") -> bytes:
@@ -108,20 +122,14 @@ async def test_each_address_sees_its_own_page(portal):
     port = await portal(link)
     for source, mine, other in ((A, b"1111", b"2222"), (B, b"2222", b"1111"),
                                 (A, b"1111", b"2222")):
-        reader, writer = await connect(port, source)
-        writer.write(get(port))
-        status, _, body = await read_response(reader)
-        writer.close()
+        [(status, _, body)] = await exchange(port, get(port), source=source)
         assert status == 200 and mine in body and other not in body
 
 
 async def test_pipelined_requests_keep_their_order_across_the_handover(portal):
     link = PeekLink({A: subscriber(A, State.BLOCKED)})
     port = await portal(link)
-    reader, writer = await connect(port)
-    writer.write(get(port) + get(port, "/api/state") + get(port))
-    codes = [await read_response(reader) for _ in range(3)]
-    writer.close()
+    codes = await exchange(port, get(port) + get(port, "/api/state") + get(port), 3)
     assert [c[0] for c in codes] == [200, 200, 200]
     assert codes[0][1]["content-type"].startswith("text/html")
     assert codes[1][2] == b'{"state": "blocked", "online": false}'
@@ -131,10 +139,7 @@ async def test_pipelined_requests_keep_their_order_across_the_handover(portal):
 async def test_rate_limit_runs_on_the_fast_path(portal):
     link = PeekLink({A: subscriber(A, State.BLOCKED)})
     port = await portal(link, rate_limit=0.001, rate_burst=2)
-    reader, writer = await connect(port)
-    writer.write(get(port) * 3)
-    answers = [await read_response(reader) for _ in range(3)]
-    writer.close()
+    answers = await exchange(port, get(port) * 3, 3)
     assert [a[0] for a in answers] == [200, 200, 429]
     assert int(answers[2][1]["retry-after"]) >= 1
     assert answers[2][1]["x-frame-options"] == "DENY"
@@ -162,10 +167,7 @@ async def test_intercepted_and_odd_requests_go_to_the_application(portal):
 async def test_warn_page_gets_fresh_tokens_on_the_fast_path(portal):
     link = PeekLink({A: subscriber(A, State.WARN)})
     port = await portal(link)
-    reader, writer = await connect(port)
-    writer.write(get(port) * 2)
-    bodies = [(await read_response(reader))[2] for _ in range(2)]
-    writer.close()
+    bodies = [body for _, _, body in await exchange(port, get(port) * 2, 2)]
     tokens = [re.search(rb'name="csrf" value="([^"]+)"', b) for b in bodies]
     assert all(tokens)
     for body in bodies:
@@ -176,10 +178,7 @@ async def test_daemon_down_gives_503_on_the_fast_path(portal):
     link = MemoryLink({A: subscriber(A, State.BLOCKED)})
     link.down = True
     port = await portal(link)
-    reader, writer = await connect(port)
-    writer.write(get(port))
-    status, headers, _ = await read_response(reader)
-    writer.close()
+    [(status, headers, _)] = await exchange(port, get(port))
     assert status == 503 and headers["cache-control"] == "no-store"
 
 
@@ -232,10 +231,7 @@ async def test_fast_sign_in_equals_the_application_sign_in(portal, nat, probe):
         nat(fast=fast_path, app=not fast_path)
         link = MemoryLink({A: subscriber(A, State.BLOCKED)})
         port = await portal(link, fast_path=fast_path)
-        reader, writer = await connect(port)
-        writer.write(probe)
-        status, headers, body = await read_response(reader)
-        writer.close()
+        [(status, headers, body)] = await exchange(port, probe)
         assert headers.pop("date")
         headers["location"] = headers["location"].replace(str(port), "PORT")
         answers.append((status, headers, body))
@@ -258,10 +254,7 @@ async def test_probes_the_fast_path_is_unsure_of_go_to_the_application(portal, n
     nat(fast=True, app=False)
     link = MemoryLink({A: subscriber(A, State.ACTIVE)})
     port = await portal(link)
-    reader, writer = await connect(port)
-    writer.write(probe)
-    status, _, _ = await read_response(reader)
-    writer.close()
+    [(status, _, _)] = await exchange(port, probe)
     assert status != 302  # aiohttp answered (asked the daemon: online, or refused it)
 
 
@@ -269,10 +262,7 @@ async def test_probe_not_dnated_goes_to_the_application_which_asks(portal, nat):
     nat(fast=False, app=False)
     link = MemoryLink({A: subscriber(A, State.ACTIVE)})
     port = await portal(link)
-    reader, writer = await connect(port)
-    writer.write(PROBE)
-    status, headers, _ = await read_response(reader)
-    writer.close()
+    [(status, headers, _)] = await exchange(port, PROBE)
     assert status == 204 and headers["connection"] == "close" and link.asked == 1
 
 
@@ -282,10 +272,8 @@ async def test_dnat_probe_takes_a_rate_limit_token(portal, nat):
     port = await portal(link, rate_limit=0.001, rate_burst=1)
     codes = []
     for _ in range(2):
-        reader, writer = await connect(port)
-        writer.write(PROBE)
-        codes.append((await read_response(reader))[0])
-        writer.close()
+        [(code, _, _)] = await exchange(port, PROBE)
+        codes.append(code)
     assert codes == [302, 429] and link.asked == 0
 
 
@@ -294,8 +282,5 @@ async def test_real_kernel_without_nat_is_not_dnat(portal):
     # destination is the socket's own address); the probe is asked about
     link = MemoryLink({A: subscriber(A, State.ACTIVE)})
     port = await portal(link)
-    reader, writer = await connect(port)
-    writer.write(PROBE)
-    status, _, _ = await read_response(reader)
-    writer.close()
+    [(status, _, _)] = await exchange(port, PROBE)
     assert status == 204 and link.asked == 1

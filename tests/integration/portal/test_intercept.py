@@ -18,6 +18,16 @@ def dnat(host: str) -> dict[str, str]:
     return {"X-Forwarded-For": IP, "Host": host}
 
 
+ANDROID = "connectivitycheck.gstatic.com"
+
+
+async def android_probe(client, headers: dict[str, str] | None = None):
+    """Android's connectivity check, the redirect not followed; by default straight
+    from the test client (``Host`` only)."""
+    return await client.get("/generate_204", headers=headers or {"Host": ANDROID},
+                            allow_redirects=False)
+
+
 async def test_intercepted_get_redirects_with_original_url(make_client):
     client = await make_client(MemoryLink({IP: subscriber(IP, State.BLOCKED)}))
     resp = await client.get("/news/today?id=7&x=%D0%B0", headers=dnat("News.Example.com"),
@@ -129,8 +139,7 @@ async def test_probe_with_daemon_down_opens_sign_in(make_client):
     link = MemoryLink({})
     link.down = True
     client = await make_client(link)
-    resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
-                            allow_redirects=False)
+    resp = await android_probe(client, dnat(ANDROID))
     assert resp.status == 302
 
 
@@ -138,15 +147,13 @@ async def test_probe_captive_verdict_is_remembered_until_acknowledged(make_clien
     link = MemoryLink({IP: subscriber(IP, State.WARN)})
     client = await make_client(link, make_config(probe_cache_ttl=60))
     for _ in range(3):
-        resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
-                                allow_redirects=False)
+        resp = await android_probe(client, dnat(ANDROID))
         assert resp.status == 302 and resp.headers["Location"] == PUBLIC
     assert link.asked == 1  # the daemon was asked once
     # an acknowledgement forgets the verdict: the next probe asks again
     client.app[PORTAL].probes.forget(IP)
     link.views[IP] = subscriber(IP, State.WARN, acknowledged=True)
-    resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
-                            allow_redirects=False)
+    resp = await android_probe(client, dnat(ANDROID))
     assert resp.status == 204 and link.asked == 2
 
 
@@ -164,12 +171,10 @@ async def test_acknowledgement_forgets_the_probe_verdict(make_client):
 async def test_probe_verdicts_are_not_remembered_by_default(make_client):
     link = MemoryLink({IP: subscriber(IP, State.BLOCKED)})
     client = await make_client(link)
-    resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
-                            allow_redirects=False)
+    resp = await android_probe(client, dnat(ANDROID))
     assert resp.status == 302
     link.views[IP] = subscriber(IP, State.ACTIVE)  # unblocked; a stale conntrack entry
-    resp = await client.get("/generate_204", headers=dnat("connectivitycheck.gstatic.com"),
-                            allow_redirects=False)
+    resp = await android_probe(client, dnat(ANDROID))
     assert resp.status == 204
 
 
@@ -232,8 +237,7 @@ async def test_dnat_probe_trusts_the_network_over_a_stale_view(make_client, dnat
     # daemon is not needed. The next probe, on a new connection, is not DNATed.
     link = MemoryLink({PEER: subscriber(PEER, State.ACTIVE)})
     client = await make_client(link, dnat_config())
-    resp = await client.get("/generate_204", headers={"Host": "connectivitycheck.gstatic.com"},
-                            allow_redirects=False)
+    resp = await android_probe(client)
     assert resp.status == 302 and link.asked == 0
 
 
@@ -243,8 +247,7 @@ async def test_probe_not_dnated_still_asks(make_client, monkeypatch):
     monkeypatch.setattr(intercept, "reached_by_dnat", lambda transport: False)
     link = MemoryLink({PEER: subscriber(PEER, State.ACTIVE)})
     client = await make_client(link, dnat_config())
-    resp = await client.get("/generate_204", headers={"Host": "connectivitycheck.gstatic.com"},
-                            allow_redirects=False)
+    resp = await android_probe(client)
     assert resp.status == 204 and link.asked == 1
 
 
@@ -252,14 +255,9 @@ async def test_dnat_of_a_trusted_proxy_says_nothing_of_its_client(make_client, d
     # the peer is a trusted proxy: its connection's NAT is not the client's
     link = MemoryLink({IP: subscriber(IP, State.ACTIVE)})
     client = await make_client(link)
-    resp = await client.get("/generate_204", headers=dnat_headers("connectivitycheck.gstatic.com"),
-                            allow_redirects=False)
+    resp = await android_probe(client, dnat(ANDROID))
     assert resp.status == 204 and link.asked == 1
     assert not dnated  # not even looked at
-
-
-def dnat_headers(host: str) -> dict[str, str]:
-    return {"X-Forwarded-For": IP, "Host": host}
 
 
 async def test_dnat_changes_nothing_for_other_intercepted_requests(make_client, dnated):
