@@ -131,10 +131,10 @@ class MarkColumn(Sequence[int | None]):
     @overload
     def __getitem__(self, index: int) -> int | None: ...
     @overload
-    def __getitem__(self, index: slice) -> Sequence[int | None]: ...
-    def __getitem__(self, index: int | slice) -> int | None | Sequence[int | None]:
+    def __getitem__(self, index: slice) -> MarkColumn: ...
+    def __getitem__(self, index: int | slice) -> int | None | MarkColumn:
         if isinstance(index, slice):
-            return MarkColumn(self[i] for i in range(*index.indices(len(self))))
+            return MarkColumn.of(self.raw[index])
         mark = self.raw[index]
         return None if mark == NO_MARK else mark
 
@@ -230,9 +230,7 @@ class Columns(Sequence[Row]):
             run = slice(indices.start, indices.stop)
             out.account, out.addresses = self.account[run], self.addresses[run]
             out.state = self.state[run]
-            marks = self.marks
-            out.marks = (MarkColumn.of(marks.raw[run]) if isinstance(marks, MarkColumn)
-                         else list(marks[run]))
+            out.marks = self.marks[run]  # a list, or a MarkColumn over the array's slice
             if self.dense is not None:
                 out.set_dense({name: column[run] for name, column in self.dense.items()})
                 return out

@@ -219,7 +219,6 @@ def row_mark(row: Mapping[str, Any], version: bool) -> int | None:
     return int(value) if value is not None else None
 
 
-_NO_MARK = NO_MARK
 _GONE = object()
 
 
@@ -233,7 +232,7 @@ class Marks:
     def __init__(self, accounts: Sequence[str | None], marks: Sequence[int | None]) -> None:
         self._accounts = list(accounts)
         self._marks = (array("q", marks.raw) if isinstance(marks, MarkColumn)
-                       else array("q", [_NO_MARK if m is None else m for m in marks]))
+                       else MarkColumn(marks).raw)
         self._over: dict[str, object] = {}
         self.count = len(self._accounts)
         """Accounts held, as of the last :meth:`summary` (a hint for the status)."""
@@ -249,12 +248,12 @@ class Marks:
     def _compact(self) -> None:
         merged = self.as_dict()
         self._accounts = list(merged)
-        self._marks = array("q", [_NO_MARK if m is None else m for m in merged.values()])
+        self._marks = MarkColumn(merged.values()).raw
         self._over = {}
 
     def as_dict(self) -> dict[str, int | None]:
         out: dict[str, int | None] = dict(zip(
-            self._accounts, (None if m == _NO_MARK else m for m in self._marks), strict=True))  # type: ignore[arg-type]
+            self._accounts, (None if m == NO_MARK else m for m in self._marks), strict=True))  # type: ignore[arg-type]
         for account, mark in self._over.items():
             if mark is _GONE:
                 out.pop(account, None)
@@ -266,13 +265,13 @@ class Marks:
         """(accounts, sum of marks, a missing mark counting 0), as the dict would give."""
         over = self._over
         if not over:
-            total = sum(filter(_NO_MARK.__ne__, self._marks))
+            total = sum(filter(NO_MARK.__ne__, self._marks))
             self.count = len(self._accounts)
             return self.count, total
         hidden = list(compress(range(len(self._accounts)),
                                map(over.__contains__, self._accounts)))
-        total = sum(filter(_NO_MARK.__ne__, self._marks)) - sum(
-            m for m in (self._marks[i] for i in hidden) if m != _NO_MARK)
+        total = sum(filter(NO_MARK.__ne__, self._marks)) - sum(
+            m for m in (self._marks[i] for i in hidden) if m != NO_MARK)
         kept = [m for m in over.values() if m is not _GONE]
         total += sum(m for m in kept if m is not None)  # type: ignore[misc]
         self.count = len(self._accounts) - len(hidden) + len(kept)
