@@ -87,12 +87,18 @@ async def start_daemon(dsn: str, guard: bool = True, coalesce_ms: int = 20,
 
 class EnforceClock:
     """Wraps the engine's nft adapter: records when the kernel holds every wanted
-    element of one set (the nft transaction that adds the last of them returned)."""
+    element of one set (the nft transaction that adds the last of them returned).
+
+    While the clock runs it only counts the elements added (a set difference per
+    transaction would cost the daemon's process a visible share of a storm's time);
+    :meth:`verify` checks afterwards that the additions did hold every wanted one."""
 
     def __init__(self, nft: object, set_name: str) -> None:
         self._nft = nft
         self.set_name = set_name
-        self._missing: set[str] = set()
+        self._wanted: set[str] = set()
+        self._left = 0
+        self._added: list[tuple[str, ...]] = []
         self.started = 0.0
         self.reached: float | None = None
         self.first: float | None = None
@@ -100,10 +106,21 @@ class EnforceClock:
 
     def expect(self, elements: set[str]) -> None:
         """Start waiting for ``elements``; the clock starts now (or set ``started``)."""
-        self._missing = set(elements)
+        self._wanted = set(elements)
+        self._left = len(elements)
+        self._added = []
         self.started = time.perf_counter()
         self.reached = self.first = None
         self.applies = 0
+
+    def verify(self) -> None:
+        """Fail unless the transactions counted until :attr:`reached` added every
+        wanted element."""
+        added = set().union(*self._added)
+        missing = self._wanted - added
+        if missing:
+            raise SystemExit(f"{len(missing)} wanted elements were never added "
+                             f"(e.g. {sorted(missing)[:3]})")
 
     @property
     def elapsed(self) -> float | None:
@@ -118,15 +135,15 @@ class EnforceClock:
     async def apply(self, plan: object) -> None:
         await self._nft.apply(plan)  # type: ignore[attr-defined]
         now = time.perf_counter()
-        if self._missing:
+        if self._left > 0:
             self.applies += 1
             for delta in plan.changes:  # type: ignore[attr-defined]
                 if delta.name == self.set_name and delta.add:
-                    before = len(self._missing)
-                    self._missing.difference_update(delta.add)
-                    if self.first is None and len(self._missing) < before:
+                    self._added.append(delta.add)
+                    self._left -= len(delta.add)
+                    if self.first is None:
                         self.first = now
-            if not self._missing and self.reached is None:
+            if self._left <= 0 and self.reached is None:
                 self.reached = now
 
     def __getattr__(self, name: str) -> object:

@@ -89,6 +89,7 @@ async def inner(dsn: str, n: int, storm: int) -> dict[str, object]:
             raise SystemExit("storm not enforced within 120 s")
         await asyncio.sleep(0.002)
     out["settled_s"] = round(time.perf_counter() - committed_at, 3)
+    clock.verify()
     out["enforced_s"] = round(clock.elapsed, 3)
     out["first_enforced_s"] = round(clock.first_elapsed, 3)
     kernel = kernel_set("blocked_v4_host")

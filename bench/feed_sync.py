@@ -52,6 +52,7 @@ async def inner(dsn: str, n: int, options: dict[str, object]) -> dict[str, objec
     out["cold_settled_s"] = round(time.perf_counter() - started, 3)
     out["cold_enforced_s"] = round(clock.elapsed, 3) if clock.reached else None
     out["cold_nft_applies"] = clock.applies
+    clock.verify()
     out["cold_apply_s"] = round(engine.stats.last_apply_seconds, 3)  # type: ignore[attr-defined]
     out["early_restricted"] = engine.stats.early_restricted  # type: ignore[attr-defined]
     out["blocked_elements"] = len(engine.committed["blocked_v4_host"])  # type: ignore[attr-defined]

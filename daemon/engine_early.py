@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -138,9 +139,9 @@ class EarlySide:
         if self.guard.trips(event.asked + len(self.held), len(inv)):
             return  # the Delta decides what the guard holds
         placed = self.placed
-        restricted: Callable[[str], object] = (
-            placed.other.__contains__ if isinstance(placed, Placements)
-            else lambda acc: placed.get(acc, State.ACTIVE) is not State.ACTIVE)
+        restricted: AbstractSet[str] = (
+            placed.other.keys() if isinstance(placed, Placements)
+            else {acc for acc, state in placed.items() if state is not State.ACTIVE})
         accounts, ahead = event.rows.account, self.ahead
 
         def keep(got: HeadSlice) -> HeadSlice:
@@ -151,7 +152,7 @@ class EarlySide:
         log.debug("change ahead: %d of %d rows enforced before the change (accounts in the "
                   "change: %d)", len(ahead.hosts) - before, len(event.rows), event.asked)
 
-    def take_ahead(self) -> Mapping[str, str]:
-        """The hosts enforced ahead of a change (host -> account), forgotten here."""
+    def take_ahead(self) -> set[str]:
+        """The hosts enforced ahead of a change, forgotten here."""
         got, self.ahead = self.ahead.hosts, Taken()
         return got

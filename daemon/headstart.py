@@ -104,45 +104,47 @@ def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozense
 
 
 class Taken:
-    """What earlier parts of one change enforced ahead of it: host -> account."""
+    """What earlier parts of one change enforced ahead of it: the hosts and their
+    accounts."""
 
     __slots__ = ("accounts", "hosts")
 
     def __init__(self) -> None:
-        self.hosts: dict[str, str] = {}
+        self.hosts: set[str] = set()
         self.accounts: set[str] = set()
 
 
 def unclaimed(got: HeadSlice, accounts: Sequence[str | None],
               owners: Callable[[Sequence[str]], list[str | None]],
-              restricted: Callable[[str], object], taken: Taken) -> HeadSlice:
+              restricted: AbstractSet[str], taken: Taken) -> HeadSlice:
     """The rows of a slice of a *change* that its Delta is bound to place as they say,
     given what the gateway holds: no other account holds the host (nor a prefix of
     another around it: ``owners``), the account is not placed restricted already
-    (``restricted``; it is active, or new) and no earlier part of the same change took
-    the account or the host. The rows kept are added to ``taken``."""
+    (not in ``restricted``: it is active, or new) and no earlier part of the same
+    change took the account or the host. The rows kept are added to ``taken``."""
     if not got.rows:
         return got
     names: list[Any] = list(map(accounts.__getitem__, got.rows))
     hosts = got.hosts
     seen_hosts, seen_accounts = taken.hosts, taken.accounts
-    # The accounts and hosts of one slice are distinct (head_slices): one C loop each.
+    # The accounts and hosts of one slice are distinct (head_slices).
     holders = owners(hosts)
-    free = map(operator.or_, map(operator.is_, holders, repeat(None)),
-               map(operator.eq, holders, names))
-    fresh = map(operator.not_, map(operator.or_, map(seen_hosts.__contains__, hosts),
-                                   map(seen_accounts.__contains__, names)))
-    settled = map(operator.not_, map(restricted, names))
-    keep = list(map(operator.and_, map(operator.and_, free, fresh), settled))
-    if None in names:
-        keep = list(map(operator.and_, keep, map(operator.is_not, names, repeat(None))))
-    if all(keep):
-        kept = got
-    else:
+    if (holders == names and None not in names and restricted.isdisjoint(names)
+            and seen_accounts.isdisjoint(names) and seen_hosts.isdisjoint(hosts)):
+        kept = got  # a storm: every host its own account's; whole-list and set checks
+    else:  # one C loop each
+        free = map(operator.or_, map(operator.is_, holders, repeat(None)),
+                   map(operator.eq, holders, names))
+        fresh = map(operator.not_, map(operator.or_, map(seen_hosts.__contains__, hosts),
+                                       map(seen_accounts.__contains__, names)))
+        settled = map(operator.not_, map(restricted.__contains__, names))
+        keep = list(map(operator.and_, map(operator.and_, free, fresh), settled))
+        if None in names:
+            keep = list(map(operator.and_, keep, map(operator.is_not, names, repeat(None))))
         kept = HeadSlice(list(compress(hosts, keep)), list(compress(got.states, keep)),
                          list(compress(got.rows, keep)))
         names = list(compress(names, keep))
-    seen_hosts.update(zip(kept.hosts, names, strict=True))
+    seen_hosts.update(kept.hosts)
     seen_accounts.update(names)
     return kept
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -116,17 +117,18 @@ class PgSync:
                  time.monotonic() - fetched)
 
     async def _fetch_accounts(self, conn: asyncpg.Connection, ids: list[str],
-                              on_part: Callable[[Columns], None] | None = None
-                              ) -> tuple[Sequence[Row], list[str]]:
+                              bound: str | None = None) -> tuple[Sequence[Row], list[str]]:
         """The current rows of ``ids`` (only rows of asked accounts) and the asked ids
-        the accounts query no longer returns (gone). ``on_part`` gets the rows in parts
-        while they arrive, if they come through COPY."""
+        the accounts query no longer returns (gone). ``bound``: the accounts query with
+        the ids in place of its ``$1`` already."""
         rows: Sequence[Row] | None = None
         if len(ids) > COPY_IDS:
             try:
-                rows = await copy_accounts(conn, self.s.accounts_query, ids,
-                                           version=self._version, seconds=self.s.query_timeout,
-                                           on_part=on_part)
+                # Inside a transaction (a storm's), a failed COPY must not abort it.
+                async with conn.transaction() if conn.is_in_transaction() else nullcontext():
+                    rows = await copy_accounts(conn, self.s.accounts_query, ids, bound=bound,
+                                               version=self._version,
+                                               seconds=self.s.query_timeout)
             except SourceError as exc:
                 log.warning("accounts query through COPY failed for %d ids, fetching them "
                             "row by row: %s", len(ids), exc)

@@ -40,6 +40,8 @@ from ..configbase import Section
 from ..errors import SourceError
 from .base import Columns, Delta, DeltaAhead, Row, Sink, SourceHealth, gc_paused
 from .coalesce import Coalescer
+from .pgbind import bind_text_array
+from .pgcopy import copy_ahead
 from .pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
 from .pgsync import PgSync
 
@@ -254,10 +256,16 @@ class PostgresSource(PgSync):
 
     async def _fetch_ahead(self, conn: asyncpg.Connection, sink: Sink, ids: list[str]
                            ) -> tuple[Sequence[Row], list[str]]:
-        """:meth:`_fetch_accounts` of a large change, its rows handed to the engine in
-        parts (:class:`DeltaAhead`) while the rest still arrive; the Delta follows once
-        every part is handed over. A part the engine fails on is logged and the rest
-        are not sent: the Delta decides anyway."""
+        """:meth:`_fetch_accounts` of a large change, its restricting rows fetched first,
+        lean (:func:`~debtgate.sources.pgcopy.copy_ahead`), and handed to the engine in
+        parts (:class:`DeltaAhead`) while they arrive and while the whole rows follow.
+        One read-only REPEATABLE READ transaction: the parts and the Delta show the
+        billing at the same moment. The Delta follows once every part is handed over;
+        a part the engine fails on is logged and the rest are not sent, and a failed
+        fetch ahead leaves the change whole to its Delta."""
+        bound = bind_text_array(self.s.accounts_query, ids)
+        if bound is None:
+            return await self._fetch_accounts(conn, ids)
         parts: asyncio.Queue[Columns | None] = asyncio.Queue()
 
         async def hand_over() -> None:
@@ -271,11 +279,22 @@ class PostgresSource(PgSync):
 
         forward = asyncio.create_task(hand_over(), name="pg-delta-ahead")
         try:
-            got = await self._fetch_accounts(conn, ids, parts.put_nowait)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                try:
+                    async with conn.transaction():  # a savepoint
+                        ahead = await copy_ahead(conn, self.s.accounts_query, bound, ids,
+                                                 parts.put_nowait, seconds=self.s.query_timeout)
+                except SourceError as exc:
+                    log.warning("a change of %d accounts: its restricting rows were not "
+                                "fetched ahead, the change follows whole: %s", len(ids), exc)
+                else:
+                    log.debug("a change of %d accounts: %d restricting rows fetched ahead",
+                              len(ids), ahead)
+                parts.put_nowait(None)
+                got = await self._fetch_accounts(conn, ids, bound)
         except BaseException:
             forward.cancel()
             raise
-        parts.put_nowait(None)
         await forward
         return got
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from debtgate.sources.base import Restrictions, Snapshot
+from debtgate.sources.base import DeltaAhead, Restrictions, Snapshot
 from debtgate.sources.postgres import PostgresSource
 
 from .conftest import Billing, Recorder, by_account, running, settings
@@ -57,6 +57,41 @@ SELECT 'B' || i, 'active', host('100.65.0.0'::inet + i) FROM generate_series(1, 
         assert len(rec.deltas) == 1
         assert {r["state"] for r in rec.deltas[0].rows} == {"blocked"}
         assert source.counters["notifications"] >= 10000
+
+
+async def test_a_storm_sends_its_restricting_rows_ahead_lean(billing: Billing) -> None:
+    """3,000 accounts change in one transaction: their restricting rows without a
+    RADIUS session come first, in parts of the few columns the head start reads,
+    then the Delta with every row whole (the same moment of the billing)."""
+    billing.sql("""
+SET session_replication_role = replica;
+INSERT INTO accounts (id, state, address_list)
+SELECT 'S' || i, 'active', host('100.66.0.0'::inet + i) FROM generate_series(1, 3000) i;
+INSERT INTO sessions (account_id, nas, session_id) VALUES ('S7', 'bras-1', 'sess-7');
+""")
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn, coalesce_ms=100))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        # Every S account blocked with a debt but S5; S7 has a RADIUS session.
+        billing.sql("UPDATE accounts SET state = CASE WHEN id = 'S5' THEN 'active' "
+                    "ELSE 'blocked' END, balance = -300, since = date '2026-11-01' "
+                    "WHERE id LIKE 'S%'")
+        await rec.wait(lambda: rec.deltas, what="storm delta")
+        parts = [e for e in rec.events if isinstance(e, DeltaAhead)]
+        delta = rec.deltas[0]
+        assert parts and rec.events.index(parts[-1]) < rec.events.index(delta)
+        ahead = [(r["account"], r["state"], r["amount_due"], r["since"])
+                 for part in parts for r in part.rows]
+        blocked = {f"S{i}" for i in range(1, 3001)} - {"S5", "S7"}
+        assert {a for a, *_ in ahead} == blocked and len(ahead) == len(blocked)
+        assert {tuple(x) for _, *x in ahead} == {("blocked", "300.00", "2026-11-01")}
+        assert all(p.asked == 3000 and p.rows.extra_names == ("amount_due", "since", "block_at")
+                   for p in parts)
+        rows = by_account(delta.rows)
+        assert set(rows) == {f"S{i}" for i in range(1, 3001)} and not delta.gone
+        assert rows["S5"]["state"] == "active" and rows["S7"]["session_id"] == "sess-7"
+        assert {"name", "tariff", "currency", "nas"} <= set(rows["S8"])  # whole rows
 
 
 async def test_empty_payload_resyncs_only_what_changed(billing: Billing) -> None:
