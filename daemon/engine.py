@@ -15,7 +15,7 @@ import logging
 import operator
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -203,8 +203,19 @@ class Engine(PortalSide, EarlySide, Announcer):
         self.garden = garden_desired(norm, [element(ipaddress.ip_network(r)) for r in resolvers])
 
     # -- events ------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """The engine's lock, once the kernel transaction that a part of a change left
+        running (:meth:`settle_ahead`) is done: what follows plans against
+        :attr:`committed`."""
+        async with self.lock:
+            await self.settle_ahead()
+            yield
+
     async def handle(self, event: Event) -> None:
         async with self.lock:
+            if not isinstance(event, DeltaAhead):  # the parts of a change run on
+                await self.settle_ahead()
             started = time.perf_counter()
             big = not isinstance(event, Delta) or len(event.rows) + len(event.gone) > BULK_AUDIT
             with gc_paused() if big else contextlib.nullcontext():
@@ -396,7 +407,7 @@ class Engine(PortalSide, EarlySide, Announcer):
     async def reapply(self, accounts: Iterable[str], cause: str, bypass_guard: bool = True
                       ) -> None:
         """Place some accounts again (after an override or an approval)."""
-        async with self.lock:
+        async with self.exclusive():
             subs = {a: sub for a in accounts if (sub := self.inventory.get(a)) is not None}
             if subs:
                 await self.change_accounts(subs, (), cause=cause, bypass_guard=bypass_guard)
@@ -413,7 +424,7 @@ class Engine(PortalSide, EarlySide, Announcer):
 
     async def restore(self, sets: dict[str, set[str]], rows: list[dict[str, Any]]) -> int:
         """Put a persisted state back into an empty kernel (before billing answers)."""
-        async with self.lock:
+        async with self.exclusive():
             outcome = validate_rows(rows, self.policy, {})
             desired = {n: sets.get(n, set()) for n in ENFORCEMENT_SETS}
             plan = reconcile(desired, self.committed, self.clock(), cut_sets=frozenset())
@@ -427,7 +438,7 @@ class Engine(PortalSide, EarlySide, Announcer):
     # -- reconcile -----------------------------------------------------------
     async def full_reconcile(self) -> int:
         """Read the kernel back and repair drift; returns the number of repairs."""
-        async with self.lock:
+        async with self.exclusive():
             kernel = await self.nft.read_sets(MANAGED_SETS)
             desired: dict[str, set[str]] = {**self.desired, **self.garden}
             plan = reconcile(desired, kernel, self.clock())
@@ -448,7 +459,7 @@ class Engine(PortalSide, EarlySide, Announcer):
             return plan.writes
 
     async def apply_garden(self) -> None:
-        async with self.lock:
+        async with self.exclusive():
             plan = reconcile(self.garden, self.committed, self.clock(),
                              cut_sets=frozenset())
             plan = Plan(at=plan.at, changes=tuple(d for d in plan.changes

@@ -52,6 +52,9 @@ class EarlySide:
     state_of: Callable[[Subscriber], State]
     ahead: Taken
     """Hosts enforced ahead of the Delta still on its way (:class:`DeltaAhead`)."""
+    _inflight: asyncio.Task[bool] | None = None
+    """The kernel transaction of the last part of a change, left running while the
+    next part is checked (:meth:`settle_ahead`)."""
 
     has_baseline: Callable[[], bool]
     _apply: Callable[[Plan, str], Awaitable[None]]
@@ -68,7 +71,11 @@ class EarlySide:
         snapshot is validated only after: its thread would otherwise hold the lock
         that the transaction's thread needs after each system call.
 
-        Returns the indices of the rows enforced, or None if the kernel refused."""
+        A part of a change (``keep``) leaves its transaction running when it returns
+        (:meth:`settle_ahead`): the next part is checked meanwhile.
+
+        Returns the indices of the rows enforced (of a part: handed to the kernel), or
+        None if the kernel refused."""
         skip = {*self.overrides, *self.held}
         # A part of a change is one slice (one transaction): the source parses the next
         # part while the kernel inserts this one.
@@ -79,7 +86,9 @@ class EarlySide:
             got = next(slices, None)
             return got if got is None or keep is None else keep(got)
 
-        running: asyncio.Task[bool] | None = None
+        # A part takes over the transaction the previous part left running, and leaves
+        # its own running: the kernel inserts one part while the next is checked.
+        running, self._inflight = self._inflight, None
         taken: set[int] = set()
         while (got := await asyncio.to_thread(step)) is not None:
             plan = head_plan(got.hosts, got.states, self.committed, self.clock())
@@ -88,9 +97,17 @@ class EarlySide:
             running = None if plan.empty else asyncio.create_task(
                 self._head_apply(plan, cause), name="head-start")
             taken.update(got.rows)
-        if running is not None and not await running:
+        if keep is not None:
+            self._inflight = running
+        elif running is not None and not await running:
             return None
         return taken
+
+    async def settle_ahead(self) -> bool:
+        """Wait for the kernel transaction a part of a change left running (False if
+        the kernel refused it; :meth:`_apply` logged why)."""
+        running, self._inflight = self._inflight, None
+        return True if running is None else await running
 
     async def _head_apply(self, plan: Plan, cause: str) -> bool:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, MutableMapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from .audit import audit
@@ -29,7 +30,7 @@ class PortalSide:
     portal_acks: int
     ack_timeout: int
     policy: Policy
-    lock: asyncio.Lock
+    exclusive: Callable[[], AbstractAsyncContextManager[None]]
     nft: NftAdapter
     cutter: ConntrackCutter
     state_of: Callable[[Subscriber], State]
@@ -61,7 +62,7 @@ class PortalSide:
         sub = self.inventory.get(owner) if owner is not None else None
         if sub is None or self.placed.get(sub.account, sub.state) is not State.WARN:
             return None
-        async with self.lock:
+        async with self.exclusive():
             for name, elems in _by_ack_set(sub.addresses):
                 await self.nft.add_timed(name, elems, self.ack_timeout)
         self.acked[sub.account] = time.time() + self.ack_timeout

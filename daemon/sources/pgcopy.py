@@ -1,11 +1,10 @@
 """COPY fetches of the PostgreSQL source into :class:`~debtgate.sources.base.Columns`.
 
-Four fetches share one path (``COPY (SELECT ...) TO STDOUT`` in text format, parsed
+Three fetches share one path (``COPY (SELECT ...) TO STDOUT`` in text format, parsed
 chunk by chunk by :class:`CopyParser`): the snapshot, the restricting rows of the
-snapshot on a cold start (:func:`copy_restrictions`), the rows of a large burst of
-changed accounts through the accounts query (:func:`copy_accounts`), and before
-those, for a storm, the few columns of its restricting rows that the engine needs to
-enforce them ahead (:func:`copy_ahead`).
+snapshot on a cold start (:func:`copy_restrictions`), and the rows of a large burst
+of changed accounts through the accounts query (:func:`copy_accounts`); a storm's
+restricting rows ahead of those take it too (:mod:`debtgate.sources.pgahead`).
 
 COPY takes no bind parameters, so the ids of :func:`copy_accounts` reach the accounts
 query as a literal ``text[]`` in place of its ``$1`` (:mod:`debtgate.sources.pgbind`).
@@ -29,28 +28,9 @@ RESTRICTING = "q.state::text <> 'active'"
 rejected by the engine anyway."""
 
 
-AHEAD_EXTRAS = ("amount_due", "since", "block_at")
-"""The display columns the head start's checks convert (the rest are read by the
-Delta that follows)."""
-_SESSION_COLUMNS = ("nas", "session_id", "user_name")
-
-
-def _addresses(types: Mapping[str, str]) -> str:
+def addresses_expr(types: Mapping[str, str]) -> str:
     return ("array_to_string(q.addresses, ' ')" if types["addresses"].startswith("_")
             else "q.addresses")
-
-
-def ahead_query(query: str, types: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
-    """The query as a storm's parts want it (:func:`copy_ahead`): only the rows that
-    restrict and hold no RADIUS session (those the head start can take), with the
-    account, addresses, state, no change mark and only :data:`AHEAD_EXTRAS`: about a
-    third of the bytes and of the parsing of the whole rows."""
-    extras = tuple(c for c in AHEAD_EXTRAS if c in types)
-    cols = ["q.account::text", _addresses(types), "q.state::text", "NULL",
-            *(f"q.{c}" for c in extras)]
-    where = [RESTRICTING, *(f"q.{c} IS NULL" for c in _SESSION_COLUMNS if c in types)]
-    sql = f"SELECT {', '.join(cols)} FROM ({bare_query(query)}) q"  # noqa: S608
-    return f"{sql} WHERE {' AND '.join(where)}", extras
 
 
 def lean_query(query: str, types: Mapping[str, str], *, every_row: bool = False,
@@ -63,7 +43,7 @@ def lean_query(query: str, types: Mapping[str, str], *, every_row: bool = False,
     change mark is the ``version`` column (default: if the query has one) or the
     row's fingerprint."""
     extras = tuple(c for c in EXTRA_COLUMNS if c in types)
-    cols = ["q.account::text", _addresses(types), "q.state::text", mark_expr(types, version)]
+    cols = ["q.account::text", addresses_expr(types), "q.state::text", mark_expr(types, version)]
     cols += [f"q.{c}" if every_row else f"CASE WHEN q.state::text = 'active' THEN NULL "
              f"ELSE q.{c} END" for c in extras]
     sql = f"SELECT {', '.join(cols)} FROM ({bare_query(query)}) q"  # noqa: S608
@@ -229,8 +209,9 @@ class CopyParser:
             cols.extra[len(cols.account) - 1] = tuple(fields[4:4 + self._extras])
 
 
-async def _copy(conn: asyncpg.Connection, sql: str, parser: CopyParser, *, what: str,
-                seconds: float | None) -> Columns:
+async def copy_into(conn: asyncpg.Connection, sql: str, parser: CopyParser, *, what: str,
+                    seconds: float | None) -> None:
+    """The rows of ``sql`` into ``parser`` (not closed: more may follow)."""
     try:
         await conn.copy_from_query(sql, output=parser.feed, format="text", null="",
                                    timeout=seconds)
@@ -238,6 +219,11 @@ async def _copy(conn: asyncpg.Connection, sql: str, parser: CopyParser, *, what:
         if isinstance(exc, asyncpg.PostgresConnectionError):
             raise
         raise SourceError(f"postgres: the {what} failed: {exc}") from None
+
+
+async def _copy(conn: asyncpg.Connection, sql: str, parser: CopyParser, *, what: str,
+                seconds: float | None) -> Columns:
+    await copy_into(conn, sql, parser, what=what, seconds=seconds)
     return parser.close()
 
 
@@ -277,23 +263,6 @@ async def copy_accounts(conn: asyncpg.Connection, query: str, ids: Sequence[str]
     cols = await _copy(conn, sql, CopyParser(extras, every_row=True),
                        what="accounts query", seconds=seconds)
     return only_accounts(cols, set(ids))
-
-
-async def copy_ahead(conn: asyncpg.Connection, query: str, bound: str, ids: Sequence[str],
-                     on_part: Callable[[Columns], None], *,
-                     seconds: float | None = None) -> int:
-    """The restricting rows of a storm (:func:`ahead_query` of the accounts ``query``;
-    ``bound``: the same with the ids in place of ``$1``) to ``on_part`` in parts while
-    they arrive (see :class:`CopyParser`), only rows whose account was asked; the
-    number of rows."""
-    types = await describe(conn, query, what="accounts query", seconds=seconds)
-    sql, extras = ahead_query(bound, types)
-    wanted = set(ids)
-    parser = CopyParser(extras, every_row=True,
-                        on_part=lambda part: on_part(only_accounts(part, wanted)))
-    cols = await _copy(conn, sql, parser, what="accounts query (restricting rows ahead)",
-                       seconds=seconds)
-    return len(cols)
 
 
 def only_accounts(cols: Columns, wanted: set[str]) -> Columns:

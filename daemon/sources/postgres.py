@@ -40,8 +40,8 @@ from ..configbase import Section
 from ..errors import SourceError
 from .base import Columns, Delta, DeltaAhead, Row, Sink, SourceHealth, gc_paused
 from .coalesce import Coalescer
+from .pgahead import copy_ahead
 from .pgbind import bind_text_array
-from .pgcopy import copy_ahead
 from .pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
 from .pgsync import PgSync
 
@@ -257,7 +257,7 @@ class PostgresSource(PgSync):
     async def _fetch_ahead(self, conn: asyncpg.Connection, sink: Sink, ids: list[str]
                            ) -> tuple[Sequence[Row], list[str]]:
         """:meth:`_fetch_accounts` of a large change, its restricting rows fetched first,
-        lean (:func:`~debtgate.sources.pgcopy.copy_ahead`), and handed to the engine in
+        lean (:mod:`~debtgate.sources.pgahead`), and handed to the engine in
         parts (:class:`DeltaAhead`) while they arrive and while the whole rows follow.
         One read-only REPEATABLE READ transaction: the parts and the Delta show the
         billing at the same moment. The Delta follows once every part is handed over;
@@ -282,7 +282,7 @@ class PostgresSource(PgSync):
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 try:
                     async with conn.transaction():  # a savepoint
-                        ahead = await copy_ahead(conn, self.s.accounts_query, bound, ids,
+                        ahead = await copy_ahead(conn, self.s.accounts_query, ids,
                                                  parts.put_nowait, seconds=self.s.query_timeout)
                 except SourceError as exc:
                     log.warning("a change of %d accounts: its restricting rows were not "
@@ -290,12 +290,14 @@ class PostgresSource(PgSync):
                 else:
                     log.debug("a change of %d accounts: %d restricting rows fetched ahead",
                               len(ids), ahead)
+                # The whole rows once the engine has every part: their scan and parsing
+                # would otherwise take the CPU from the last parts.
                 parts.put_nowait(None)
+                await forward
                 got = await self._fetch_accounts(conn, ids, bound)
         except BaseException:
             forward.cancel()
             raise
-        await forward
         return got
 
     def describe(self) -> str:

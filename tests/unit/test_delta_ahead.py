@@ -3,6 +3,7 @@ change add only what its Delta keeps, and the Delta has the last word."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -179,3 +180,36 @@ def test_unclaimed_whole_slice_checks_agree_with_row_checks(spoil: str) -> None:
     assert kept.hosts == [h for h in hosts if not (dropped and h == "10.1.0.3")]
     assert kept.rows == [i for i in range(6) if not (dropped and i == 2)]
     assert taken.hosts >= set(kept.hosts) and taken.accounts >= {accounts[i] for i in kept.rows}
+
+
+async def test_a_part_leaves_its_transaction_running_and_the_next_waits_for_it() -> None:
+    """The kernel inserts one part while the next is checked; transactions keep their
+    order, and the Delta plans only once the last part's transaction is done."""
+    h = Harness()
+    h.engine.guard = GuardPolicy(enabled=False)
+    await h.engine.handle(Snapshot(big(3000, "active")))
+    gate = asyncio.Event()
+    order: list[int] = []
+    fake_apply = h.nft.apply
+
+    async def slow_apply(plan: Any) -> None:
+        order.append(plan.writes)
+        await gate.wait()
+        await fake_apply(plan)
+
+    h.nft.apply = slow_apply  # type: ignore[method-assign]
+    change = big(3000, "blocked")
+    first, second = parts(columns(change, EXTRAS), [1000])
+    await h.engine.handle(DeltaAhead(first, len(change)))
+    assert order == [1000] and not h.nft.sets.get("blocked_v4_host")  # still running
+    checked = asyncio.create_task(h.engine.handle(DeltaAhead(second, len(change))))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert not checked.done() and order == [1000]  # checked, waiting for the first
+    delta = asyncio.create_task(h.engine.handle(Delta(change)))
+    gate.set()
+    await checked
+    await delta
+    assert order == [1000, 2000]  # the Delta found everything enforced: no transaction
+    assert len(h.nft.sets["blocked_v4_host"]) == 3000
+    assert h.engine.placed.get("S2999") is State.BLOCKED

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from debtgate.sources import pgahead
 from debtgate.sources.base import DeltaAhead, Restrictions, Snapshot
 from debtgate.sources.postgres import PostgresSource
 
@@ -59,10 +62,29 @@ SELECT 'B' || i, 'active', host('100.65.0.0'::inet + i) FROM generate_series(1, 
         assert source.counters["notifications"] >= 10000
 
 
-async def test_a_storm_sends_its_restricting_rows_ahead_lean(billing: Billing) -> None:
+@pytest.mark.parametrize(("batch", "slow", "queries"), [
+    (4000, False, 1),  # one batch
+    (700, False, 5),  # 700 ids a query
+    (700, True, 2),  # the first batch is slow (a scan): the rest in one query
+])
+async def test_a_storm_sends_its_restricting_rows_ahead_lean(
+        billing: Billing, monkeypatch: pytest.MonkeyPatch, batch: int, slow: bool,
+        queries: int) -> None:
     """3,000 accounts change in one transaction: their restricting rows without a
     RADIUS session come first, in parts of the few columns the head start reads,
-    then the Delta with every row whole (the same moment of the billing)."""
+    fetched in batches of ids, then the Delta with every row whole (the same moment
+    of the billing)."""
+    monkeypatch.setattr(pgahead, "BATCH_IDS", batch)
+    if slow:  # every batch seems slower than an index lookup
+        monkeypatch.setattr(pgahead, "SCAN_SECONDS", -1.0)
+    sent: list[str] = []
+    copy_into = pgahead.copy_into
+
+    async def counted(conn: Any, sql: str, *args: Any, **kwargs: Any) -> None:
+        sent.append(sql)
+        await copy_into(conn, sql, *args, **kwargs)
+
+    monkeypatch.setattr(pgahead, "copy_into", counted)
     billing.sql("""
 SET session_replication_role = replica;
 INSERT INTO accounts (id, state, address_list)
@@ -92,6 +114,7 @@ INSERT INTO sessions (account_id, nas, session_id) VALUES ('S7', 'bras-1', 'sess
         assert set(rows) == {f"S{i}" for i in range(1, 3001)} and not delta.gone
         assert rows["S5"]["state"] == "active" and rows["S7"]["session_id"] == "sess-7"
         assert {"name", "tariff", "currency", "nas"} <= set(rows["S8"])  # whole rows
+        assert len(sent) == queries
 
 
 async def test_empty_payload_resyncs_only_what_changed(billing: Billing) -> None:
