@@ -54,14 +54,14 @@ def ahead_query(query: str, types: Mapping[str, str]) -> tuple[str, tuple[str, .
 
 
 async def copy_ahead(conn: asyncpg.Connection, query: str, ids: Sequence[str],
-                     on_part: Callable[[Columns], None], *, wanted: set[str] | None = None,
+                     on_part: Callable[[Columns], None], *,
                      seconds: float | None = None) -> int | None:
     """The restricting rows of ``ids`` (:func:`ahead_query` of the accounts ``query``)
     to ``on_part`` in parts while they arrive (see :class:`CopyParser`), only rows
-    whose account was asked (``wanted``: the ids as a set, if the caller has it); the
-    number of rows, or None when the query's ``$1`` cannot be replaced by a literal."""
+    whose account was asked; the number of rows, or None when the query's ``$1``
+    cannot be replaced by a literal (nothing fetched)."""
     types = await describe(conn, query, what="accounts query", seconds=seconds)
-    asked = set(ids) if wanted is None else wanted
+    asked = set(ids)
     parser: CopyParser | None = None
     at, batch = 0, BATCH_IDS
     while at < len(ids):

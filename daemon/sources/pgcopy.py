@@ -247,16 +247,14 @@ async def copy_restrictions(conn: asyncpg.Connection, query: str, *,
 
 
 async def copy_accounts(conn: asyncpg.Connection, query: str, ids: Sequence[str], *,
-                        version: bool, seconds: float | None = None,
-                        bound: str | None = None) -> Columns | None:
+                        version: bool, seconds: float | None = None) -> Columns | None:
     """The accounts query's rows of ``ids`` through COPY, every column of every row (as
     the row-by-row fetch gives them), with the change mark the source keeps (the
     ``version`` column if ``version``, else the row's fingerprint); only rows whose
     account was asked. None when the query's ``$1`` cannot be replaced safely (the
-    caller then fetches the rows with bind parameters). ``bound``: the query with the
-    ids in place of ``$1`` already (:func:`bind_text_array`)."""
+    caller then fetches the rows with bind parameters)."""
     types = await describe(conn, query, what="accounts query", seconds=seconds)
-    bound = bound or bind_text_array(query, ids)
+    bound = bind_text_array(query, ids)
     if bound is None:
         return None
     sql, extras = lean_query(bound, types, every_row=True, version=version)

@@ -116,17 +116,16 @@ class PgSync:
                  "engine in %.3f s; the snapshot follows", len(cols), fetched - started,
                  time.monotonic() - fetched)
 
-    async def _fetch_accounts(self, conn: asyncpg.Connection, ids: list[str],
-                              bound: str | None = None) -> tuple[Sequence[Row], list[str]]:
+    async def _fetch_accounts(self, conn: asyncpg.Connection, ids: list[str]
+                              ) -> tuple[Sequence[Row], list[str]]:
         """The current rows of ``ids`` (only rows of asked accounts) and the asked ids
-        the accounts query no longer returns (gone). ``bound``: the accounts query with
-        the ids in place of its ``$1`` already."""
+        the accounts query no longer returns (gone)."""
         rows: Sequence[Row] | None = None
         if len(ids) > COPY_IDS:
             try:
                 # Inside a transaction (a storm's), a failed COPY must not abort it.
                 async with conn.transaction() if conn.is_in_transaction() else nullcontext():
-                    rows = await copy_accounts(conn, self.s.accounts_query, ids, bound=bound,
+                    rows = await copy_accounts(conn, self.s.accounts_query, ids,
                                                version=self._version,
                                                seconds=self.s.query_timeout)
             except SourceError as exc:

@@ -41,7 +41,6 @@ from ..errors import SourceError
 from .base import Columns, Delta, DeltaAhead, Row, Sink, SourceHealth, gc_paused
 from .coalesce import Coalescer
 from .pgahead import copy_ahead
-from .pgbind import bind_text_array
 from .pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
 from .pgsync import PgSync
 
@@ -263,9 +262,6 @@ class PostgresSource(PgSync):
         billing at the same moment. The Delta follows once every part is handed over;
         a part the engine fails on is logged and the rest are not sent, and a failed
         fetch ahead leaves the change whole to its Delta."""
-        bound = bind_text_array(self.s.accounts_query, ids)
-        if bound is None:
-            return await self._fetch_accounts(conn, ids)
         parts: asyncio.Queue[Columns | None] = asyncio.Queue()
 
         async def hand_over() -> None:
@@ -288,13 +284,14 @@ class PostgresSource(PgSync):
                     log.warning("a change of %d accounts: its restricting rows were not "
                                 "fetched ahead, the change follows whole: %s", len(ids), exc)
                 else:
-                    log.debug("a change of %d accounts: %d restricting rows fetched ahead",
-                              len(ids), ahead)
+                    log.debug("a change of %d accounts: restricting rows fetched ahead: %s",
+                              len(ids), "none (the accounts query's $1 cannot be replaced "
+                              "by a literal)" if ahead is None else ahead)
                 # The whole rows once the engine has every part: their scan and parsing
                 # would otherwise take the CPU from the last parts.
                 parts.put_nowait(None)
                 await forward
-                got = await self._fetch_accounts(conn, ids, bound)
+                got = await self._fetch_accounts(conn, ids)
         except BaseException:
             forward.cancel()
             raise
