@@ -172,15 +172,16 @@ class PlainRows:
     """``amount_due``, ``since``, ``block_at``: each distinct value, converted."""
 
 
-def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..., Any]]
-               ) -> PlainRows | None:
+def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..., Any]],
+               *, distinct: bool = False) -> PlainRows | None:
     """The plain rows among ``indices``: a plain account id (not repeated among them),
     one plain IPv4 host, a known state, display fields as text, values that convert,
     no RADIUS session. None when there is none.
 
     Each check runs over a whole column in C first; only when it fails is the column
     checked row by row. ``convert`` holds the row path's converters: ``amount``,
-    ``date`` and ``text`` (kind, raw), so both paths agree."""
+    ``date`` and ``text`` (kind, raw), so both paths agree. ``distinct``: the caller
+    knows that no account occurs twice among ``indices`` (not checked again)."""
     if not indices:
         return None
     names = cols.extra_names
@@ -219,7 +220,7 @@ def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..
         table = tables[key] = _table(values, convert[kind])
         if _BAD in table.values():
             mask.drop([table[v] is _BAD for v in values])
-    twice = repeated(account)
+    twice = set() if distinct else repeated(account)
     if twice:  # an account twice: all its rows go the row path, in row order
         mask.drop([a in twice for a in account])
     keep = mask.keep

@@ -173,3 +173,49 @@ async def test_few_ids_stay_row_by_row_and_a_literal_round_trips(billing: Billin
         await conn.close()
     assert got == [h for h in HOSTILE if "\x00" not in h]
     assert joined == plain and len(plain) == 7
+
+
+AMOUNTS = ["0", "300.00", "-300.5", "999999999999.99", "-999999999999.99", "1000000000000",
+           "-1000000000000", "1e15", "NaN", "Infinity", "-Infinity", None]
+DATES = ["2026-11-01", "0001-01-01", "9999-12-31", "10000-01-01", "0044-03-15 BC",
+         "infinity", "-infinity", None]
+
+
+@pytest.mark.parametrize(("column", "pg_type", "values", "kind"), [
+    ("amount_due", "numeric", AMOUNTS, "amount"),
+    ("amount_due", "int8", ["0", "999999999999", "1000000000000", "-9223372036854775808",
+                            "9223372036854775807", None], "amount"),
+    ("amount_due", "int4", ["0", "-2147483648", "2147483647", None], "amount"),
+    ("since", "date", DATES, "date"),
+    ("block_at", "date", DATES, "date"),
+])
+async def test_the_server_checks_of_a_storm_agree_with_the_row_path(
+        billing: Billing, column: str, pg_type: str, values: list[str | None],
+        kind: str) -> None:
+    """A display column the server checks for the storm's parts (not fetched ahead)
+    passes exactly the values the row path converts, as the source reads them."""
+    from debtgate.sources.pgahead import SERVER_CHECKS
+    from debtgate.validate import _CONVERT, RowError
+
+    check = SERVER_CHECKS[column][pg_type].format(c=column)
+    conn = await asyncpg.connect(billing.dsn)
+    try:
+        await setup_codecs(conn)
+        rows = await conn.fetch(
+            f"SELECT q.{column}::text AS shown, {check} AS ok FROM "  # noqa: S608
+            f"(SELECT v::{pg_type} AS {column} FROM unnest($1::text[]) v) q", values)
+    finally:
+        await conn.close()
+    assert len(rows) == len(values)
+
+    def converts(text: str | None) -> bool:
+        try:
+            _CONVERT[kind](text)
+        except RowError:
+            return False
+        return True
+
+    got = {r["shown"]: r["ok"] for r in rows}
+    assert got == {r["shown"]: converts(r["shown"]) for r in rows}
+    assert True in got.values()
+    assert False in got.values() or pg_type.startswith("int")
