@@ -14,20 +14,30 @@ and decides. This module fetches those rows as cheaply as the engine's checks al
   of them is planned as a sequential scan, which finds the changed rows only where
   the table holds them (after a bulk load: at its end, 0.3 s later). A batch slower
   than :data:`SCAN_SECONDS` (a query the server cannot answer from an index) sends
-  the remaining ids at once.
+  the remaining ids at once;
+* with a second connection (:func:`open_helper`), which imports the first one's
+  snapshot (``pg_export_snapshot``): two backends take the batches in turn, so the
+  server answers one while the other's rows are on their way. The helper is only an
+  aid: if it cannot connect, import the snapshot or finish, its batches are not
+  fetched ahead (their rows come with the Delta, whole).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import asyncpg
 
+from ..errors import SourceError
 from .base import Columns
 from .pgbind import bind_text_array
 from .pgcopy import RESTRICTING, CopyParser, addresses_expr, copy_into, only_accounts
-from .pgfetch import bare_query, describe
+from .pgfetch import bare_query, describe, setup_codecs
+
+log = logging.getLogger(__name__)
 
 AHEAD_EXTRAS = ("amount_due", "since", "block_at")
 """The display columns the head start's checks convert (the rest are read by the
@@ -72,29 +82,111 @@ def ahead_query(query: str, types: Mapping[str, str]) -> tuple[str, tuple[str, .
     return f"{sql} WHERE {' AND '.join(where)}", extras
 
 
+class _Batches:
+    """The spans of ids still to fetch, taken in turn by the connections."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.at, self.size = total, 0, BATCH_IDS
+
+    def take(self) -> tuple[int, int] | None:
+        if self.at >= self.total:
+            return None
+        span = (self.at, min(self.at + self.size, self.total))
+        self.at = span[1]
+        return span
+
+    def rest_at_once(self) -> None:
+        self.size = self.total  # not from an index: the rest in one query
+
+
 async def copy_ahead(conn: asyncpg.Connection, query: str, ids: Sequence[str],
-                     on_part: Callable[[Columns], None], *,
-                     seconds: float | None = None) -> int | None:
+                     on_part: Callable[[Columns], None], *, seconds: float | None = None,
+                     helper: Awaitable[asyncpg.Connection | None] | None = None
+                     ) -> int | None:
     """The restricting rows of ``ids`` (:func:`ahead_query` of the accounts ``query``)
     to ``on_part`` in parts while they arrive (see :class:`CopyParser`), only rows
     whose account was asked; the number of rows, or None when the query's ``$1``
-    cannot be replaced by a literal (nothing fetched)."""
+    cannot be replaced by a literal (nothing fetched). ``helper``: a second
+    connection in the same snapshot (:func:`open_helper`) that takes batches in turn."""
     types = await describe(conn, query, what="accounts query", seconds=seconds)
+    if bind_text_array(query, ()) is None:
+        return None
     asked = set(ids)
-    parser: CopyParser | None = None
-    at, batch = 0, BATCH_IDS
-    while at < len(ids):
-        bound = bind_text_array(query, ids[at:at + batch])
-        if bound is None:
-            return None
-        sql, extras = ahead_query(bound, types)
-        if parser is None:
-            parser = CopyParser(extras, every_row=True,
-                                on_part=lambda part: on_part(only_accounts(part, asked)))
-        started = time.monotonic()
-        await copy_into(conn, sql, parser, what="accounts query (restricting rows ahead)",
-                        seconds=seconds)
-        at += batch
-        if time.monotonic() - started > SCAN_SECONDS:
-            batch = len(ids)  # not from an index: the rest at once
-    return 0 if parser is None else len(parser.close())
+    batches = _Batches(len(ids))
+    parsers: list[CopyParser] = []
+
+    async def fetch(on: asyncpg.Connection, what: str) -> None:
+        parser: CopyParser | None = None
+        while (span := batches.take()) is not None:
+            sql, extras = ahead_query(bind_text_array(query, ids[span[0]:span[1]]) or "", types)
+            if parser is None:
+                parser = CopyParser(extras, every_row=True,
+                                    on_part=lambda part: on_part(only_accounts(part, asked)))
+                parsers.append(parser)
+            started = time.monotonic()
+            await copy_into(on, sql, parser, what=what, seconds=seconds)
+            if time.monotonic() - started > SCAN_SECONDS:
+                batches.rest_at_once()
+        if parser is not None:
+            parser.close()  # hands over the rows of its last part
+
+    async def assist(opened: Awaitable[asyncpg.Connection | None]) -> None:
+        other = await opened
+        if other is None:
+            return
+        try:
+            await fetch(other, "accounts query (restricting rows ahead, second connection)")
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                SourceError) as exc:
+            log.warning("a change of %d accounts: the second connection failed, the rows "
+                        "of its batch come with the change: %s", len(ids), exc)
+
+    aid = None if helper is None else asyncio.create_task(assist(helper), name="pg-ahead-aid")
+    try:
+        await fetch(conn, "accounts query (restricting rows ahead)")
+        if aid is not None:
+            await aid
+    finally:
+        if aid is not None:
+            aid.cancel()
+    return sum(len(p.cols) for p in parsers)
+
+
+async def open_helper(connect: Callable[[], Awaitable[asyncpg.Connection]], snapshot: str,
+                      seconds: float | None) -> asyncpg.Connection | None:
+    """A second connection in a read-only REPEATABLE READ transaction on the exported
+    ``snapshot`` (``pg_export_snapshot`` of the first one, whose transaction must stay
+    open), or None (logged) if it cannot be had: another server of a multi-host DSN,
+    a pooler, a refused connection."""
+    try:
+        other = await asyncio.wait_for(connect(), seconds)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        log.warning("a second connection for a large change failed: %s", exc)
+        return None
+    try:
+        await setup_codecs(other)
+        await other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                            f"SET TRANSACTION SNAPSHOT {quote_literal(snapshot)}")
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        log.warning("a second connection for a large change cannot share the snapshot: %s",
+                    exc)
+        other.terminate()
+        return None
+    return other
+
+
+async def close_helper(opening: asyncio.Task[asyncpg.Connection | None]) -> None:
+    """Close the second connection of :func:`open_helper` (still opening: cancelled).
+    Terminated: its read-only transaction holds nothing worth a round trip."""
+    if not opening.done():
+        opening.cancel()
+        await asyncio.gather(opening, return_exceptions=True)
+        return
+    other = None if opening.cancelled() or opening.exception() else opening.result()
+    if other is not None:
+        other.terminate()
+
+
+def quote_literal(text: str) -> str:
+    """``text`` as an SQL string literal (standard_conforming_strings)."""
+    return "'" + text.replace("'", "''") + "'"

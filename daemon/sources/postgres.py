@@ -40,7 +40,7 @@ from ..configbase import Section
 from ..errors import SourceError
 from .base import Columns, Delta, DeltaAhead, Row, Sink, SourceHealth, gc_paused
 from .coalesce import Coalescer
-from .pgahead import copy_ahead
+from .pgahead import close_helper, copy_ahead, open_helper
 from .pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
 from .pgsync import PgSync
 
@@ -88,6 +88,13 @@ class PostgresSourceSection(Section):
     """Seconds allowed to connect, and for a heartbeat to answer."""
     query_timeout: float = Field(300.0, gt=0)
     """Seconds allowed for one snapshot or accounts query."""
+    storm_helper: bool = True
+    """A change of thousands of accounts (a month-start storm) fetches its restricting
+    rows ahead over a second connection too, in the same snapshot
+    (``pg_export_snapshot``): two server backends answer the batches of ids in turn.
+    One more connection to the billing for the seconds of such a change; if it cannot
+    be had (a pooler, a server that cannot export snapshots) the change is fetched
+    over the one connection, as with ``false``."""
     restrictions_first: bool = True
     """On the first snapshot after the daemon starts, fetch only the restricting rows
     (state other than ``active``) first and enforce them at once, then take the full
@@ -102,6 +109,10 @@ class PostgresSourceSection(Section):
         return self
 
 
+class _NoExport(Exception):  # noqa: N818 - internal signal, never leaves the source
+    """``pg_export_snapshot`` failed: the transaction is aborted, start it again."""
+
+
 class PostgresSource(PgSync):
     """A :class:`~debtgate.sources.base.BillingSource` over asyncpg."""
 
@@ -113,6 +124,8 @@ class PostgresSource(PgSync):
         self._version = False
         """The snapshot query has a ``version`` column (marks are versions)."""
         self._next_full = 0.0
+        self._no_export = False
+        """The server refused ``pg_export_snapshot`` once: no second connection."""
         self._cold = True
         """No snapshot (or head start) handed over yet in this process."""
         self._pending: set[str] = set()
@@ -274,12 +287,15 @@ class PostgresSource(PgSync):
                     return
 
         forward = asyncio.create_task(hand_over(), name="pg-delta-ahead")
+        helper = None
         try:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
+                helper = await self._open_helper(conn)
                 try:
                     async with conn.transaction():  # a savepoint
                         ahead = await copy_ahead(conn, self.s.accounts_query, ids,
-                                                 parts.put_nowait, seconds=self.s.query_timeout)
+                                                 parts.put_nowait, seconds=self.s.query_timeout,
+                                                 helper=helper)
                 except SourceError as exc:
                     log.warning("a change of %d accounts: its restricting rows were not "
                                 "fetched ahead, the change follows whole: %s", len(ids), exc)
@@ -292,10 +308,37 @@ class PostgresSource(PgSync):
                 parts.put_nowait(None)
                 await forward
                 got = await self._fetch_accounts(conn, ids)
+        except _NoExport:
+            forward.cancel()
+            return await self._fetch_ahead(conn, sink, ids)  # over one connection
         except BaseException:
             forward.cancel()
             raise
+        finally:
+            if helper is not None:
+                await close_helper(helper)
         return got
+
+    async def _open_helper(self, conn: asyncpg.Connection
+                           ) -> asyncio.Task[asyncpg.Connection | None] | None:
+        """A second connection on this transaction's snapshot, opening (see
+        :func:`~debtgate.sources.pgahead.open_helper`); None if not wanted or if the
+        server cannot export a snapshot (:class:`_NoExport`: the transaction is lost,
+        the caller starts again without)."""
+        if not self.s.storm_helper or self._no_export:
+            return None
+        try:
+            snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, asyncpg.PostgresConnectionError):
+                raise
+            log.warning("the billing server cannot export a snapshot; large changes are "
+                        "fetched over one connection: %s", exc)
+            self._no_export = True
+            raise _NoExport from None
+        return asyncio.create_task(open_helper(
+            lambda: asyncpg.connect(self._dsn(), timeout=self.s.connect_timeout),
+            snapshot, self.s.connect_timeout), name="pg-ahead-helper")
 
     def describe(self) -> str:
         return redact(self._dsn())

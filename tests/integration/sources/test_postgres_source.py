@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -62,27 +63,30 @@ SELECT 'B' || i, 'active', host('100.65.0.0'::inet + i) FROM generate_series(1, 
         assert source.counters["notifications"] >= 10000
 
 
-@pytest.mark.parametrize(("batch", "slow", "queries"), [
-    (4000, False, 1),  # one batch
-    (700, False, 5),  # 700 ids a query
-    (700, True, 2),  # the first batch is slow (a scan): the rest in one query
+@pytest.mark.parametrize(("batch", "slow", "helper", "queries"), [
+    (4000, False, True, 1),  # one batch (the second connection finds nothing left)
+    (700, False, True, 5),  # 700 ids a query, over both connections
+    (700, False, False, 5),  # over the one connection
+    (700, True, False, 2),  # the first batch is slow (a scan): the rest in one query
 ])
 async def test_a_storm_sends_its_restricting_rows_ahead_lean(
         billing: Billing, monkeypatch: pytest.MonkeyPatch, batch: int, slow: bool,
-        queries: int) -> None:
+        helper: bool, queries: int) -> None:
     """3,000 accounts change in one transaction: their restricting rows without a
     RADIUS session come first, in parts of the few columns the head start reads,
-    fetched in batches of ids, then the Delta with every row whole (the same moment
-    of the billing)."""
+    fetched in batches of ids (over a second connection too, in the same snapshot),
+    then the Delta with every row whole (the same moment of the billing)."""
     monkeypatch.setattr(pgahead, "BATCH_IDS", batch)
     if slow:  # every batch seems slower than an index lookup
         monkeypatch.setattr(pgahead, "SCAN_SECONDS", -1.0)
-    sent: list[str] = []
+    sent: list[tuple[int, str, str]] = []
     copy_into = pgahead.copy_into
 
     async def counted(conn: Any, sql: str, *args: Any, **kwargs: Any) -> None:
-        sent.append(sql)
+        seen = await conn.fetchval("SELECT pg_current_snapshot()::text")
+        sent.append((conn.get_server_pid(), seen, sql))
         await copy_into(conn, sql, *args, **kwargs)
+        await asyncio.sleep(0.05)  # time for the second connection to open and take some
 
     monkeypatch.setattr(pgahead, "copy_into", counted)
     billing.sql("""
@@ -92,7 +96,7 @@ SELECT 'S' || i, 'active', host('100.66.0.0'::inet + i) FROM generate_series(1, 
 INSERT INTO sessions (account_id, nas, session_id) VALUES ('S7', 'bras-1', 'sess-7');
 """)
     rec = Recorder()
-    source = PostgresSource(settings(billing.dsn, coalesce_ms=100))
+    source = PostgresSource(settings(billing.dsn, coalesce_ms=100, storm_helper=helper))
     async with running(source, rec):
         await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
         # Every S account blocked with a debt but S5; S7 has a RADIUS session; S9's
@@ -118,6 +122,38 @@ INSERT INTO sessions (account_id, nas, session_id) VALUES ('S7', 'bras-1', 'sess
         assert (rows["S8"]["amount_due"], rows["S8"]["since"]) == ("300.00", "2026-11-01")
         assert rows["S9"]["since"] == "infinity"
         assert len(sent) == queries
+        assert len({seen for _, seen, _ in sent}) == 1  # one snapshot for every batch
+        if helper and queries > 2:  # both backends took batches (each needs ~ms to answer)
+            assert len({pid for pid, _, _ in sent}) == 2
+        assert not source._no_export
+
+
+async def test_a_storm_without_snapshot_export_keeps_to_one_connection(
+        billing: Billing, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A billing role that may not export snapshots: the storm is fetched ahead over
+    its one connection (said once in the log), nothing is lost."""
+    monkeypatch.setattr(pgahead, "BATCH_IDS", 500)
+    role = f"gw_{billing.database}"  # roles are the cluster's: one per test database
+    billing.sql(f"""
+SET session_replication_role = replica;
+INSERT INTO accounts (id, state, address_list)
+SELECT 'S' || i, 'active', host('100.66.0.0'::inet + i) FROM generate_series(1, 3000) i;
+CREATE ROLE {role} LOGIN;
+GRANT SELECT ON debtgate_subscribers TO {role};
+REVOKE EXECUTE ON FUNCTION pg_export_snapshot() FROM PUBLIC;
+""")
+    rec = Recorder()
+    dsn = billing.dsn.replace(f"//{billing.server.user}@", f"//{role}@")
+    source = PostgresSource(settings(dsn, coalesce_ms=100))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        billing.sql("UPDATE accounts SET state = 'blocked' WHERE id LIKE 'S%'")
+        await rec.wait(lambda: rec.deltas, what="storm delta")
+        parts = [e for e in rec.events if isinstance(e, DeltaAhead)]
+        assert sum(len(p.rows) for p in parts) == 3000
+        assert len(rec.deltas[0].rows) == 3000 and source._no_export
+    assert "cannot export a snapshot" in caplog.text
 
 
 async def test_empty_payload_resyncs_only_what_changed(billing: Billing) -> None:
@@ -181,3 +217,42 @@ async def test_broken_view_keeps_last_good_state(billing: Billing) -> None:
         delta = (await rec.wait(lambda: rec.deltas, what="recovered", timeout=8))[0]
         assert [r["account"] for r in delta.rows] == ["A-active"]
         assert len(rec.snapshots) == 1
+
+
+async def test_a_storm_whose_second_connection_dies_loses_only_its_batch(
+        billing: Billing, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second connection is killed on the server while it answers a batch: that
+    batch's rows come with the Delta only, the first connection fetches the rest ahead,
+    the source stays connected."""
+    monkeypatch.setattr(pgahead, "BATCH_IDS", 500)
+    copy_into = pgahead.copy_into
+    pids: list[int] = []
+    killed: list[str] = []
+
+    async def killing(conn: Any, sql: str, *args: Any, **kwargs: Any) -> None:
+        pid = conn.get_server_pid()
+        pids.append(pid)
+        if pid != pids[0] and not killed:  # the second connection's first batch
+            killed.append(sql)
+            billing.sql(f"SELECT pg_terminate_backend({pid})")
+        await copy_into(conn, sql, *args, **kwargs)
+        await asyncio.sleep(0.05)
+
+    monkeypatch.setattr(pgahead, "copy_into", killing)
+    billing.sql("""
+SET session_replication_role = replica;
+INSERT INTO accounts (id, state, address_list)
+SELECT 'S' || i, 'active', host('100.66.0.0'::inet + i) FROM generate_series(1, 3000) i;
+""")
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn, coalesce_ms=100))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        billing.sql("UPDATE accounts SET state = 'blocked' WHERE id LIKE 'S%'")
+        await rec.wait(lambda: rec.deltas, what="storm delta")
+        ahead = {r["account"] for e in rec.events if isinstance(e, DeltaAhead) for r in e.rows}
+        assert killed and len(ahead) == 2500  # six batches of 500, one lost
+        assert len(rec.deltas[0].rows) == 3000 and source.counters["reconnects"] == 0
+        assert source.health.connected
+    assert "the second connection failed" in caplog.text
