@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from feed_common import (  # noqa: E402
+    FLOOR_RUNS,
     address_of,
     billing,
     kernel_set,
@@ -111,6 +112,7 @@ def main() -> None:
                                           "--inner", server.socket_dsn])
         result["floor_fetch_s"] = round(fetch_floor, 3)
         result["floor_nft_s"] = round(kernel_floor, 3)
+        result["floor_nft_runs"] = list(FLOOR_RUNS)
         floor = fetch_floor + kernel_floor
         result["floor_s"] = round(floor, 3)
         result["floor_fetch_restricted_s"] = round(restricted_fetch, 3)
