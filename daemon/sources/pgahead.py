@@ -101,17 +101,18 @@ class _Batches:
 
 async def copy_ahead(conn: asyncpg.Connection, query: str, ids: Sequence[str],
                      on_part: Callable[[Columns], None], *, seconds: float | None = None,
-                     helper: Awaitable[asyncpg.Connection | None] | None = None
-                     ) -> int | None:
+                     helper: Awaitable[asyncpg.Connection | None] | None = None,
+                     asked: set[str] | None = None) -> int | None:
     """The restricting rows of ``ids`` (:func:`ahead_query` of the accounts ``query``)
     to ``on_part`` in parts while they arrive (see :class:`CopyParser`), only rows
     whose account was asked; the number of rows, or None when the query's ``$1``
     cannot be replaced by a literal (nothing fetched). ``helper``: a second
-    connection in the same snapshot (:func:`open_helper`) that takes batches in turn."""
+    connection in the same snapshot (:func:`open_helper`) that takes batches in turn;
+    ``asked``: ``ids`` as a set, if the caller holds one."""
     types = await describe(conn, query, what="accounts query", seconds=seconds)
     if bind_text_array(query, ()) is None:
         return None
-    asked = set(ids)
+    wanted = set(ids) if asked is None else asked
     batches = _Batches(len(ids))
     parsers: list[CopyParser] = []
 
@@ -121,7 +122,7 @@ async def copy_ahead(conn: asyncpg.Connection, query: str, ids: Sequence[str],
             sql, extras = ahead_query(bind_text_array(query, ids[span[0]:span[1]]) or "", types)
             if parser is None:
                 parser = CopyParser(extras, every_row=True,
-                                    on_part=lambda part: on_part(only_accounts(part, asked)))
+                                    on_part=lambda part: on_part(only_accounts(part, wanted)))
                 parsers.append(parser)
             started = time.monotonic()
             await copy_into(on, sql, parser, what=what, seconds=seconds)

@@ -238,36 +238,36 @@ class PostgresSource(PgSync):
                 pass
 
     async def _apply_pending(self, conn: asyncpg.Connection, sink: Sink) -> None:
-        pending = self._pending
+        pending, self._pending = self._pending, set()
         # A storm's 100,000 ids are not sorted (~50 ms); a few are, for stable logs.
         ids = sorted(pending) if len(pending) <= BULK_IDS else list(pending)
         first = self._coalesce.take()
-        self._pending.clear()
         self._coalesce.started()
         try:
-            await self._apply_ids(conn, sink, ids, first)
+            await self._apply_ids(conn, sink, ids, first, pending)
         finally:
             self._coalesce.applied(time.monotonic())
 
     async def _apply_ids(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
-                         first: float | None) -> None:
+                         first: float | None, asked: set[str]) -> None:
         # Many rows (a storm): no cyclic GC passes over the daemon's million objects
         # while they are fetched and applied (see gc_paused).
         with gc_paused() if len(ids) > BULK_IDS else contextlib.nullcontext():
-            await self._apply_ids_now(conn, sink, ids, first)
+            await self._apply_ids_now(conn, sink, ids, first, asked)
 
     async def _apply_ids_now(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
-                             first: float | None) -> None:
+                             first: float | None, asked: set[str]) -> None:
+        """``asked``: the same ids as a set (the pending set, not built again)."""
         if len(ids) < AHEAD_IDS:
             rows, gone = await self._fetch_accounts(conn, ids)
         else:
-            rows, gone = await self._fetch_ahead(conn, sink, ids)
+            rows, gone = await self._fetch_ahead(conn, sink, ids, asked)
         await self._emit(sink, Delta(rows, gone), rows, gone)
         if first is not None:
             self.health.lag = time.monotonic() - first
 
-    async def _fetch_ahead(self, conn: asyncpg.Connection, sink: Sink, ids: list[str]
-                           ) -> tuple[Sequence[Row], list[str]]:
+    async def _fetch_ahead(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
+                           asked: set[str]) -> tuple[Sequence[Row], list[str]]:
         """:meth:`_fetch_accounts` of a large change, its restricting rows fetched first,
         lean (:mod:`~debtgate.sources.pgahead`), and handed to the engine in
         parts (:class:`DeltaAhead`) while they arrive and while the whole rows follow.
@@ -295,7 +295,7 @@ class PostgresSource(PgSync):
                     async with conn.transaction():  # a savepoint
                         ahead = await copy_ahead(conn, self.s.accounts_query, ids,
                                                  parts.put_nowait, seconds=self.s.query_timeout,
-                                                 helper=helper)
+                                                 helper=helper, asked=asked)
                 except SourceError as exc:
                     log.warning("a change of %d accounts: its restricting rows were not "
                                 "fetched ahead, the change follows whole: %s", len(ids), exc)
@@ -310,7 +310,7 @@ class PostgresSource(PgSync):
                 got = await self._fetch_accounts(conn, ids)
         except _NoExport:
             forward.cancel()
-            return await self._fetch_ahead(conn, sink, ids)  # over one connection
+            return await self._fetch_ahead(conn, sink, ids, asked)  # over one connection
         except BaseException:
             forward.cancel()
             raise

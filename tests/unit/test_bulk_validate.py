@@ -18,7 +18,7 @@ accounts = st.sampled_from(["a", "b", "c", "d", "e", " f", "g h", "", None, "x" 
 addresses = st.one_of(
     st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3", " 10.0.0.4 ", "10.0.1.0/24",
                      "10.0.1.7", "2001:db8::1", "127.0.0.1", "10.0.0.256", "", None,
-                     "10.0.0.5, 10.0.0.6"]),
+                     "10.0.0.5, 10.0.0.6", "\u0661\u0660.0.0.9"]),
     st.integers(0, 255).map(lambda i: f"10.9.0.{i}"))
 states = st.sampled_from(["active", "blocked", "paused", "disabled", "warn", "owing", None])
 extras = st.fixed_dictionaries({}, optional={
@@ -62,10 +62,11 @@ def test_a_large_plain_batch_and_a_few_odd_rows() -> None:
     items[13]["addresses"] = "10.1.0.15"       # claims row 14's host: the earlier row wins
     items[20]["nas"] = "bras1"                 # a session: the row path builds it
     items[21]["addresses"] = "10.200.0.0/24"   # a prefix
+    items[22]["addresses"] = "\u0661\u0660.1.0.23"  # Arabic-Indic digits: not an address
     got, want = outcome_of(items, Policy())
     assert got == want
     subs, rejections = got
     assert ("A10", "bad_amount") in rejections and ("A12", "duplicate_account") in rejections
-    assert ("A14", "address_conflict") in rejections
+    assert ("A14", "address_conflict") in rejections and ("A22", "bad_address") in rejections
     assert subs["A20"].session is not None and subs["A21"].addresses == ("10.200.0.0/24",)
     assert subs["A0"].currency == "RUB" and subs["A0"].name == "Name 0"
