@@ -43,12 +43,18 @@ async def test_snapshot_then_update_blocks_and_payment_unblocks(billing: Billing
         assert source.health.last_event is not None and source.health.lag is not None
 
 
-async def test_burst_of_10000_ids_is_one_delta(billing: Billing) -> None:
-    billing.sql("""
+def add_active(billing: Billing, prefix: str, count: int, first: str) -> None:
+    """``count`` active accounts ``<prefix>1``... holding the hosts after ``first``
+    (no notification: the source's snapshot finds them)."""
+    billing.sql(f"""
 SET session_replication_role = replica;
 INSERT INTO accounts (id, state, address_list)
-SELECT 'B' || i, 'active', host('100.65.0.0'::inet + i) FROM generate_series(1, 10000) i;
+SELECT '{prefix}' || i, 'active', host('{first}'::inet + i) FROM generate_series(1, {count}) i;
 """)
+
+
+async def test_burst_of_10000_ids_is_one_delta(billing: Billing) -> None:
+    add_active(billing, "B", 10000, "100.65.0.0")
     rec = Recorder()
     source = PostgresSource(settings(billing.dsn, coalesce_ms=200))
     async with running(source, rec):
@@ -89,12 +95,9 @@ async def test_a_storm_sends_its_restricting_rows_ahead_lean(
         await asyncio.sleep(0.05)  # time for the second connection to open and take some
 
     monkeypatch.setattr(pgahead, "copy_into", counted)
-    billing.sql("""
-SET session_replication_role = replica;
-INSERT INTO accounts (id, state, address_list)
-SELECT 'S' || i, 'active', host('100.66.0.0'::inet + i) FROM generate_series(1, 3000) i;
-INSERT INTO sessions (account_id, nas, session_id) VALUES ('S7', 'bras-1', 'sess-7');
-""")
+    add_active(billing, "S", 3000, "100.66.0.0")
+    billing.sql("SET session_replication_role = replica; INSERT INTO sessions "
+                "(account_id, nas, session_id) VALUES ('S7', 'bras-1', 'sess-7')")
     rec = Recorder()
     source = PostgresSource(settings(billing.dsn, coalesce_ms=100, storm_helper=helper))
     async with running(source, rec):
@@ -135,10 +138,8 @@ async def test_a_storm_without_snapshot_export_keeps_to_one_connection(
     its one connection (said once in the log), nothing is lost."""
     monkeypatch.setattr(pgahead, "BATCH_IDS", 500)
     role = f"gw_{billing.database}"  # roles are the cluster's: one per test database
+    add_active(billing, "S", 3000, "100.66.0.0")
     billing.sql(f"""
-SET session_replication_role = replica;
-INSERT INTO accounts (id, state, address_list)
-SELECT 'S' || i, 'active', host('100.66.0.0'::inet + i) FROM generate_series(1, 3000) i;
 CREATE ROLE {role} LOGIN;
 GRANT SELECT ON debtgate_subscribers TO {role};
 REVOKE EXECUTE ON FUNCTION pg_export_snapshot() FROM PUBLIC;
@@ -240,11 +241,7 @@ async def test_a_storm_whose_second_connection_dies_loses_only_its_batch(
         await asyncio.sleep(0.05)
 
     monkeypatch.setattr(pgahead, "copy_into", killing)
-    billing.sql("""
-SET session_replication_role = replica;
-INSERT INTO accounts (id, state, address_list)
-SELECT 'S' || i, 'active', host('100.66.0.0'::inet + i) FROM generate_series(1, 3000) i;
-""")
+    add_active(billing, "S", 3000, "100.66.0.0")
     rec = Recorder()
     source = PostgresSource(settings(billing.dsn, coalesce_ms=100))
     async with running(source, rec):
