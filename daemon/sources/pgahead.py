@@ -132,15 +132,14 @@ async def copy_ahead(conn: asyncpg.Connection, query: str, ids: Sequence[str],
             parser.close()  # hands over the rows of its last part
 
     async def assist(opened: Awaitable[asyncpg.Connection | None]) -> None:
-        other = await opened
-        if other is None:
-            return
         try:
-            await fetch(other, "accounts query (restricting rows ahead, second connection)")
+            other = await opened
+            if other is not None:
+                await fetch(other, "accounts query (restricting rows ahead, second connection)")
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
                 SourceError) as exc:
-            log.warning("a change of %d accounts: the second connection failed, the rows "
-                        "of its batch come with the change: %s", len(ids), exc)
+            log.warning("a change of %d accounts: the second connection failed; the rows it "
+                        "had not handed over come with the change: %s", len(ids), exc)
 
     aid = None if helper is None else asyncio.create_task(assist(helper), name="pg-ahead-aid")
     try:
@@ -148,8 +147,9 @@ async def copy_ahead(conn: asyncpg.Connection, query: str, ids: Sequence[str],
         if aid is not None:
             await aid
     finally:
-        if aid is not None:
+        if aid is not None and not aid.done():
             aid.cancel()
+            await asyncio.gather(aid, return_exceptions=True)
     return sum(len(p.cols) for p in parsers)
 
 
@@ -168,7 +168,7 @@ async def open_helper(connect: Callable[[], Awaitable[asyncpg.Connection]], snap
         await setup_codecs(other)
         await other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
                             f"SET TRANSACTION SNAPSHOT {quote_literal(snapshot)}")
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("a second connection for a large change cannot share the snapshot: %s",
                     exc)
         other.terminate()
