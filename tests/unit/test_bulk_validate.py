@@ -6,6 +6,7 @@ from typing import Any
 
 from debtgate.inventory import Inventory
 from debtgate.validate import Policy, validate_columns, validate_rows
+from debtgate.validate_bulk import LEAN_V4, plain_hosts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -70,3 +71,20 @@ def test_a_large_plain_batch_and_a_few_odd_rows() -> None:
     assert ("A14", "address_conflict") in rejections and ("A22", "bad_address") in rejections
     assert subs["A20"].session is not None and subs["A21"].addresses == ("10.200.0.0/24",)
     assert subs["A0"].currency == "RUB" and subs["A0"].name == "Name 0"
+
+
+HOSTS = ["10.0.0.1", "0.1.2.3", "255.255.255.255", "223.255.0.1", "240.0.0.1", "01.2.3.4",
+         "1.2.3.04", "1.2.3", "1.2.3.4.5", "256.1.1.1", " 10.0.0.1", "10.0.0.1 ",
+         "10.0.0.1\n10.0.0.2", "127.0.0.1", "0.0.0.0", "0.0.0.0.1", "169.254.9.9",
+         "169.25.9.9", "224.0.0.1", "239.1.1.1", "\u0661\u0660.0.0.1", "10.0.0.1\x00",
+         "10.0.0.0/24", "", "1.2.3.4\n127.0.0.1"]
+
+
+@given(st.lists(st.sampled_from(HOSTS), min_size=1, max_size=6))
+def test_plain_hosts_over_a_column_agrees_with_the_pattern(hosts: list[str]) -> None:
+    assert plain_hosts(hosts) == all(LEAN_V4.fullmatch(h) for h in hosts)
+
+
+def test_plain_hosts_refuses_what_is_not_text() -> None:
+    assert plain_hosts(["10.0.0.1", "10.0.0.2"]) and not plain_hosts(["10.0.0.1", None])
+    assert not plain_hosts([["10.0.0.1"]]) and plain_hosts([])
