@@ -81,7 +81,8 @@ def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozense
     start = max(size // 5 if first is None else first, 1)
     bounds = [0, *range(start, len(indices), size), len(indices)]
     for at, end in itertools.pairwise(bounds):
-        rows = plain_rows(cols, indices[at:end], _CONVERT, distinct=not accounts_twice)
+        # Repeated accounts (anywhere in cols) are dropped below: not checked twice.
+        rows = plain_rows(cols, indices[at:end], _CONVERT, distinct=True)
         if rows is None:
             yield HeadSlice([], [], [])
             continue

@@ -26,12 +26,12 @@ from .sources.base import Columns
 OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 """An IPv4 octet in decimal, ASCII digits only (``\\d`` would take other scripts'
 digits, which ``int`` reads but no address parser does)."""
-LEAN_V4 = re.compile(
-    r"(?!127\.|0\.0\.0\.0$|169\.254\.|22[4-9]\.|23[0-9]\.)"
-    rf"{OCTET}\.{OCTET}\.{OCTET}\.{OCTET}")
+_NOT_HELD_V4 = r"127\.|0\.0\.0\.0$|169\.254\.|22[4-9]\.|23[0-9]\."
+"""Hosts no subscriber holds, by their start: loopback, 0.0.0.0, link-local, multicast."""
+LEAN_V4 = re.compile(rf"(?!{_NOT_HELD_V4}){OCTET}\.{OCTET}\.{OCTET}\.{OCTET}")
 """A plain IPv4 host a subscriber may hold (not loopback, link-local, multicast, 0.0.0.0)."""
-_NOT_HELD_V4 = re.compile(r"(?m)^(?:127\.|0\.0\.0\.0$|169\.254\.|22[4-9]\.|23[0-9]\.)")
-"""The lines of joined hosts that :data:`LEAN_V4` refuses by its first look-ahead."""
+_NOT_HELD_LINE = re.compile(rf"(?m)^(?:{_NOT_HELD_V4})")
+"""A line of joined hosts that :data:`LEAN_V4` refuses by its look-ahead."""
 _SPACE = re.compile(r"[^\S\n]")
 """White space other than the line breaks of joined account ids."""
 STATES = {s.value: s for s in State}
@@ -61,7 +61,7 @@ def plain_hosts(addresses: Sequence[Any]) -> bool:
         joined = "\n".join(addresses)
     except TypeError:  # a NULL, a list, a number
         return False
-    if _NOT_HELD_V4.search(joined) is not None:
+    if _NOT_HELD_LINE.search(joined) is not None:
         return False
     try:
         deque(map(inet_pton, repeat(AF_INET), addresses), maxlen=0)
@@ -196,7 +196,7 @@ def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..
     Each check runs over a whole column in C first; only when it fails is the column
     checked row by row. ``convert`` holds the row path's converters: ``amount``,
     ``date`` and ``text`` (kind, raw), so both paths agree. ``distinct``: the caller
-    knows that no account occurs twice among ``indices`` (not checked again)."""
+    leaves out every account that occurs twice itself (not checked here)."""
     if not indices:
         return None
     names = cols.extra_names

@@ -246,13 +246,15 @@ async def copy_restrictions(conn: asyncpg.Connection, query: str, *,
                        seconds=seconds)
 
 
-async def copy_accounts(conn: asyncpg.Connection, query: str, ids: Sequence[str], *,
-                        version: bool, seconds: float | None = None) -> Columns | None:
+async def copy_accounts(conn: asyncpg.Connection, query: str, ids: Sequence[str],
+                        asked: set[str], *, version: bool, seconds: float | None = None
+                        ) -> Columns | None:
     """The accounts query's rows of ``ids`` through COPY, every column of every row (as
     the row-by-row fetch gives them), with the change mark the source keeps (the
     ``version`` column if ``version``, else the row's fingerprint); only rows whose
-    account was asked. None when the query's ``$1`` cannot be replaced safely (the
-    caller then fetches the rows with bind parameters)."""
+    account was asked (``asked``: ``ids`` as a set). None when the query's ``$1``
+    cannot be replaced safely (the caller then fetches the rows with bind
+    parameters)."""
     types = await describe(conn, query, what="accounts query", seconds=seconds)
     bound = bind_text_array(query, ids)
     if bound is None:
@@ -260,7 +262,7 @@ async def copy_accounts(conn: asyncpg.Connection, query: str, ids: Sequence[str]
     sql, extras = lean_query(bound, types, every_row=True, version=version)
     cols = await _copy(conn, sql, CopyParser(extras, every_row=True),
                        what="accounts query", seconds=seconds)
-    return only_accounts(cols, set(ids))
+    return only_accounts(cols, asked)
 
 
 def only_accounts(cols: Columns, wanted: set[str]) -> Columns:

@@ -116,16 +116,19 @@ class PgSync:
                  "engine in %.3f s; the snapshot follows", len(cols), fetched - started,
                  time.monotonic() - fetched)
 
-    async def _fetch_accounts(self, conn: asyncpg.Connection, ids: list[str]
+    async def _fetch_accounts(self, conn: asyncpg.Connection, ids: list[str],
+                              asked: set[str] | None = None
                               ) -> tuple[Sequence[Row], list[str]]:
         """The current rows of ``ids`` (only rows of asked accounts) and the asked ids
-        the accounts query no longer returns (gone)."""
+        the accounts query no longer returns (gone); ``asked``: ``ids`` as a set, if
+        the caller holds one."""
+        wanted = set(ids) if asked is None else asked
         rows: Sequence[Row] | None = None
         if len(ids) > COPY_IDS:
             try:
                 # Inside a transaction (a storm's), a failed COPY must not abort it.
                 async with conn.transaction() if conn.is_in_transaction() else nullcontext():
-                    rows = await copy_accounts(conn, self.s.accounts_query, ids,
+                    rows = await copy_accounts(conn, self.s.accounts_query, ids, wanted,
                                                version=self._version,
                                                seconds=self.s.query_timeout)
             except SourceError as exc:
@@ -138,7 +141,6 @@ class PgSync:
         if isinstance(rows, Columns):
             got = set(rows.account)
         else:
-            wanted = set(ids)
             rows = [r for r in await fetch_rows(
                 conn, self.s.accounts_query, ids, what="accounts query",
                 seconds=self.s.query_timeout, fingerprint=not self._version)

@@ -307,7 +307,7 @@ class PostgresSource(PgSync):
                 # would otherwise take the CPU from the last parts.
                 parts.put_nowait(None)
                 await forward
-                got = await self._fetch_accounts(conn, ids)
+                got = await self._fetch_accounts(conn, ids, asked)
         except _NoExport:
             forward.cancel()
             return await self._fetch_ahead(conn, sink, ids, asked)  # over one connection
