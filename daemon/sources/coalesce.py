@@ -15,6 +15,7 @@ not two or three.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 
 FULL_PAYLOAD = 4000
 """A payload at least this long (bytes of text) is one part of a split id list."""
@@ -78,3 +79,45 @@ class Coalescer:
     def applied(self, now: float) -> None:
         """An apply ended at ``now``."""
         self.busy_until = now + self.window
+
+
+class PendingIds:
+    """The account ids notified and not yet applied: a set (what was asked) and the
+    order they arrived in.
+
+    That order is the billing's: the reference trigger sends a statement's ids sorted
+    (``array_agg(DISTINCT ...)``), a trigger without DISTINCT in the order the
+    statement visited the rows (an index or the table). A large change is fetched in
+    batches of ids in that order, so each batch finds its rows on neighbouring index
+    and table pages; the same ids in a set's (hash) order scatter every batch over
+    the whole table. Measured, 100,000 ids of a million in batches of 4,000: 0.73 s
+    of server CPU in hash order, 0.46 s sorted, 0.47 s in table order. (Sorting
+    100,000 ids here would cost ~50 ms before the first query.)"""
+
+    __slots__ = ("_arrived", "ids")
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self._arrived: list[list[str]] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, ids: list[str]) -> None:
+        self.ids.update(ids)
+        self._arrived.append(ids)
+
+    def clear(self) -> None:
+        self.ids = set()
+        self._arrived = []
+
+    def take(self, sort_below: int) -> tuple[list[str], set[str]]:
+        """Every pending id once, and the same as a set; the pending ids are then
+        forgotten. Up to ``sort_below`` ids come sorted (stable logs), more in the
+        order they first arrived."""
+        asked, arrived = self.ids, self._arrived
+        self.clear()
+        if len(asked) <= sort_below:
+            return sorted(asked), asked
+        ids = list(chain.from_iterable(arrived))
+        return (ids if len(ids) == len(asked) else list(dict.fromkeys(ids))), asked

@@ -23,7 +23,7 @@ import asyncpg
 
 from ..errors import SourceError
 from .base import Columns, Delta, Restrictions, Row, Sink, Snapshot, SourceHealth, release_memory
-from .coalesce import Coalescer
+from .coalesce import Coalescer, PendingIds
 from .pgcopy import copy_accounts, copy_restrictions, copy_snapshot
 from .pgfetch import (
     Marks,
@@ -56,7 +56,7 @@ class PgSync:
     _version: bool
     _next_full: float
     _cold: bool
-    _pending: set[str]
+    _pending: PendingIds
     _coalesce: Coalescer
     _resync: bool
     _full: bool

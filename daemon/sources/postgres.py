@@ -39,7 +39,7 @@ from pydantic import Field, SecretStr, model_validator
 from ..configbase import Section
 from ..errors import SourceError
 from .base import Columns, Delta, DeltaAhead, Row, Sink, SourceHealth, gc_paused
-from .coalesce import Coalescer
+from .coalesce import Coalescer, PendingIds
 from .pgahead import close_helper, copy_ahead, open_helper
 from .pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
 from .pgsync import PgSync
@@ -128,7 +128,7 @@ class PostgresSource(PgSync):
         """The server refused ``pg_export_snapshot`` once: no second connection."""
         self._cold = True
         """No snapshot (or head start) handed over yet in this process."""
-        self._pending: set[str] = set()
+        self._pending = PendingIds()
         self._coalesce = Coalescer(settings.coalesce_ms / 1000)
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
@@ -205,7 +205,7 @@ class PostgresSource(PgSync):
         if ids is None:
             self._resync = True
         else:
-            self._pending.update(ids)
+            self._pending.add(ids)
             self._coalesce.arrived(time.monotonic(), len(payload))
         self._wake.set()
 
@@ -238,9 +238,8 @@ class PostgresSource(PgSync):
                 pass
 
     async def _apply_pending(self, conn: asyncpg.Connection, sink: Sink) -> None:
-        pending, self._pending = self._pending, set()
-        # A storm's 100,000 ids are not sorted (~50 ms); a few are, for stable logs.
-        ids = sorted(pending) if len(pending) <= BULK_IDS else list(pending)
+        # A storm's ids keep the billing's order (see PendingIds); a few are sorted.
+        ids, pending = self._pending.take(BULK_IDS)
         first = self._coalesce.take()
         self._coalesce.started()
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from debtgate.sources.coalesce import Coalescer, quiet_for
+from debtgate.sources.coalesce import Coalescer, PendingIds, quiet_for
 
 
 def test_idle_feed_applies_a_single_notification_after_the_quiet_time() -> None:
@@ -71,3 +71,30 @@ def test_a_split_id_list_waits_for_its_last_part() -> None:
     c.take()
     c.arrived(101.0, size=12)  # a payment afterwards is fast again
     assert c.due() == pytest.approx(101.002)
+
+
+def test_pending_ids_keep_the_order_they_arrived_in_each_once() -> None:
+    p = PendingIds()
+    p.add(["c", "b", "a"])
+    p.add(["b", "z", "d"])  # b again: it stays where it first arrived
+    assert len(p) == 5
+    ids, asked = p.take(sort_below=2)
+    assert ids == ["c", "b", "a", "z", "d"] and asked == {"a", "b", "c", "d", "z"}
+    assert len(p) == 0 and p.take(sort_below=2) == ([], set())
+
+
+def test_pending_ids_without_repeats_come_in_arrival_order() -> None:
+    p = PendingIds()
+    for part in (["9", "8"], ["7"], ["1", "0"]):
+        p.add(part)
+    assert p.take(sort_below=3)[0] == ["9", "8", "7", "1", "0"]
+
+
+def test_a_few_pending_ids_come_sorted_and_clear_forgets_all() -> None:
+    p = PendingIds()
+    p.add(["b", "a"])
+    p.add(["a"])
+    assert p.take(sort_below=2) == (["a", "b"], {"a", "b"})
+    p.add(["x"])
+    p.clear()
+    assert not p and p.take(sort_below=0) == ([], set())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -129,6 +130,38 @@ async def test_a_storm_sends_its_restricting_rows_ahead_lean(
         if helper and queries > 2:  # both backends took batches (each needs ~ms to answer)
             assert len({pid for pid, _, _ in sent}) == 2
         assert not source._no_export
+
+
+async def test_a_storm_is_fetched_in_the_order_its_ids_were_notified(
+        billing: Billing, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batches of a storm follow the order the billing sent its ids in (its
+    neighbours on neighbouring pages), not a set's order: each id once, where it
+    first arrived."""
+    monkeypatch.setattr(pgahead, "BATCH_IDS", 1000)
+    batches: list[list[str]] = []
+    copy_into = pgahead.copy_into
+
+    async def recorded(conn: Any, sql: str, *args: Any, **kwargs: Any) -> None:
+        batches.append(re.findall(r'"(S\d+)"', sql))
+        await copy_into(conn, sql, *args, **kwargs)
+
+    monkeypatch.setattr(pgahead, "copy_into", recorded)
+    add_active(billing, "S", 3000, "100.66.0.0")
+    order = [f"S{i}" for i in range(3000, 0, -1)]  # descending: no set keeps that
+    payloads = [",".join(order[i:i + 500]) for i in range(0, 3000, 500)] + ["S2999,S1"]
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn, coalesce_ms=100, storm_helper=False))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        billing.sql("BEGIN; SET LOCAL session_replication_role = replica;"  # no trigger
+                    "UPDATE accounts SET state = 'blocked' WHERE id LIKE 'S%';"
+                    + "".join(f"NOTIFY debtgate, '{p}';" for p in payloads) + "COMMIT")
+        await rec.wait(lambda: rec.deltas, what="storm delta")
+        assert [b for b in batches if b] == [order[i:i + 1000] for i in range(0, 3000, 1000)]
+        parts = [e for e in rec.events if isinstance(e, DeltaAhead)]
+        ahead = [r["account"] for p in parts for r in p.rows]  # each batch in index order
+        assert len(ahead) == 3000 and set(ahead) == set(order)
+        assert len(rec.deltas) == 1 and len(rec.deltas[0].rows) == 3000
 
 
 async def test_a_storm_without_snapshot_export_keeps_to_one_connection(
