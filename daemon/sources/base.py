@@ -94,7 +94,8 @@ class DeltaAhead:
     the rest. The engine may *add*, from them, the restrictions it can tell the Delta
     will keep (see :mod:`debtgate.headstart`); everything else (releases, the
     inventory, transitions, rejections) is left to the Delta, which also takes back
-    any such element it does not keep."""
+    any such element it does not keep. An account occurs in one part of a change at
+    most (it may occur twice within that part)."""
 
     rows: Columns
     asked: int

@@ -34,7 +34,7 @@ import asyncpg
 from ..errors import SourceError
 from .base import Columns
 from .pgbind import bind_text_array
-from .pgcopy import RESTRICTING, CopyParser, addresses_expr, copy_into, only_accounts
+from .pgcopy import RESTRICTING, CopyParser, addresses_expr, copy_into
 from .pgfetch import bare_query, describe, setup_codecs
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,11 @@ _SESSION_COLUMNS = ("nas", "session_id", "user_name")
 BATCH_IDS = 4_000
 """Ids per query: on a table of a million accounts the planner switches from the
 index to a sequential scan between 5,000 and 10,000 ids (measured)."""
+FIRST_PART = 2_000
+"""Rows of the first part of a change (and ids of its first batch): the engine starts
+early."""
+PART = 10_000
+"""Rows of each later part: the engine checks one while the next arrive."""
 SCAN_SECONDS = 0.1
 """A batch that takes longer was not answered from an index (measured: 4,000 ids in
 25-35 ms through the index, 0.15-0.4 s by a scan): the rest go in one query."""
@@ -83,53 +88,90 @@ def ahead_query(query: str, types: Mapping[str, str]) -> tuple[str, tuple[str, .
 
 
 class _Batches:
-    """The spans of ids still to fetch, taken in turn by the connections."""
+    """The spans of ids still to fetch, taken in turn by the connections: the first
+    of :data:`FIRST_PART` ids (the engine starts early), then :data:`BATCH_IDS`."""
 
     def __init__(self, total: int) -> None:
-        self.total, self.at, self.size = total, 0, BATCH_IDS
+        self.total, self.at, self.size = total, 0, min(FIRST_PART, BATCH_IDS)
 
     def take(self) -> tuple[int, int] | None:
         if self.at >= self.total:
             return None
         span = (self.at, min(self.at + self.size, self.total))
         self.at = span[1]
+        if self.size < BATCH_IDS:
+            self.size = BATCH_IDS
         return span
 
     def rest_at_once(self) -> None:
         self.size = self.total  # not from an index: the rest in one query
 
 
+class _Parts:
+    """The rows fetched ahead, handed over in parts cut at the end of a batch: the
+    first once it holds :data:`FIRST_PART` rows, the others :data:`PART`, each the
+    parser's own columns (no copy). A batch's rows are kept only where their account
+    is one of the batch's ids, so the parts of a change never repeat an account (the
+    batches do not share ids): :class:`~debtgate.sources.base.DeltaAhead`."""
+
+    def __init__(self, on_part: Callable[[Columns], None]) -> None:
+        self.on_part, self.size, self.rows = on_part, FIRST_PART, 0
+
+    def hand(self, cols: Columns, stray: list[int]) -> None:
+        if stray:
+            out = set(stray)
+            cols = cols.pick([i for i in range(len(cols)) if i not in out])
+        self.size = PART
+        if len(cols):
+            self.rows += len(cols)
+            self.on_part(cols)
+
+
+def strays(accounts: Sequence[str | None], since: int, batch: Sequence[str]) -> list[int]:
+    """The rows from ``since`` on whose account is not one of ``batch``'s ids (an
+    accounts query may return other rows: they are the Delta's to judge)."""
+    asked = set(batch)
+    got = accounts[since:]
+    if asked.issuperset(got):
+        return []
+    return [since + i for i, account in enumerate(got) if account not in asked]
+
+
 async def copy_ahead(conn: asyncpg.Connection, query: str, ids: Sequence[str],
                      on_part: Callable[[Columns], None], *, seconds: float | None = None,
-                     helper: Awaitable[asyncpg.Connection | None] | None = None,
-                     asked: set[str] | None = None) -> int | None:
-    """The restricting rows of ``ids`` (:func:`ahead_query` of the accounts ``query``)
-    to ``on_part`` in parts while they arrive (see :class:`CopyParser`), only rows
-    whose account was asked; the number of rows, or None when the query's ``$1``
-    cannot be replaced by a literal (nothing fetched). ``helper``: a second
-    connection in the same snapshot (:func:`open_helper`) that takes batches in turn;
-    ``asked``: ``ids`` as a set, if the caller holds one."""
+                     helper: Awaitable[asyncpg.Connection | None] | None = None
+                     ) -> int | None:
+    """The restricting rows of ``ids`` (:func:`ahead_query` of the accounts ``query``;
+    ``ids`` distinct) to ``on_part`` in parts while they arrive (see :class:`_Parts`),
+    only rows of the ids asked in their batch; the number of rows, or None when the
+    query's ``$1`` cannot be replaced by a literal (nothing fetched). ``helper``: a
+    second connection in the same snapshot (:func:`open_helper`) that takes batches
+    in turn."""
     types = await describe(conn, query, what="accounts query", seconds=seconds)
     if bind_text_array(query, ()) is None:
         return None
-    wanted = set(ids) if asked is None else asked
     batches = _Batches(len(ids))
-    parsers: list[CopyParser] = []
+    parts = _Parts(on_part)
 
     async def fetch(on: asyncpg.Connection, what: str) -> None:
         parser: CopyParser | None = None
+        stray: list[int] = []
         while (span := batches.take()) is not None:
-            sql, extras = ahead_query(bind_text_array(query, ids[span[0]:span[1]]) or "", types)
+            batch = ids[span[0]:span[1]]
+            sql, extras = ahead_query(bind_text_array(query, batch) or "", types)
             if parser is None:
-                parser = CopyParser(extras, every_row=True,
-                                    on_part=lambda part: on_part(only_accounts(part, wanted)))
-                parsers.append(parser)
+                parser, stray = CopyParser(extras, every_row=True), []
+            since = len(parser.cols)
             started = time.monotonic()
             await copy_into(on, sql, parser, what=what, seconds=seconds)
             if time.monotonic() - started > SCAN_SECONDS:
                 batches.rest_at_once()
+            stray += strays(parser.cols.account, since, batch)
+            if len(parser.cols) - len(stray) >= parts.size:
+                parts.hand(parser.close(), stray)
+                parser = None
         if parser is not None:
-            parser.close()  # hands over the rows of its last part
+            parts.hand(parser.close(), stray)  # the rest, at the end
 
     async def assist(opened: Awaitable[asyncpg.Connection | None]) -> None:
         try:
@@ -150,7 +192,7 @@ async def copy_ahead(conn: asyncpg.Connection, query: str, ids: Sequence[str],
         if aid is not None and not aid.done():
             aid.cancel()
             await asyncio.gather(aid, return_exceptions=True)
-    return sum(len(p.cols) for p in parsers)
+    return parts.rows
 
 
 async def open_helper(connect: Callable[[], Awaitable[asyncpg.Connection]], snapshot: str,

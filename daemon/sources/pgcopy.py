@@ -13,7 +13,7 @@ query as a literal ``text[]`` in place of its ``$1`` (:mod:`debtgate.sources.pgb
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import asyncpg
 
@@ -56,12 +56,6 @@ _STATE_TEXT = {s: s for s in ("active", "warn", "blocked", "paused", "disabled")
 """The states as one shared text each."""
 
 
-FIRST_PART = 2_000
-PART = 10_000
-"""Rows per part handed over while a large change is still fetched: a small first
-part so that the engine starts early, then parts it handles while the next arrive."""
-
-
 def _unescape_field(field: str) -> str | None:
     if field == "\\N":
         return None
@@ -77,8 +71,7 @@ class CopyParser:
     of mostly active rows, 20 % less on rows that all carry the extra columns.)
     """
 
-    def __init__(self, extra_names: tuple[str, ...], every_row: bool = False,
-                 on_part: Callable[[Columns], None] | None = None) -> None:
+    def __init__(self, extra_names: tuple[str, ...], every_row: bool = False) -> None:
         self.cols = Columns(extra_names)
         self.cols.typed_texts = True  # COPY text: every field is text or NULL
         self.cols.marks = MarkColumn()
@@ -96,12 +89,6 @@ class CopyParser:
         if every_row and extra_names:
             self._dense = [[] for _ in extra_names]
             self.cols.set_dense(dict(zip(extra_names, self._dense, strict=True)))
-        self._on_part = on_part
-        """Called with each part of the rows as they arrive (a copy; the whole still
-        comes from :meth:`close`): :data:`FIRST_PART` rows, then :data:`PART` each,
-        then the rest at the end."""
-        self._sent = 0
-        self._part = FIRST_PART
 
     async def feed(self, chunk: bytes) -> None:
         self.feed_sync(chunk)
@@ -116,23 +103,12 @@ class CopyParser:
         text = bytes(data[:cut]).decode("utf-8")
         if self._skip is not None or "\\" in text or not self._whole(text):
             self._lines(text.split("\n"))
-        if self._on_part is not None and len(self.cols) - self._sent >= self._part:
-            self._hand_over()
-
-    def _hand_over(self) -> None:
-        assert self._on_part is not None
-        end = len(self.cols)
-        part = self.cols.pick(range(self._sent, end))
-        self._sent, self._part = end, PART
-        self._on_part(part)
 
     def close(self) -> Columns:
         if self._tail:
             self._lines([self._tail.decode("utf-8")])
             self._tail = b""
         self._shared.clear()
-        if self._on_part is not None and len(self.cols) > self._sent:
-            self._hand_over()
         return self.cols
 
     def _whole(self, text: str) -> bool:

@@ -294,7 +294,7 @@ class PostgresSource(PgSync):
                     async with conn.transaction():  # a savepoint
                         ahead = await copy_ahead(conn, self.s.accounts_query, ids,
                                                  parts.put_nowait, seconds=self.s.query_timeout,
-                                                 helper=helper, asked=asked)
+                                                 helper=helper)
                 except SourceError as exc:
                     log.warning("a change of %d accounts: its restricting rows were not "
                                 "fetched ahead, the change follows whole: %s", len(ids), exc)

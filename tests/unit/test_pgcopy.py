@@ -185,21 +185,6 @@ def test_whole_batches_parse_like_lines() -> None:
     assert None in fast.account and None in fast.state and None in fast.marks
 
 
-def test_parts_are_handed_over_as_rows_arrive() -> None:
-    data = "".join(f"acc{i}\t10.2.{i // 256}.{i % 256}\tblocked\t{i}\t1\t\tN\n"
-                   for i in range(25_000)).encode()
-    got: list[Columns] = []
-    parser = CopyParser(EXTRAS, every_row=True, on_part=got.append)
-    for i in range(0, len(data), 65536):
-        parser.feed_sync(data[i:i + 65536])
-        assert sum(map(len, got)) <= len(parser.cols)
-    whole = parser.close()
-    assert len(got[0]) >= 2000 and all(len(p) >= 10_000 for p in got[1:-1])
-    assert [a for p in got for a in p.account] == whole.account
-    assert [m for p in got for m in p.marks] == list(whole.marks)
-    assert [p.dense["name"][0] for p in got] == ["N"] * len(got)  # type: ignore[index]
-
-
 def test_notification_payloads() -> None:
     assert parse_payload("A1,A2,A3") == ["A1", "A2", "A3"]
     assert parse_payload(" A1 , A2,,A3,\n") == ["A1", "A2", "A3"]

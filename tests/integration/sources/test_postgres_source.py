@@ -71,7 +71,7 @@ async def test_burst_of_10000_ids_is_one_delta(billing: Billing) -> None:
 
 
 @pytest.mark.parametrize(("batch", "slow", "helper", "queries"), [
-    (4000, False, True, 1),  # one batch (the second connection finds nothing left)
+    (4000, False, True, 2),  # a first batch of 2,000 ids, then the other 1,000
     (700, False, True, 5),  # 700 ids a query, over both connections
     (700, False, False, 5),  # over the one connection
     (700, True, False, 2),  # the first batch is slow (a scan): the rest in one query
@@ -162,6 +162,29 @@ async def test_a_storm_is_fetched_in_the_order_its_ids_were_notified(
         ahead = [r["account"] for p in parts for r in p.rows]  # each batch in index order
         assert len(ahead) == 3000 and set(ahead) == set(order)
         assert len(rec.deltas) == 1 and len(rec.deltas[0].rows) == 3000
+
+
+@pytest.mark.parametrize("helper", [True, False])
+async def test_a_storm_whose_query_returns_rows_not_asked_holds_each_account_in_one_part(
+        billing: Billing, monkeypatch: pytest.MonkeyPatch, helper: bool) -> None:
+    """An accounts query that also returns a row nobody asked for in that batch (here:
+    S1 in every batch): each part keeps only the rows of the ids its batch asked, so
+    no account is in two parts; the Delta has every row once."""
+    monkeypatch.setattr(pgahead, "BATCH_IDS", 500)
+    add_active(billing, "S", 3000, "100.66.0.0")
+    query = ("SELECT * FROM debtgate_subscribers WHERE account = ANY($1::text[]) "
+             "OR account = 'S1'")
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn, coalesce_ms=100, storm_helper=helper,
+                                     accounts_query=query))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        billing.sql("UPDATE accounts SET state = 'blocked' WHERE id LIKE 'S%'")
+        await rec.wait(lambda: rec.deltas, what="storm delta")
+        parts = [e for e in rec.events if isinstance(e, DeltaAhead)]
+        ahead = [a for p in parts for a in p.rows.account]
+        assert len(parts) > 1 and sorted(ahead) == sorted(f"S{i}" for i in range(1, 3001))
+        assert len(rec.deltas[0].rows) == 3000
 
 
 async def test_a_storm_without_snapshot_export_keeps_to_one_connection(
