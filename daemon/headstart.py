@@ -16,8 +16,9 @@ The parts of a large change (a storm, :class:`~debtgate.sources.base.DeltaAhead`
 go through the same checks, then through :func:`unclaimed`: the gateway already
 holds an inventory, so a host must be free (or the account's own) and the account
 not placed restricted already; the rows of one part are checked against each other
-only, so :class:`Taken` carries what earlier parts took, and the Delta reconciles
-those hosts too (taking back one it does not keep).
+only, so :class:`Taken` carries the hosts earlier parts took (an account is in one
+part at most), and the Delta reconciles those hosts too (taking back one it does not
+keep).
 """
 
 from __future__ import annotations
@@ -105,14 +106,12 @@ def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozense
 
 
 class Taken:
-    """What earlier parts of one change enforced ahead of it: the hosts and their
-    accounts."""
+    """The hosts that earlier parts of one change enforced ahead of it."""
 
-    __slots__ = ("accounts", "hosts")
+    __slots__ = ("hosts",)
 
     def __init__(self) -> None:
         self.hosts: set[str] = set()
-        self.accounts: set[str] = set()
 
 
 def unclaimed(got: HeadSlice, accounts: Sequence[str | None],
@@ -122,31 +121,30 @@ def unclaimed(got: HeadSlice, accounts: Sequence[str | None],
     given what the gateway holds: no other account holds the host (nor a prefix of
     another around it: ``owners``), the account is not placed restricted already
     (not in ``restricted``: it is active, or new) and no earlier part of the same
-    change took the account or the host. The rows kept are added to ``taken``."""
+    change took the host. (An account is in one part of a change at most:
+    :class:`~debtgate.sources.base.DeltaAhead`.) The hosts kept are added to
+    ``taken``."""
     if not got.rows:
         return got
     names: list[Any] = list(map(accounts.__getitem__, got.rows))
     hosts = got.hosts
-    seen_hosts, seen_accounts = taken.hosts, taken.accounts
     # The accounts and hosts of one slice are distinct (head_slices).
     holders = owners(hosts)
-    if (holders == names and None not in names and restricted.isdisjoint(names)
-            and seen_accounts.isdisjoint(names) and seen_hosts.isdisjoint(hosts)):
-        kept = got  # a storm: every host its own account's; whole-list and set checks
+    if holders == names and None not in names and restricted.isdisjoint(names):
+        # A storm: every host its own account's. An earlier part can only have taken
+        # a host for its holder, whose rows are all in this part: none was taken.
+        kept = got
     else:  # one C loop each
         free = map(operator.or_, map(operator.is_, holders, repeat(None)),
                    map(operator.eq, holders, names))
-        fresh = map(operator.not_, map(operator.or_, map(seen_hosts.__contains__, hosts),
-                                       map(seen_accounts.__contains__, names)))
+        fresh = map(operator.not_, map(taken.hosts.__contains__, hosts))
         settled = map(operator.not_, map(restricted.__contains__, names))
         keep = list(map(operator.and_, map(operator.and_, free, fresh), settled))
         if None in names:
             keep = list(map(operator.and_, keep, map(operator.is_not, names, repeat(None))))
         kept = HeadSlice(list(compress(hosts, keep)), list(compress(got.states, keep)),
                          list(compress(got.rows, keep)))
-        names = list(compress(names, keep))
-    seen_hosts.update(kept.hosts)
-    seen_accounts.update(names)
+    taken.hosts.update(kept.hosts)
     return kept
 
 

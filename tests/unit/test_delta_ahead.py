@@ -141,45 +141,47 @@ async def test_the_delta_takes_back_what_it_does_not_keep() -> None:
 def test_unclaimed_checks_the_inventory_and_earlier_parts() -> None:
     got = HeadSlice(["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"],
                     [State.BLOCKED] * 5, [0, 1, 2, 3, 4])
-    accounts = ["own", "free", "other", "warned", "again"]
+    accounts = ["own", "free", "other", "warned", "late"]
     owners = {"10.0.0.1": "own", "10.0.0.3": "someone"}
     taken = Taken()
-    taken.accounts.add("again")
+    taken.hosts.add("10.0.0.5")  # a new host an earlier part took for another account
     kept = unclaimed(got, accounts, lambda hosts: [owners.get(h) for h in hosts],
                      {"warned"}, taken)
     assert kept.hosts == ["10.0.0.1", "10.0.0.2"] and kept.rows == [0, 1]
-    assert taken.hosts == {"10.0.0.1", "10.0.0.2"} and taken.accounts == {"again", "own", "free"}
-    again = unclaimed(HeadSlice(["10.0.0.2"], [State.BLOCKED], [0]), ["late"],
+    assert taken.hosts == {"10.0.0.1", "10.0.0.2", "10.0.0.5"}
+    again = unclaimed(HeadSlice(["10.0.0.2"], [State.BLOCKED], [0]), ["later"],
                       lambda hosts: [None], set(), taken)
     assert again.hosts == []  # the host went ahead for "free" already
 
 
-@pytest.mark.parametrize("spoil", ["none", "restricted", "taken_account", "taken_host",
-                                   "held_by_other", "free_host"])
+@pytest.mark.parametrize("spoil", ["none", "restricted", "taken_free_host",
+                                   "held_by_other", "free_host", "no_account"])
 def test_unclaimed_whole_slice_checks_agree_with_row_checks(spoil: str) -> None:
-    """A storm's slice (every host its own account's) is kept whole by set checks; one
-    row that breaks a condition is dropped alone, as the row-by-row checks drop it."""
+    """A storm's slice (every host its own account's) is kept whole by list and set
+    checks; one row that breaks a condition is dropped alone, as the row-by-row checks
+    drop it."""
     hosts = [f"10.1.0.{i}" for i in range(1, 7)]
-    accounts = [f"s{i}" for i in range(1, 7)]
-    owners = dict(zip(hosts, accounts, strict=True))
+    accounts: list[str | None] = [f"s{i}" for i in range(1, 7)]
+    owners: dict[str, str | None] = dict(zip(hosts, accounts, strict=True))
     restricted: set[str] = set()
     taken = Taken()
     if spoil == "restricted":
         restricted.add("s3")
-    elif spoil == "taken_account":
-        taken.accounts.add("s3")
-    elif spoil == "taken_host":
+    elif spoil == "taken_free_host":  # a new host, taken by an earlier part
+        del owners["10.1.0.3"]
         taken.hosts.add("10.1.0.3")
     elif spoil == "held_by_other":
         owners["10.1.0.3"] = "someone"
     elif spoil == "free_host":
         del owners["10.1.0.3"]  # a new host: free, so it is kept
+    elif spoil == "no_account":
+        accounts[2] = None
     got = HeadSlice(hosts, [State.BLOCKED] * 6, list(range(6)))
     kept = unclaimed(got, accounts, lambda hs: [owners.get(h) for h in hs], restricted, taken)
     dropped = spoil not in ("none", "free_host")
     assert kept.hosts == [h for h in hosts if not (dropped and h == "10.1.0.3")]
     assert kept.rows == [i for i in range(6) if not (dropped and i == 2)]
-    assert taken.hosts >= set(kept.hosts) and taken.accounts >= {accounts[i] for i in kept.rows}
+    assert taken.hosts >= set(kept.hosts)
 
 
 async def test_a_part_leaves_its_transaction_running_and_the_next_waits_for_it() -> None:
