@@ -198,6 +198,8 @@ BEGIN
 END $$;
 
 -- One trigger function for every table: TG_ARGV[0] names the account id column.
+-- DISTINCT also sorts the ids: debtgate fetches a large change in the order its
+-- ids arrive, so that each batch finds its rows on neighbouring pages.
 CREATE FUNCTION debtgate_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE

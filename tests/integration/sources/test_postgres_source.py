@@ -6,8 +6,10 @@ import asyncio
 import re
 from typing import Any
 
+import asyncpg
 import pytest
-from debtgate.sources import pgahead
+from debtgate.errors import SourceError
+from debtgate.sources import pgahead, pgsync
 from debtgate.sources.base import DeltaAhead, Restrictions, Snapshot
 from debtgate.sources.postgres import PostgresSource
 
@@ -309,3 +311,34 @@ async def test_a_storm_whose_second_connection_dies_loses_only_its_batch(
         assert len(rec.deltas[0].rows) == 3000 and source.counters["reconnects"] == 0
         assert source.health.connected
     assert "the second connection failed" in caplog.text
+
+
+async def test_a_storm_whose_whole_rows_copy_fails_fetches_them_row_by_row(
+        billing: Billing, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The COPY of a storm's whole rows fails on the server, inside the storm's
+    transaction: its savepoint is rolled back and the rows come row by row in the same
+    transaction; the parts fetched ahead stand, the source stays connected."""
+    failed: list[str] = []
+
+    async def failing(conn: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            await conn.execute("SELECT 1 / 0")  # a real error: the transaction is aborted
+        except asyncpg.PostgresError as exc:
+            failed.append(str(exc))
+            raise SourceError(f"postgres: the accounts query failed: {exc}") from None
+
+    monkeypatch.setattr(pgsync, "copy_accounts", failing)
+    add_active(billing, "S", 3000, "100.66.0.0")
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn, coalesce_ms=100))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        billing.sql("UPDATE accounts SET state = 'blocked' WHERE id LIKE 'S%'")
+        await rec.wait(lambda: rec.deltas, what="storm delta")
+        ahead = [r["account"] for e in rec.events if isinstance(e, DeltaAhead) for r in e.rows]
+        assert failed and len(ahead) == 3000
+        rows = by_account(rec.deltas[0].rows)
+        assert len(rows) == 3000 and {r["state"] for r in rows.values()} == {"blocked"}
+        assert source.counters["reconnects"] == 0 and source.health.connected
+    assert "fetching them row by row" in caplog.text
