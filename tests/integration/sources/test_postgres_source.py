@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -54,6 +56,21 @@ SET session_replication_role = replica;
 INSERT INTO accounts (id, state, address_list)
 SELECT '{prefix}' || i, 'active', host('{first}'::inet + i) FROM generate_series(1, {count}) i;
 """)
+
+
+@contextlib.asynccontextmanager
+async def s_blocked(billing: Billing, **options: Any
+                    ) -> AsyncIterator[tuple[Recorder, PostgresSource]]:
+    """A storm: 3,000 active S accounts, then one UPDATE blocks them all; inside, the
+    source is running and its Delta of the storm has arrived."""
+    add_active(billing, "S", 3000, "100.66.0.0")
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn, coalesce_ms=100, **options))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        billing.sql("UPDATE accounts SET state = 'blocked' WHERE id LIKE 'S%'")
+        await rec.wait(lambda: rec.deltas, what="storm delta")
+        yield rec, source
 
 
 async def test_burst_of_10000_ids_is_one_delta(billing: Billing) -> None:
@@ -173,16 +190,9 @@ async def test_a_storm_whose_query_returns_rows_not_asked_holds_each_account_in_
     S1 in every batch): each part keeps only the rows of the ids its batch asked, so
     no account is in two parts; the Delta has every row once."""
     monkeypatch.setattr(pgahead, "BATCH_IDS", 500)
-    add_active(billing, "S", 3000, "100.66.0.0")
     query = ("SELECT * FROM debtgate_subscribers WHERE account = ANY($1::text[]) "
              "OR account = 'S1'")
-    rec = Recorder()
-    source = PostgresSource(settings(billing.dsn, coalesce_ms=100, storm_helper=helper,
-                                     accounts_query=query))
-    async with running(source, rec):
-        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
-        billing.sql("UPDATE accounts SET state = 'blocked' WHERE id LIKE 'S%'")
-        await rec.wait(lambda: rec.deltas, what="storm delta")
+    async with s_blocked(billing, storm_helper=helper, accounts_query=query) as (rec, _):
         parts = [e for e in rec.events if isinstance(e, DeltaAhead)]
         ahead = [a for p in parts for a in p.rows.account]
         assert len(parts) > 1 and sorted(ahead) == sorted(f"S{i}" for i in range(1, 3001))
@@ -299,13 +309,7 @@ async def test_a_storm_whose_second_connection_dies_loses_only_its_batch(
         await asyncio.sleep(0.05)
 
     monkeypatch.setattr(pgahead, "copy_into", killing)
-    add_active(billing, "S", 3000, "100.66.0.0")
-    rec = Recorder()
-    source = PostgresSource(settings(billing.dsn, coalesce_ms=100))
-    async with running(source, rec):
-        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
-        billing.sql("UPDATE accounts SET state = 'blocked' WHERE id LIKE 'S%'")
-        await rec.wait(lambda: rec.deltas, what="storm delta")
+    async with s_blocked(billing) as (rec, source):
         ahead = {r["account"] for e in rec.events if isinstance(e, DeltaAhead) for r in e.rows}
         assert killed and len(ahead) == 2500  # six batches of 500, one lost
         assert len(rec.deltas[0].rows) == 3000 and source.counters["reconnects"] == 0
@@ -329,13 +333,7 @@ async def test_a_storm_whose_whole_rows_copy_fails_fetches_them_row_by_row(
             raise SourceError(f"postgres: the accounts query failed: {exc}") from None
 
     monkeypatch.setattr(pgsync, "copy_accounts", failing)
-    add_active(billing, "S", 3000, "100.66.0.0")
-    rec = Recorder()
-    source = PostgresSource(settings(billing.dsn, coalesce_ms=100))
-    async with running(source, rec):
-        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
-        billing.sql("UPDATE accounts SET state = 'blocked' WHERE id LIKE 'S%'")
-        await rec.wait(lambda: rec.deltas, what="storm delta")
+    async with s_blocked(billing) as (rec, source):
         ahead = [r["account"] for e in rec.events if isinstance(e, DeltaAhead) for r in e.rows]
         assert failed and len(ahead) == 3000
         rows = by_account(rec.deltas[0].rows)
