@@ -45,7 +45,6 @@ from .deltas import validate_delta
 from .engine_early import EarlySide
 from .engine_portal import PortalSide
 from .errors import ApplyError
-from .headstart import Taken
 from .inventory import Inventory, Placements
 from .model import State, Subscriber
 from .overrides import Override
@@ -129,7 +128,7 @@ class Engine(PortalSide, EarlySide, Announcer):
         """Restrictions the guard holds: account -> the state billing wants."""
         self.held_since: float | None = None
         self.on_applied: Callable[[], None] = lambda: None
-        self.ahead = Taken()
+        self.ahead: set[str] = set()
 
     def state_of(self, sub: Subscriber) -> State:
         """The effective state: an active override wins over billing."""

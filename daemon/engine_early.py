@@ -20,7 +20,7 @@ from .core.desired import build_desired_bulk
 from .core.guard import GuardPolicy
 from .core.reconcile import Plan, reconcile
 from .errors import ApplyError
-from .headstart import HeadSlice, Taken, head_plan, head_slices, unclaimed
+from .headstart import HeadSlice, head_plan, head_slices, unclaimed
 from .inventory import Inventory, Placements
 from .model import State, Subscriber
 from .sources.base import Columns, DeltaAhead, Restrictions
@@ -50,7 +50,7 @@ class EarlySide:
     stats: Stats
     clock: Callable[[], datetime]
     state_of: Callable[[Subscriber], State]
-    ahead: Taken
+    ahead: set[str]
     """Hosts enforced ahead of the Delta still on its way (:class:`DeltaAhead`)."""
     _inflight: asyncio.Task[bool] | None = None
     """The kernel transaction of the last part of a change, left running while the
@@ -164,12 +164,12 @@ class EarlySide:
         def keep(got: HeadSlice) -> HeadSlice:
             return unclaimed(got, accounts, inv.owners, restricted, ahead)
 
-        before = len(ahead.hosts)
+        before = len(ahead)
         await self._head_start(event.rows, "billing change (ahead)", keep)
         log.debug("change ahead: %d of %d rows enforced before the change (accounts in the "
-                  "change: %d)", len(ahead.hosts) - before, len(event.rows), event.asked)
+                  "change: %d)", len(ahead) - before, len(event.rows), event.asked)
 
     def take_ahead(self) -> set[str]:
         """The hosts enforced ahead of a change, forgotten here."""
-        got, self.ahead = self.ahead.hosts, Taken()
+        got, self.ahead = self.ahead, set()
         return got

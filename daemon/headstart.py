@@ -16,7 +16,7 @@ The parts of a large change (a storm, :class:`~debtgate.sources.base.DeltaAhead`
 go through the same checks, then through :func:`unclaimed`: the gateway already
 holds an inventory, so a host must be free (or the account's own) and the account
 not placed restricted already; the rows of one part are checked against each other
-only, so :class:`Taken` carries the hosts earlier parts took (an account is in one
+only, so the engine keeps the set of hosts earlier parts took (an account is in one
 part at most), and the Delta reconciles those hosts too (taking back one it does not
 keep).
 """
@@ -105,24 +105,16 @@ def head_slices(cols: Columns, policy: Policy, skip: AbstractSet[str] = frozense
         yield HeadSlice(hosts, states, taken)
 
 
-class Taken:
-    """The hosts that earlier parts of one change enforced ahead of it."""
-
-    __slots__ = ("hosts",)
-
-    def __init__(self) -> None:
-        self.hosts: set[str] = set()
-
-
 def unclaimed(got: HeadSlice, accounts: Sequence[str | None],
               owners: Callable[[Sequence[str]], list[str | None]],
-              restricted: AbstractSet[str], taken: Taken) -> HeadSlice:
+              restricted: AbstractSet[str], taken: set[str]) -> HeadSlice:
     """The rows of a slice of a *change* that its Delta is bound to place as they say,
     given what the gateway holds: no other account holds the host (nor a prefix of
     another around it: ``owners``), the account is not placed restricted already
     (not in ``restricted``: it is active, or new) and no earlier part of the same
-    change took the host. (An account is in one part of a change at most:
-    :class:`~debtgate.sources.base.DeltaAhead`.) The hosts kept are added to
+    change took the host (``taken``: the hosts earlier parts enforced ahead; an
+    account is in one part of a change at most:
+    :class:`~debtgate.sources.base.DeltaAhead`). The hosts kept are added to
     ``taken``."""
     if not got.rows:
         return got
@@ -137,14 +129,14 @@ def unclaimed(got: HeadSlice, accounts: Sequence[str | None],
     else:  # one C loop each
         free = map(operator.or_, map(operator.is_, holders, repeat(None)),
                    map(operator.eq, holders, names))
-        fresh = map(operator.not_, map(taken.hosts.__contains__, hosts))
+        fresh = map(operator.not_, map(taken.__contains__, hosts))
         settled = map(operator.not_, map(restricted.__contains__, names))
         keep = list(map(operator.and_, map(operator.and_, free, fresh), settled))
         if None in names:
             keep = list(map(operator.and_, keep, map(operator.is_not, names, repeat(None))))
         kept = HeadSlice(list(compress(hosts, keep)), list(compress(got.states, keep)),
                          list(compress(got.rows, keep)))
-    taken.hosts.update(kept.hosts)
+    taken.update(kept.hosts)
     return kept
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from debtgate.core.guard import GuardPolicy
-from debtgate.headstart import HeadSlice, Taken, unclaimed
+from debtgate.headstart import HeadSlice, unclaimed
 from debtgate.model import State
 from debtgate.sources.base import Columns, Delta, DeltaAhead, Snapshot
 from hypothesis import given, settings
@@ -57,7 +57,7 @@ async def test_parts_ahead_end_where_the_delta_alone_ends(
     got, ahead = await storm(baseline, change, cuts)
     assert nonempty(got.nft.sets) == nonempty(ref.nft.sets)
     assert dict(got.engine.placed) == dict(ref.engine.placed)
-    assert not got.engine.ahead.hosts  # the Delta took them over
+    assert not got.engine.ahead  # the Delta took them over
     # What went ahead is what the Delta enforces, unless the change names an account
     # or a host twice in different parts (the Delta then takes it back).
     accounts = [r["account"] for r in change]
@@ -99,7 +99,7 @@ async def test_the_guard_and_the_inventory_keep_rows_back() -> None:
     change = big(3000, "blocked")
     before = len(h.nft.plans)
     await h.engine.handle(DeltaAhead(columns(change, EXTRAS), len(change)))
-    assert len(h.nft.plans) == before and not h.engine.ahead.hosts
+    assert len(h.nft.plans) == before and not h.engine.ahead
     await h.engine.handle(Delta(change))
     assert h.engine.held and not h.nft.sets.get("blocked_v4_host")  # held for approval
 
@@ -133,9 +133,9 @@ async def test_the_delta_takes_back_what_it_does_not_keep() -> None:
     assert h.engine.rejections["bad_amount_due"] == 1 or sum(h.engine.rejections.values()) == 1
     # A snapshot after parts reconciles everything (the source lost the Delta).
     await h.engine.handle(DeltaAhead(columns([row("F", "10.9.1.3", "blocked")], EXTRAS), 1))
-    assert "10.9.1.3" in h.nft.sets["blocked_v4_host"] and h.engine.ahead.hosts
+    assert "10.9.1.3" in h.nft.sets["blocked_v4_host"] and h.engine.ahead
     await h.engine.handle(Snapshot(big(20, "active")))
-    assert not h.nft.sets["blocked_v4_host"] and not h.engine.ahead.hosts
+    assert not h.nft.sets["blocked_v4_host"] and not h.engine.ahead
 
 
 def test_unclaimed_checks_the_inventory_and_earlier_parts() -> None:
@@ -143,12 +143,12 @@ def test_unclaimed_checks_the_inventory_and_earlier_parts() -> None:
                     [State.BLOCKED] * 5, [0, 1, 2, 3, 4])
     accounts = ["own", "free", "other", "warned", "late"]
     owners = {"10.0.0.1": "own", "10.0.0.3": "someone"}
-    taken = Taken()
-    taken.hosts.add("10.0.0.5")  # a new host an earlier part took for another account
+    taken: set[str] = set()
+    taken.add("10.0.0.5")  # a new host an earlier part took for another account
     kept = unclaimed(got, accounts, lambda hosts: [owners.get(h) for h in hosts],
                      {"warned"}, taken)
     assert kept.hosts == ["10.0.0.1", "10.0.0.2"] and kept.rows == [0, 1]
-    assert taken.hosts == {"10.0.0.1", "10.0.0.2", "10.0.0.5"}
+    assert taken == {"10.0.0.1", "10.0.0.2", "10.0.0.5"}
     again = unclaimed(HeadSlice(["10.0.0.2"], [State.BLOCKED], [0]), ["later"],
                       lambda hosts: [None], set(), taken)
     assert again.hosts == []  # the host went ahead for "free" already
@@ -164,12 +164,12 @@ def test_unclaimed_whole_slice_checks_agree_with_row_checks(spoil: str) -> None:
     accounts: list[str | None] = [f"s{i}" for i in range(1, 7)]
     owners: dict[str, str | None] = dict(zip(hosts, accounts, strict=True))
     restricted: set[str] = set()
-    taken = Taken()
+    taken: set[str] = set()
     if spoil == "restricted":
         restricted.add("s3")
     elif spoil == "taken_free_host":  # a new host, taken by an earlier part
         del owners["10.1.0.3"]
-        taken.hosts.add("10.1.0.3")
+        taken.add("10.1.0.3")
     elif spoil == "held_by_other":
         owners["10.1.0.3"] = "someone"
     elif spoil == "free_host":
@@ -181,7 +181,7 @@ def test_unclaimed_whole_slice_checks_agree_with_row_checks(spoil: str) -> None:
     dropped = spoil not in ("none", "free_host")
     assert kept.hosts == [h for h in hosts if not (dropped and h == "10.1.0.3")]
     assert kept.rows == [i for i in range(6) if not (dropped and i == 2)]
-    assert taken.hosts >= set(kept.hosts)
+    assert taken >= set(kept.hosts)
 
 
 async def test_a_part_leaves_its_transaction_running_and_the_next_waits_for_it() -> None:
