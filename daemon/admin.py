@@ -6,6 +6,7 @@ Implements the management API's ``ManagementBackend`` over a running
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import Counter
 from datetime import datetime
@@ -49,6 +50,7 @@ class Admin:
         health = self.daemon.source.health
         feed = health.as_dict()
         feed["rejected"] = dict(eng.rejections)
+        feed["foreign"] = {"rows": eng.foreign_rows, "addresses": eng.foreign_addresses}
         desired = {**eng.desired, **eng.garden}
         sets = {name: {"desired": len(desired.get(name, ())),
                        "kernel": len(eng.committed.get(name, ()))}
@@ -86,7 +88,7 @@ class Admin:
         eng = self.engine
         sub = eng.inventory.find(key.strip())
         if sub is None:
-            return None
+            return self._foreign(key.strip())
         kernel_sets = {}
         for addr in sub.addresses:
             kernel_sets[addr] = where_is({n: eng.committed.get(n, set())
@@ -111,6 +113,19 @@ class Admin:
             if contribute is not None:
                 contribute(sub, out)
         return out
+
+    def _foreign(self, key: str) -> dict[str, Any] | None:
+        """An address outside ``[network] serves``: another gateway's, said so."""
+        serves = self.engine.policy.serves
+        try:
+            ip = ipaddress.ip_address(key)
+        except ValueError:
+            return None
+        if not serves or any(ip in net for net in serves if net.version == ip.version):
+            return None
+        return {"account": None, "asked": key, "foreign": True,
+                "why": "outside this gateway's [network] serves "
+                       f"({', '.join(map(str, serves))}): another gateway enforces it"}
 
     def _why(self, sub: Any) -> str:
         eng = self.engine

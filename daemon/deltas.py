@@ -8,12 +8,15 @@ good version.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
+from msgspec.structs import replace
+
+from .core.carve import carve_addresses
 from .inventory import Inventory, PreviousView
 from .model import Rejection, Subscriber
 from .sources.base import Columns, Row
-from .validate import Outcome, Policy, validate_batch
+from .validate import Outcome, Policy, carved_detail, validate_batch
 
 BULK_CHANGE = 2000
 """Above this many rows, the inventory's versions of the rows' accounts are a lazy view."""
@@ -36,9 +39,13 @@ def previous_versions(rows: Sequence[Row], inventory: Inventory) -> Mapping[str,
     return previous
 
 
-def validate_delta(rows: Sequence[Row], policy: Policy, inventory: Inventory) -> Outcome:
+def validate_delta(rows: Sequence[Row], policy: Policy, inventory: Inventory,
+                   gone: Collection[str] = ()) -> Outcome:
     """The new versions of a delta's accounts (``Outcome.subscribers``; lean rows are
-    built as subscribers) and the rejections, conflicts with other accounts included."""
+    built as subscribers) and the rejections, conflicts with other accounts included:
+    an address another account holds exactly is refused (the holder keeps it); a
+    narrower claim inside another account's prefix wins, and the prefix is carved
+    around it (the prefix's account then gets a new version in the outcome too)."""
     previous = previous_versions(rows, inventory)
     outcome = validate_batch(rows, policy, previous)
     if outcome.lean:  # rows in columns: active one-host rows come back lean
@@ -54,4 +61,33 @@ def validate_delta(rows: Sequence[Row], policy: Policy, inventory: Inventory) ->
             subs[account] = old
         outcome.rejections.append(Rejection(
             account, "address_conflict", f"address {clash} is held by another account"))
+    if inventory.has_prefixes() or any(
+            "/" in a for sub in subs.values() for a in sub.addresses):
+        carve_against(outcome, inventory, {*subs, *gone})
     return outcome
+
+
+def carve_against(outcome: Outcome, inventory: Inventory, changing: Collection[str]) -> None:
+    """Containment between a delta's subscribers and the accounts it does not change."""
+    subs = outcome.subscribers
+    holes: dict[str, dict[str, list[tuple[str, str]]]] = {}  # account -> prefix -> holes
+    mine = {a: sub.account for sub in subs.values() for a in sub.addresses if "/" in a}
+    for prefix, inside in inventory.covered(mine).items():
+        for elem, holder in inside:
+            if holder != mine[prefix] and holder not in changing:
+                holes.setdefault(mine[prefix], {}).setdefault(prefix, []).append((elem, holder))
+    for sub in list(subs.values()):
+        for addr in sub.addresses:
+            for owner, prefix in inventory.covering(addr):
+                if owner != sub.account and owner not in changing:
+                    holes.setdefault(owner, {}).setdefault(prefix, []).append(
+                        (addr, sub.account))
+    for account, covered in holes.items():
+        current = subs.get(account) or inventory.get(account)
+        if current is None:
+            continue
+        cut = [elem for hs in covered.values() for elem, _ in hs]
+        subs[account] = replace(current, addresses=carve_addresses(current.addresses, cut))
+        for prefix, hs in covered.items():
+            outcome.rejections.append(Rejection(account, "address_conflict",
+                                                carved_detail(prefix, hs)))

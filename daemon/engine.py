@@ -104,6 +104,11 @@ class Engine(PortalSide, EarlySide, Announcer):
         self.committed: dict[str, set[str]] = {}
         self.garden: dict[str, set[str]] = garden_desired((), ())
         self.rejections: Counter[str] = Counter()
+        self.foreign_rows = 0
+        """Rows of the last snapshot wholly outside ``[network] serves`` (another
+        gateway's subscribers: not enforced here, not counted by the guard)."""
+        self.foreign_addresses = 0
+        """Addresses of the last snapshot outside ``[network] serves``."""
         self.last_rejections: deque[dict[str, Any]] = deque(maxlen=50)
         self.listeners: list[TransitionListener] = []
         self.history = History(HISTORY)
@@ -245,6 +250,8 @@ class Engine(PortalSide, EarlySide, Announcer):
         outcome = await asyncio.to_thread(validate_batch, event.rows, self.policy,
                                           inv.accounts)
         self._record_rejections(outcome)
+        self.foreign_rows = len(outcome.foreign_accounts)
+        self.foreign_addresses = outcome.foreign_addresses
         subs, lean = outcome.subscribers, outcome.lean
         total = len(subs) + len(lean)
         if not total and len(inv) > 0:
@@ -300,11 +307,14 @@ class Engine(PortalSide, EarlySide, Announcer):
     async def _delta(self, event: Delta) -> None:
         if len(event.rows) > BULK_CHANGE:
             outcome = await asyncio.to_thread(validate_delta, event.rows, self.policy,
-                                              self.inventory)
+                                              self.inventory, event.gone)
         else:
-            outcome = validate_delta(event.rows, self.policy, self.inventory)
+            outcome = validate_delta(event.rows, self.policy, self.inventory, event.gone)
         self._record_rejections(outcome)
-        await self.change_accounts(outcome.subscribers, event.gone, cause="billing",
+        # An account whose addresses all moved to another gateway's prefixes leaves.
+        gone = [*event.gone, *(a for a in outcome.foreign_accounts
+                               if self.inventory.get(a) is not None)]
+        await self.change_accounts(outcome.subscribers, gone, cause="billing",
                                    also=self.take_ahead())
 
     async def change_accounts(self, subs: Mapping[str, Subscriber], gone: Iterable[str],

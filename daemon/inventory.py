@@ -44,6 +44,10 @@ class _Accounts(Mapping[str, Subscriber]):
         yield from self._inv.lean
 
 
+def _address(version: int, value: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
+
+
 class Inventory:
     """Accounts and an address index with longest-prefix lookup."""
 
@@ -167,21 +171,80 @@ class Inventory:
         return [self.owner(host) for host in hosts]
 
     def claimed_by_other(self, sub: Subscriber) -> str | None:
-        """An address of ``sub`` already held by another account, if any."""
-        nets = any(self._nets.values())
+        """An address of ``sub`` another account holds exactly (the same host, or the
+        same prefix), if any. Containment is not a clash: see :meth:`covering`."""
         for addr in sub.addresses:
-            if not nets and "/" not in addr:  # hosts only: one dict lookup
+            if "/" not in addr:
                 held = self._hosts.get(addr)
-                if held is not None and held != sub.account:
-                    return addr
-                continue
-            probe = addr.split("/", 1)[0]
-            owner = self.owner(probe)
-            if owner is not None and owner != sub.account:
-                return addr
-            if addr in self._hosts and self._hosts[addr] != sub.account:
+            else:
+                net = ipaddress.ip_network(addr)
+                held = self._nets.get((net.version, net.prefixlen), {}).get(
+                    int(net.network_address))
+            if held is not None and held != sub.account:
                 return addr
         return None
+
+    def has_prefixes(self) -> bool:
+        return any(self._nets.values())
+
+    def covering(self, addr: str) -> list[tuple[str, str]]:
+        """(account, prefix) of every held prefix strictly wider than ``addr`` that
+        contains it (one, unless the billing's prefixes overlap)."""
+        net = ipaddress.ip_network(addr)
+        value, out = int(net.network_address), []
+        for (version, plen), table in self._nets.items():
+            if version != net.version or plen >= net.prefixlen or not table:
+                continue
+            shift = net.max_prefixlen - plen
+            network = (value >> shift) << shift
+            owner = table.get(network)
+            if owner is not None:
+                out.append((owner, f"{_address(version, network)}/{plen}"))
+        return out
+
+    def covered(self, prefixes: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        """prefix -> (element, account) of every held host or narrower prefix inside it.
+        IPv4 prefixes of /16 or narrower are probed address by address; otherwise the
+        hosts of that family are scanned once for all ``prefixes``."""
+        wanted: dict[tuple[int, int], dict[int, str]] = {}
+        for text in prefixes:
+            net = ipaddress.ip_network(text)
+            wanted.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = text
+        out: dict[str, list[tuple[str, str]]] = {}
+        if not wanted:
+            return out
+
+        def probe(version: int, plen: int, value: int, elem: str, account: str) -> None:
+            for (v, pl), table in wanted.items():
+                if v == version and pl < plen:
+                    shift = (32 if v == 4 else 128) - pl
+                    hit = table.get((value >> shift) << shift)
+                    if hit is not None:
+                        out.setdefault(hit, []).append((elem, account))
+
+        hosts = self._hosts
+        v4 = [(pl, table) for (v, pl), table in wanted.items() if v == 4]
+        if v4 and all(pl >= 16 for pl, _ in v4):
+            for pl, table in v4:
+                for network, text in table.items():
+                    for value in range(network, network + (1 << (32 - pl))):
+                        host = f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}." \
+                               f"{value & 255}"
+                        held = hosts.get(host)
+                        if held is not None:
+                            out.setdefault(text, []).append((host, held))
+        elif v4:
+            for host, held in hosts.items():
+                if ":" not in host:
+                    probe(4, 32, int(ipaddress.IPv4Address(host)), host, held)
+        if any(v == 6 for v, _ in wanted):
+            for host, held in hosts.items():
+                if ":" in host:
+                    probe(6, 128, int(ipaddress.IPv6Address(host)), host, held)
+        for (version, plen), table in self._nets.items():
+            for value, held in table.items():
+                probe(version, plen, value, f"{_address(version, value)}/{plen}", held)
+        return out
 
     def clashes(self, subs: Iterable[Subscriber]) -> dict[str, str]:
         """:meth:`claimed_by_other` of many subscribers: account -> the clashing address.

@@ -121,6 +121,11 @@ class StatusCollector(Collector):
         for reason, count in _map(feed.get("rejected")).items():
             _labelled(rejected, [str(reason)], count)
         yield rejected
+        foreign = _map(feed.get("foreign"))
+        yield from _gauge("debtgate_foreign_rows", "Rows of the last snapshot outside "
+                          "[network] serves (another gateway's)", foreign.get("rows"))
+        yield from _gauge("debtgate_foreign_addresses", "Addresses of the last snapshot "
+                          "outside [network] serves", foreign.get("addresses"))
 
     def _engine(self, st: Mapping[str, Any]) -> Iterator[Metric]:
         subs = GaugeMetricFamily("debtgate_subscribers", "Subscribers by state", labels=["state"])

@@ -95,6 +95,11 @@ def format_status(st: Mapping[str, Any]) -> str:
         out.append(f"            last error: {feed['last_error']}")
     if _m(feed.get("rejected")):
         out.append(f"            rejected rows: {cell(feed['rejected'])}")
+    foreign = _m(feed.get("foreign"))
+    if foreign.get("rows") or foreign.get("addresses"):
+        out.append(f"            foreign (another gateway's, not enforced here): "
+                   f"{cell(foreign.get('rows'))} rows, {cell(foreign.get('addresses'))} "
+                   "addresses")
     out.append(f"subscribers {cell(_m(st.get('subscribers')))}")
     out.append(f"engine      applies {cell(st.get('applies'))}, kernel writes "
                f"{cell(st.get('kernel_writes'))}, apply errors {cell(st.get('apply_errors'))}, "

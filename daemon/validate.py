@@ -18,6 +18,9 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from msgspec.structs import replace
+
+from .core.carve import carve_addresses
 from .model import Rejection, Session, Subscriber
 from .sources.base import Columns, Row
 from .validate_bulk import (
@@ -58,6 +61,9 @@ class Outcome:
     lean: dict[str, str] = field(default_factory=dict)
     """Active subscribers with one IPv4 host and nothing else to show: account -> host
     (kept compact by the inventory; see :func:`validate_columns`)."""
+    foreign_accounts: list[str] = field(default_factory=list)
+    """Accounts whose every address is outside ``serves``: another gateway's rows, not
+    subscribers of this one (not in ``subscribers``, not counted by the guard)."""
     hosts: dict[str, str] | None = None
     """host -> account of the accepted rows, when no conflict had to be resolved
     (the inventory reuses it as its index)."""
@@ -376,6 +382,9 @@ def validate_rows(
                 sub, foreign = got
                 seen.add(sub.account)
                 out.foreign_addresses += foreign
+                if foreign and not sub.addresses:
+                    out.foreign_accounts.append(sub.account)
+                    continue
                 out.subscribers[sub.account] = sub
                 parsed.append(sub)
                 continue
@@ -398,6 +407,9 @@ def validate_rows(
             continue
         seen.add(sub.account)
         out.foreign_addresses += foreign
+        if foreign and not sub.addresses:
+            out.foreign_accounts.append(sub.account)
+            continue
         out.subscribers[sub.account] = sub
         parsed.append(sub)
     _resolve_conflicts(out, ((sub.account, sub.addresses) for sub in parsed), previous)
@@ -468,6 +480,9 @@ def validate_columns(cols: Columns, policy: Policy,
             name = sub.account
             seen.add(name)
             out.foreign_addresses += foreign
+            if foreign and not sub.addresses:
+                out.foreign_accounts.append(name)
+                continue
             subs[name] = sub
             general[index] = sub
             elem = sub.addresses[0] if sub.addresses else None
@@ -495,6 +510,9 @@ def validate_columns(cols: Columns, policy: Policy,
             continue
         seen.add(sub.account)
         out.foreign_addresses += foreign
+        if foreign and not sub.addresses:
+            out.foreign_accounts.append(sub.account)
+            continue
         subs[sub.account] = sub
         general[index] = sub
         for elem in sub.addresses:
@@ -567,24 +585,6 @@ def _resolve_conflicts(out: Outcome, parsed: Iterable[tuple[str, tuple[str, ...]
                 claims[addr] = (index, account)
             elif held[1] != account:
                 losers[account] = addr
-    # Containment: a host or prefix inside another account's prefix.
-    prefixes: dict[tuple[int, int], dict[int, str]] = {}
-    if has_prefix:
-        for addr, (_, account) in claims.items():
-            if "/" in addr:
-                net = ipaddress.ip_network(addr)
-                table = prefixes.setdefault((net.version, net.prefixlen), {})
-                table[int(net.network_address)] = account
-    if prefixes:
-        for addr, (_, account) in claims.items():
-            version, plen, value = _int_of(addr)
-            for (pversion, pplen), table in prefixes.items():
-                if pversion != version or pplen >= plen:
-                    continue
-                shift = (32 if version == 4 else 128) - pplen
-                owner = table.get((value >> shift) << shift)
-                if owner is not None and owner != account:
-                    losers.setdefault(account, addr)
     for account, addr in losers.items():
         out.rejections.append(Rejection(account, "address_conflict",
                                         f"address {addr} is claimed by another account"))
@@ -593,6 +593,52 @@ def _resolve_conflicts(out: Outcome, parsed: Iterable[tuple[str, tuple[str, ...]
             out.subscribers[account] = previous[account]
         else:
             out.subscribers.pop(account, None)
+    if has_prefix:
+        _carve_contained(out, {a: c for a, (_, c) in claims.items() if c not in losers})
+
+
+def _carve_contained(out: Outcome, claims: Mapping[str, str]) -> None:
+    """A host or prefix inside another account's prefix wins (the narrower claim, in
+    any order): the wider prefix is carved around it (:mod:`.core.carve`)."""
+    prefixes: dict[tuple[int, int], dict[int, str]] = {}
+    for addr, account in claims.items():
+        if "/" in addr:
+            net = ipaddress.ip_network(addr)
+            table = prefixes.setdefault((net.version, net.prefixlen), {})
+            table[int(net.network_address)] = account
+    holes: dict[str, dict[str, list[tuple[str, str]]]] = {}  # owner -> prefix -> holes
+    for addr, account in claims.items():
+        version, plen, value = _int_of(addr)
+        for (pversion, pplen), table in prefixes.items():
+            if pversion != version or pplen >= plen:
+                continue
+            shift = (32 if version == 4 else 128) - pplen
+            network = (value >> shift) << shift
+            owner = table.get(network)
+            if owner is not None and owner != account:
+                text = f"{_address(version, network)}/{pplen}"
+                holes.setdefault(owner, {}).setdefault(text, []).append((addr, account))
+    for owner, covered in holes.items():
+        sub = out.subscribers.get(owner)
+        if sub is None:
+            continue
+        cut = [addr for hs in covered.values() for addr, _ in hs]
+        out.subscribers[owner] = replace(sub, addresses=carve_addresses(sub.addresses, cut))
+        for prefix, hs in covered.items():
+            out.rejections.append(Rejection(owner, "address_conflict", carved_detail(prefix, hs)))
+
+
+def carved_detail(prefix: str, holes: Sequence[tuple[str, str]]) -> str:
+    """The report of a prefix carved around other accounts' addresses."""
+    shown = ", ".join(f"{addr} (account {acc})" for addr, acc in holes[:3])
+    if len(holes) > 3:
+        shown += f" and {len(holes) - 3} more"
+    return (f"prefix {prefix} covers {shown} of other accounts: enforced without "
+            f"{'it' if len(holes) == 1 else 'them'}")
+
+
+def _address(version: int, value: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
 
 
 def _int_of(addr: str) -> tuple[int, int, int]:

@@ -123,12 +123,16 @@ def plan_script(plan: Plan) -> str:
     elements, so deleting an element already gone cannot fail the batch."""
     out: list[str] = []
     for delta in plan.changes:
-        if delta.delete:
+        if delta.whole is not None:
+            out.append(f"flush set {TABLE} {delta.name}")
+            if delta.whole:
+                out.append(f"add element {TABLE} {delta.name} {{ {_elements(delta.whole)} }}")
+        elif delta.delete:
             elems = _elements(delta.delete)
             out.append(f"add element {TABLE} {delta.name} {{ {elems} }}")
             out.append(f"delete element {TABLE} {delta.name} {{ {elems} }}")
     for delta in plan.changes:
-        if delta.add:
+        if delta.add and delta.whole is None:
             out.append(f"add element {TABLE} {delta.name} {{ {_elements(delta.add)} }}")
     return "\n".join(out) + "\n"
 

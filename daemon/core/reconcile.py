@@ -7,6 +7,7 @@ committed once the kernel accepted it.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Collection, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -24,6 +25,11 @@ class SetDelta:
     name: str
     add: tuple[str, ...] = ()
     delete: tuple[str, ...] = ()
+    whole: tuple[str, ...] | None = None
+    """The set's whole new content, when an added interval overlaps a deleted one
+    (a prefix carved into pieces, or pieces joined again): nft 1.0.6 checks overlaps
+    against the set as it was before the transaction, so the set is flushed and
+    refilled in the same transaction instead (still atomic)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +99,9 @@ def reconcile(
             add = _within(scope_set, want) - have
             delete = _within(scope_set, have) - want
         if add or delete:
-            changes.append(SetDelta(name, _ordered(add), _ordered(delete)))
+            whole = (_ordered(set(want)) if name.endswith("_net") and name in cut_sets
+                     and add and delete and _overlap(add, delete) else None)
+            changes.append(SetDelta(name, _ordered(add), _ordered(delete), whole))
             if name in cut_sets:
                 cut.update(add)
                 cut.update(delete)
@@ -110,6 +118,16 @@ def _ordered(elements: AbstractSet[str]) -> tuple[str, ...]:
     return tuple(sorted(elements)) if len(elements) <= SORT_MAX else tuple(elements)
 
 
+def _overlap(add: AbstractSet[str], delete: AbstractSet[str]) -> bool:
+    """Whether an added prefix overlaps a deleted one (the cheap test: sizes are small)."""
+    added = [ipaddress.ip_network(a) for a in add]
+    for d in delete:
+        net = ipaddress.ip_network(d)
+        if any(a.version == net.version and a.overlaps(net) for a in added):
+            return True
+    return False
+
+
 def _within(scope: AbstractSet[str], content: AbstractSet[str]) -> AbstractSet[str]:
     if isinstance(content, set | frozenset):
         return scope & content
@@ -120,5 +138,9 @@ def commit(actual: dict[str, set[str]], plan: Plan) -> None:
     """Record a plan the kernel accepted into the committed state."""
     for delta in plan.changes:
         content = actual.setdefault(delta.name, set())
+        if delta.whole is not None:
+            content.clear()
+            content.update(delta.whole)
+            continue
         content.difference_update(delta.delete)
         content.update(delta.add)

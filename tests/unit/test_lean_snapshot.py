@@ -69,7 +69,7 @@ ROWS = [
     row("e", "127.0.0.1"),           # rejected
     row("a", "10.0.0.9"),            # duplicate account
     row("f", "10.0.0.2"),            # claims b's address: the earlier row keeps it
-    row("g", "10.0.1.7"),            # inside c's prefix
+    row("g", "10.0.1.7"),            # inside c's prefix: g keeps it, c's /24 is carved
     row("h", "10.0.0.8", "owing"),   # unknown state
 ]
 
@@ -83,8 +83,11 @@ def test_validate_columns_matches_validate_rows(policy: Policy) -> None:
     assert dict(inv.accounts) == general.subscribers
     assert sorted((r.account, r.reason) for r in lean.rejections) == sorted(
         (r.account, r.reason) for r in general.rejections)
-    # Only the plain active host stays lean (and only without a serves check).
-    assert lean.lean == ({} if policy.serves else {"a": "10.0.0.1"})
+    # Only the plain active hosts stay lean (and only without a serves check).
+    assert lean.lean == ({} if policy.serves else {"a": "10.0.0.1", "g": "10.0.1.7"})
+    assert "10.0.1.7" not in general.subscribers["c"].addresses
+    assert general.subscribers["c"].addresses[:4] == ("10.0.1.0/30", "10.0.1.4/31", "10.0.1.6",
+                                                     "10.0.1.8/29")
 
 
 def test_previous_owner_keeps_a_contested_address() -> None:
