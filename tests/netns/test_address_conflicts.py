@@ -163,3 +163,35 @@ def test_hosts_in_a_delta_after_the_prefix_are_carved_out(pg_daemon: DaemonProc,
     _add_neighbours(billing)
     wait_for(lambda: carved(t), what="the prefix carved around the newcomers")
     assert_carved(pg_daemon)
+
+
+def test_another_gateways_rows_neither_trip_the_guard_nor_count(hosts: Topology,
+                                                                tmp_path: Path) -> None:
+    """108 local rows, then one local block together with 400 blocked rows of another
+    gateway's prefixes: the block applies at once (the guard counts only local rows)."""
+    t = hosts
+    local = SUBSCRIBERS + [{"account": f"L-{i}", "addresses": [f"100.64.20.{i}"],
+                            "state": "active"} for i in range(104)]
+    foreign = [{"account": f"F-{i}", "addresses": [f"100.65.{i // 200}.{i % 200 + 1}"],
+                "state": "blocked"} for i in range(400)]
+    d = DaemonProc(t, tmp_path, local)
+    d.start()
+    try:
+        d.write_subscribers([dict(s, state="blocked") if s["account"] == "A-active" else s
+                             for s in local] + foreign)
+        wait_for(lambda: "100.64.1.10" in nft_set(t, "blocked_v4_host"), what="local block")
+        assert "mass-change guard" not in d.log()
+        assert not any(e.startswith("100.65.") for e in nft_set(t, "blocked_v4_host"))
+        status = json.loads(subprocess.run(
+            [sys.executable, "-m", "debtgate.cli", "status", "--json", "--socket",
+             str(d.workdir / "api.sock")], capture_output=True, text=True, check=True).stdout)
+        assert sum(status["subscribers"].values()) == 108
+        assert status["feed"]["foreign"] == {"rows": 400, "addresses": 400}
+        metrics = subprocess.run(["curl", "-s", "--unix-socket", str(d.workdir / "api.sock"),
+                                  "http://debtgate/metrics"], capture_output=True, text=True,
+                                 check=True).stdout
+        assert "debtgate_foreign_rows 400.0" in metrics
+        said = explain(d, "100.65.0.1")
+        assert said["foreign"] is True and "another gateway" in str(said["why"])
+    finally:
+        d.stop()
