@@ -152,9 +152,10 @@ class Daemon:
         eng = self.engine
         # Only non-active placements matter (Placements stores nothing else).
         placed = getattr(eng.placed, "other", eng.placed)
+        get, active = eng.inventory.get, State.ACTIVE
         self.statefile.take({n: eng.committed.get(n, set()) for n in ENFORCEMENT_SETS},
-                            (eng.inventory.accounts[a] for a, st in placed.items()
-                             if st is not State.ACTIVE and a in eng.inventory.accounts))
+                            [sub for a, st in placed.items()
+                             if st is not active and (sub := get(a)) is not None])
 
     async def _expire_overrides(self) -> None:
         while True:

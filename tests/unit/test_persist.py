@@ -1,0 +1,39 @@
+"""The persisted applied state: what is saved validates back into the same subscribers."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from debtgate.model import Session, State, Subscriber
+from debtgate.persist import StateFile
+from debtgate.validate import Policy, validate_rows
+
+SUBS = [
+    Subscriber("A-1", ("10.0.0.1", "2001:db8::/56"), State.BLOCKED, Decimal("1250.50"), "RUB",
+               date(2026, 11, 1), None, "Борис <b>", "ru", "Home 100",
+               Session(nas="bras1", session_id="s-1", user_name="boris", framed_ip="10.0.0.1")),
+    Subscriber("A-2", ("10.0.0.2",), State.WARN, Decimal(0), "EUR", None, date(2026, 12, 9)),
+]
+
+
+def test_saved_state_restores_the_same_subscribers(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "applied.json")
+    sets = {"blocked_v4_host": {"10.0.0.1"}, "warn_v4_host": {"10.0.0.2"}}
+    state.take(sets, iter(SUBS))
+    sets["blocked_v4_host"].add("10.0.0.9")  # later changes do not leak into the copy
+    state.save_now()
+    loaded = state.load()
+    assert loaded is not None
+    got_sets, rows = loaded
+    assert got_sets == {"blocked_v4_host": {"10.0.0.1"}, "warn_v4_host": {"10.0.0.2"}}
+    out = validate_rows(rows, Policy())
+    assert not out.rejections
+    assert out.subscribers == {s.account: s for s in SUBS}
+    assert state.writes == 1 and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_unreadable_state_is_none(tmp_path: Path) -> None:
+    (tmp_path / "applied.json").write_bytes(b"{ half")
+    assert StateFile(tmp_path / "applied.json").load() is None
