@@ -92,6 +92,10 @@ def _ms(value: object) -> float | None:
 def format_status(st: Mapping[str, Any]) -> str:
     feed, guard = _m(st.get("feed")), _m(st.get("guard"))
     out = [f"debtgate {st.get('version', '?')}, up {human(st.get('uptime'))}", ""]
+    sync = _m(st.get("sync"))
+    if sync:
+        state = "in sync" if sync.get("in_sync") else "not in sync"
+        out.append(f"billing     {state} with billing: {sync.get('reason', '?')}")
     out.append(f"feed        {feed.get('kind', '?')}: "
                f"{'connected' if feed.get('connected') else 'DISCONNECTED'}, "
                f"last event {ago(feed.get('last_event'))}, "

@@ -74,11 +74,14 @@ SCHEMAS: dict[str, Any] = {
              "error": {"type": "string", "nullable": True}})}}),
         "radius": {"type": "object", "additionalProperties": _obj({
             "sent": _INT, "ack": _INT, "nak": _COUNTS, "timeouts": _INT, "latency_avg_ms": _NUM,
-            "queue_depth": _INT, "eta_s": _NUM})},
+            "queue_depth": _INT, "eta_s": _NUM, "silent_s": _NUM,
+            "last_answer_ago_s": {"type": "number", "nullable": True},
+            "degraded": {"type": "string", "nullable": True}})},
         "portal": _obj({"views": _INT, "acks": _INT, "errors": _INT}),
         "guard": _obj({"holding": {"type": "boolean"}, "held_restrictions": _INT,
                        "threshold_percent": _NUM, "threshold_count": _INT, "since": _TS}),
         "degraded": {"type": "object", "additionalProperties": _STR},
+        "sync": _obj({"in_sync": {"type": "boolean"}, "reason": _STR}),
     }),
     "Explanation": {"type": "object", "description": "Why a subscriber is in its state: "
                     "account, state, addresses, set membership, overrides, history."},
