@@ -44,6 +44,31 @@ class Admin:
             return False, f"billing feed stale for {time.time() - last:.0f} s"
         return True, "ok"
 
+    def sync(self) -> dict[str, Any]:
+        """Whether the kernel follows billing, and why not: ``{"in_sync", "reason"}``."""
+        eng = self.engine
+        health = self.daemon.source.health
+        if not eng.stats.synced:
+            why = "never synced with billing yet"
+            if health.last_error:
+                why += f" (last error: {health.last_error})"
+            return {"in_sync": False, "reason": why}
+        if health.connected is False:
+            last = health.last_event or health.last_snapshot
+            when = ("never heard from" if last is None
+                    else f"last heard from {time.time() - last:.0f} s ago")
+            why = f"billing feed disconnected ({when})"
+            if health.last_error:
+                why += f": {health.last_error}"
+            return {"in_sync": False, "reason": why}
+        if eng.held:
+            since = eng.held_since
+            ago = "" if since is None else f" for {time.time() - since:.0f} s"
+            return {"in_sync": False,
+                    "reason": f"mass-change guard holding {len(eng.held)} restrictions{ago}; "
+                              "review, then `debtgate approve`"}
+        return {"in_sync": True, "reason": "following billing"}
+
     def status(self) -> dict[str, Any]:
         eng = self.engine
         states = Counter(st.value for st in eng.placed.values())
@@ -77,6 +102,7 @@ class Admin:
                       "threshold_count": eng.guard.count, "since": eng.held_since},
             "overrides": len(eng.overrides),
             "degraded": dict(self.daemon.degraded),
+            "sync": self.sync(),
         }
         for ext in self.daemon.extensions:
             contribute = getattr(ext, "status", None)

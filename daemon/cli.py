@@ -32,11 +32,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from .app import ruleset_of  # noqa: PLC0415
     from .config import load_config  # noqa: PLC0415
+    from .preflight import startup_problems  # noqa: PLC0415
 
     config = load_config(args.file)
+    problems = startup_problems(config)
+    if problems:
+        raise ConfigError([f"{args.file}: {p}" for p in problems])
     ruleset_of(config)
-    if not config.nft.ruleset.exists():
-        raise ConfigError([f"{args.file}: nft.ruleset: {config.nft.ruleset} does not exist"])
     print(f"{args.file}: OK")
     return 0
 

@@ -95,8 +95,12 @@ class DnsGarden:
 
     def status(self, out: dict[str, Any]) -> None:
         now = time.time()
+        # every configured domain, the ones not resolved yet with no addresses: a
+        # dashboard or an alert sees the domain from the start, not after its first answer
+        state = {d: self.state.get(d, {}) for d in self.domains}
+        state.update(self.state)
         out["garden"]["domains"] = {
             d: {"addresses": s.get("addresses", 0),
                 "expires_in": round(s["expires_at"] - now, 1) if "expires_at" in s else None,
                 "error": s.get("error")}
-            for d, s in self.state.items()}
+            for d, s in state.items()}

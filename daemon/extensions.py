@@ -61,7 +61,13 @@ class Radius:
             self.dispatcher.close()
 
     def status(self, out: dict[str, Any]) -> None:
-        out["radius"] = self.dispatcher.status().get("nas", {})
+        nas = self.dispatcher.status().get("nas", {})
+        out["radius"] = nas
+        degraded = out.setdefault("degraded", {})
+        for name, info in nas.items():
+            why = info.get("degraded")
+            if why:
+                degraded[f"radius:{name}"] = why
 
     def explain(self, sub: Subscriber, out: dict[str, Any]) -> None:
         out["radius"] = self.dispatcher.last_result(sub.account)

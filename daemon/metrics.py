@@ -191,9 +191,11 @@ class StatusCollector(Collector):
                     _labelled(naks, [nas, str(cause)], count)
             else:
                 _labelled(requests, [nas, "nak"], nak)
-            _labelled(latency, [nas], info.get("latency_avg"))
+            latency_ms = number(info.get("latency_avg_ms"))
+            if latency_ms is not None:
+                latency.add_metric([nas], latency_ms / 1000)
             _labelled(depth, [nas], info.get("queue_depth"))
-            _labelled(eta, [nas], info.get("eta_seconds"))
+            _labelled(eta, [nas], info.get("eta_s"))
         yield from (requests, naks, latency, depth, eta)
 
     def _portal_guard(self, st: Mapping[str, Any]) -> Iterator[Metric]:

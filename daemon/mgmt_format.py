@@ -84,9 +84,18 @@ def _m(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _ms(value: object) -> float | None:
+    ms = number(value)
+    return None if ms is None else ms / 1000
+
+
 def format_status(st: Mapping[str, Any]) -> str:
     feed, guard = _m(st.get("feed")), _m(st.get("guard"))
     out = [f"debtgate {st.get('version', '?')}, up {human(st.get('uptime'))}", ""]
+    sync = _m(st.get("sync"))
+    if sync:
+        state = "in sync" if sync.get("in_sync") else "not in sync"
+        out.append(f"billing     {state} with billing: {sync.get('reason', '?')}")
     out.append(f"feed        {feed.get('kind', '?')}: "
                f"{'connected' if feed.get('connected') else 'DISCONNECTED'}, "
                f"last event {ago(feed.get('last_event'))}, "
@@ -115,7 +124,7 @@ def format_status(st: Mapping[str, Any]) -> str:
     radius = _m(st.get("radius"))
     if radius:
         rows = [[nas, i.get("sent"), i.get("ack"), i.get("nak"), i.get("timeouts"),
-                 human(i.get("latency_avg")), i.get("queue_depth"), human(i.get("eta_seconds"))]
+                 human(_ms(i.get("latency_avg_ms"))), i.get("queue_depth"), human(i.get("eta_s"))]
                 for nas, i in ((n, _m(v)) for n, v in radius.items())]
         out += ["", table(["nas", "sent", "ack", "nak", "timeouts", "latency", "queue", "eta"],
                           rows, "  ")]

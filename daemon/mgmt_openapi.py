@@ -74,12 +74,15 @@ SCHEMAS: dict[str, Any] = {
             {"addresses": _INT, "expires_in": _NUM,
              "error": {"type": "string", "nullable": True}})}}),
         "radius": {"type": "object", "additionalProperties": _obj({
-            "sent": _INT, "ack": _INT, "nak": _COUNTS, "timeouts": _INT, "latency_avg": _NUM,
-            "queue_depth": _INT, "eta_seconds": _NUM})},
+            "sent": _INT, "ack": _INT, "nak": _COUNTS, "timeouts": _INT, "latency_avg_ms": _NUM,
+            "queue_depth": _INT, "eta_s": _NUM, "silent_s": _NUM,
+            "last_answer_ago_s": {"type": "number", "nullable": True},
+            "degraded": {"type": "string", "nullable": True}})},
         "portal": _obj({"views": _INT, "acks": _INT, "errors": _INT}),
         "guard": _obj({"holding": {"type": "boolean"}, "held_restrictions": _INT,
                        "threshold_percent": _NUM, "threshold_count": _INT, "since": _TS}),
         "degraded": {"type": "object", "additionalProperties": _STR},
+        "sync": _obj({"in_sync": {"type": "boolean"}, "reason": _STR}),
     }),
     "Explanation": {"type": "object", "description": "Why a subscriber is in its state: "
                     "account, state, addresses, set membership, overrides, history."},

@@ -64,6 +64,10 @@ class NasConfig(Section):
     """Base delay in seconds before a new attempt after a NAK; doubles per attempt (max 60)."""
     queue_limit: int = Field(default=250_000, ge=1)
     """Pending sessions queued for this NAS (one entry per session, later intents coalesce)."""
+    degraded_after: float = Field(default=60.0, gt=0)
+    """Seconds without a verified reply to requests sent (never answered, or silent since
+    the last answer) after which the NAS shows as degraded (``radius:<name>`` in the
+    status's ``degraded``, ``debtgate_degraded``); it recovers with the next reply."""
     blind_ack: bool = False
     """The NAS ACKs CoAs it did not apply (accel-ppp): results are marked unverified."""
 

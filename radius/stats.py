@@ -71,6 +71,37 @@ class RateMeter:
         span = max(1.0, now - self._buckets[0][0])
         return sum(b[1] for b in self._buckets) / span
 
+    def steady_rate(self, seconds: int = 3) -> float | None:
+        """Events per second over the last ``seconds`` complete seconds, if every one of
+        them saw events (sending went on without a gap); None otherwise.
+
+        An idle stretch inside the window would make the rate look low (a drain that
+        started half a second ago, after a quiet minute), so such a window gives None.
+        """
+        now = math.floor(self._clock())
+        self._trim(now)
+        counts = {int(b[0]): b[1] for b in self._buckets}
+        wanted = [now - i for i in range(1, seconds + 1)]
+        if seconds < 1 or any(counts.get(int(s), 0) <= 0 for s in wanted):
+            return None
+        return sum(counts[int(s)] for s in wanted) / seconds
+
+
+def drain_eta(queue_depth: int, configured_rate: float, steady: float | None,
+              paused: float) -> float:
+    """Seconds until ``queue_depth`` queued requests are sent.
+
+    The pace is the NAS's configured ``rate`` (the token bucket's refill rate), or the
+    steady recent rate when it is lower (the NAS answers slower than that and the
+    in-flight cap limits sending); plus any pause (Error-Cause 506) still running.
+    """
+    if queue_depth <= 0:
+        return 0.0
+    pace = configured_rate
+    if steady is not None and 0 < steady < pace:
+        pace = steady
+    return round(paused + queue_depth / pace, 1)
+
 
 class NasStats:
     """Counters of one NAS, exported by :meth:`CoaDispatcher.status`."""
@@ -98,12 +129,44 @@ class NasStats:
         """Replies to no outstanding request (late duplicates)."""
         self.latency = LatencyHistogram()
         self.send_rate = RateMeter(clock=clock)
+        self._clock = clock
+        self.last_answer: float | None = None
+        """Clock time of the last verified reply (ACK or NAK), None before the first."""
+        self.unanswered_since: float | None = None
+        """Clock time of the first request sent after the last verified reply (None when
+        nothing was sent since): the NAS has been silent since then."""
+
+    def note_sent(self) -> None:
+        """A first transmission went out."""
+        if self.unanswered_since is None:
+            self.unanswered_since = self._clock()
+
+    def note_answer(self) -> None:
+        """A verified reply arrived: the NAS answers."""
+        self.last_answer = self._clock()
+        self.unanswered_since = None
+
+    def silent_for(self) -> float:
+        """Seconds the NAS has been sent requests without a verified reply (0 if none)."""
+        if self.unanswered_since is None:
+            return 0.0
+        return max(0.0, self._clock() - self.unanswered_since)
+
+    def degraded(self, after: float) -> str | None:
+        """Why the NAS counts as degraded (no answer for ``after`` s or more), or None."""
+        silent = self.silent_for()
+        if silent < after:
+            return None
+        if self.last_answer is None:
+            return f"no answer for {silent:.0f} s (never answered)"
+        return f"no answer for {silent:.0f} s"
 
     def snapshot(
-        self, queue_depth: int, in_flight: int, rate: float, paused: float
+        self, queue_depth: int, in_flight: int, rate: float, paused: float,
+        degraded_after: float = 60.0,
     ) -> dict[str, Any]:
         current = self.send_rate.rate()
-        pace = min(rate, current) if current > 0 else rate
+        last = self.last_answer
         mean, p99 = self.latency.mean, self.latency.quantile(0.99)
         return {
             "sent": self.sent,
@@ -125,5 +188,8 @@ class NasStats:
             "in_flight": in_flight,
             "rate_current": round(current, 1),
             "paused_s": round(paused, 3),
-            "eta_s": round(paused + queue_depth / pace, 1) if queue_depth else 0.0,
+            "eta_s": drain_eta(queue_depth, rate, self.send_rate.steady_rate(), paused),
+            "last_answer_ago_s": None if last is None else round(self._clock() - last, 1),
+            "silent_s": round(self.silent_for(), 1),
+            "degraded": self.degraded(degraded_after),
         }

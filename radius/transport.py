@@ -149,6 +149,7 @@ class NasTransport:
         stats = self.stats
         stats.sent += 1
         stats.send_rate.add()
+        stats.note_sent()
         self._transmit(sock, raw)
         self._order.append(out)
         if self._timer is None:
@@ -241,6 +242,7 @@ class NasTransport:
             log.warning("nas=%s reply id=%d failed verification, ignored", self.name, data[1])
             return
         assert self._loop is not None
+        self.stats.note_answer()
         self._finish(out, reply, self._loop.time())
 
     def close(self) -> None:

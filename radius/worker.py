@@ -97,7 +97,7 @@ class NasWorker:
 
     def status(self) -> dict[str, Any]:
         snap = self.stats.snapshot(len(self.queue), self.queue.in_flight, self.nas.rate,
-                                   self.bucket.paused_for)
+                                   self.bucket.paused_for, self.nas.degraded_after)
         snap.update(coalesced=self.queue.coalesced, sockets=self.transport.sockets,
                     profile=self.profile.name)
         return snap

@@ -62,7 +62,9 @@ class FileSource:
             raise SourceError(f"{self.path}: cannot read: {exc}") from None
         return parse_text(data, self.format)
 
-    async def _emit(self, sink: Sink) -> None:
+    async def _emit(self, sink: Sink, changed_ns: int | None = None) -> None:
+        """Read and hand over the file; ``changed_ns`` (the file's mtime when it changed)
+        sets ``lag``: seconds from the file's change to its application."""
         try:
             rows = await asyncio.to_thread(self._read)
         except SourceError as exc:
@@ -79,12 +81,15 @@ class FileSource:
         now = time.time()
         self.health.last_snapshot = self.health.last_event = now
         await sink(Snapshot(rows))
+        if changed_ns is not None:
+            self.health.lag = round(max(0.0, time.time() - changed_ns / 1e9), 3)
 
     async def run(self, sink: Sink) -> None:
         while True:
             stamp = self._stat()
             if stamp != self._seen or self._resync.is_set():
                 self._resync.clear()
+                changed = stamp is not None and stamp != self._seen
                 self._seen = stamp
                 if stamp is None:
                     msg = f"{self.path}: missing"
@@ -94,7 +99,7 @@ class FileSource:
                     self.health.last_error = msg
                     self.health.connected = False
                 else:
-                    await self._emit(sink)
+                    await self._emit(sink, stamp[2] if changed else None)
             try:
                 await asyncio.wait_for(self._resync.wait(), self.poll_interval)
             except TimeoutError:

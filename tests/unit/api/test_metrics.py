@@ -107,3 +107,17 @@ def test_content_type_negotiation() -> None:
     assert render(registry)[1].startswith("text/plain; version=0.0.4")
     body, ctype = render(registry, "application/openmetrics-text; version=1.0.0")
     assert ctype.startswith("application/openmetrics-text") and body.endswith(b"# EOF\n")
+
+
+def test_radius_latency_and_eta_have_samples_from_a_real_nas_snapshot() -> None:
+    """The metrics read the keys the NAS status really holds (latency_avg_ms, eta_s)."""
+    from debtgate.radius.stats import NasStats  # noqa: PLC0415
+
+    stats = NasStats()
+    stats.latency.add(0.02)
+    snap = stats.snapshot(100, 0, 50.0, 0.0)
+    body, _ = render(make_registry(lambda: {"radius": {"bras-1": snap}}))
+    got = {s.name: s.value for fam in text_string_to_metric_families(body.decode())
+           for s in fam.samples}
+    assert abs(got["debtgate_radius_latency_seconds"] - 0.02) < 1e-9
+    assert got["debtgate_radius_queue_eta_seconds"] == 2.0
