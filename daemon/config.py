@@ -114,8 +114,8 @@ class NetworkSection(Section):
     """The widest IPv4 prefix a billing row may carry (a wider one is rejected)."""
     min_prefix_v6: int = Field(48, ge=16, le=128)
     """The widest IPv6 prefix a billing row may carry (a wider one is rejected)."""
-    default_currency: str = Field("RUB", min_length=3, max_length=3)
-    """ISO 4217 currency of amounts whose row names none."""
+    default_currency: str = Field("RUB", pattern=r"^[A-Za-z]{3}$")
+    """ISO 4217 currency (three letters) of amounts whose row names none."""
 
     @field_validator("serves")
     @classmethod

@@ -103,3 +103,17 @@ def test_any_decoded_file_validates_like_its_rows(items: list[dict[str, Any]]) -
     assert outcome(got) == outcome(items)
     if isinstance(got, Columns):
         assert got.typed_texts
+
+
+def test_typed_json_rows_refuse_a_currency_or_a_name_like_the_row_path() -> None:
+    """Typed rows skip the display columns' type checks; the currency and name checks
+    still run on them (the bulk path reads those two columns)."""
+    rows = [{"account": f"t{i}", "addresses": f"10.3.0.{i + 1}", "state": "blocked",
+             "currency": "EUR", "name": f"T {i}"} for i in range(40)]
+    rows[3]["currency"], rows[4]["name"], rows[5]["currency"] = "RUBLES", "x" * 201, "usd"
+    got = parse_text(json.dumps(rows).encode(), "json")
+    assert isinstance(got, Columns) and got.typed_texts
+    assert outcome(got) == outcome(rows)
+    subs, rejections = outcome(got)
+    assert rejections == [("t3", "bad_currency"), ("t4", "bad_field")]
+    assert subs["t5"].currency == "USD" and subs["t0"].currency == "EUR"
