@@ -170,15 +170,20 @@ def _salvage(data: str | bytes, encoding: str, problems: list[str] | None) -> li
     except RecursionError:
         raise SourceError("JSON: nested too deeply") from None
     for index, row in enumerate(rows):
-        bad = _bad_text(row)
+        reason = "bad_encoding"
+        try:
+            bad = _bad_text(row)
+        except RecursionError:  # nested about as deep as the parser goes
+            reason, bad = "bad_row", ("row", "")
         if bad is None:
             continue
         where, char = bad
-        detail = f"row {index + 1}: {where}: {_undecodable(char, encoding)}"
+        detail = (f"row {index + 1}: {where}: {_undecodable(char, encoding)}" if char
+                  else f"row {index + 1}: nested too deeply")
         account = row.get("account") if isinstance(row, dict) else None
         if type(account) is not str or _SURROGATE.search(account):
             account = None
-        rows[index] = {"account": account, "state": Refused("bad_encoding", detail)}
+        rows[index] = {"account": account, "state": Refused(reason, detail)}
         if problems is not None:
             problems.append(detail)
     return rows
