@@ -117,7 +117,11 @@ def decode_json(data: str | bytes, encoding: str = "utf-8",
     for a file that is not a list of rows (or ``{"subscribers": [...]}``). ``problems``
     collects a line per refused row."""
     text: str | bytes = data
-    if isinstance(data, bytes) and codecs.lookup(encoding).name != "utf-8":
+    try:
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+    except LookupError as exc:  # the config checks the name: only a caller's mistake
+        raise SourceError(f"JSON: {exc}") from None
+    if isinstance(data, bytes) and not utf8:
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError:
