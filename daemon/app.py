@@ -62,7 +62,7 @@ def make_source(config: Config) -> BillingSource:
 
         return PostgresSource.from_config(config)
     f = config.source.file
-    return FileSource(f.path, f.format, f.poll_interval)
+    return FileSource(f.path, f.format, f.poll_interval, f.encoding)
 
 
 class Daemon:

@@ -8,6 +8,7 @@ test keeps the two in step.
 
 from __future__ import annotations
 
+import codecs
 import ipaddress
 import sys
 import tomllib
@@ -77,6 +78,22 @@ class FileSourceSection(Section):
     """File format; ``auto`` picks by the file name's ending (.csv is CSV, anything else JSON)."""
     poll_interval: float = Field(0.25, gt=0, le=5)
     """Seconds between checks of the file for a change (an edit takes effect within this)."""
+    encoding: str = "utf-8"
+    """The file's text encoding, a Python codec name (``utf-8``, ``cp1251``, ``koi8-r``,
+    ...). A row holding bytes it does not decode is rejected (``bad_encoding``, naming
+    the line and the byte); the other rows apply."""
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            info = codecs.lookup(value)
+        except LookupError:
+            info = None
+        if info is None or not getattr(info, "_is_text_encoding", True):  # base64, rot13
+            raise ValueError(f"{value[:40]!r} is not a text encoding Python knows (e.g. "
+                             "utf-8, cp1251, koi8-r)")
+        return value
 
 
 class SourceSection(Section):
@@ -97,8 +114,8 @@ class NetworkSection(Section):
     """The widest IPv4 prefix a billing row may carry (a wider one is rejected)."""
     min_prefix_v6: int = Field(48, ge=16, le=128)
     """The widest IPv6 prefix a billing row may carry (a wider one is rejected)."""
-    default_currency: str = Field("RUB", min_length=3, max_length=3)
-    """ISO 4217 currency of amounts whose row names none."""
+    default_currency: str = Field("RUB", pattern=r"^[A-Za-z]{3}$")
+    """ISO 4217 currency (three letters) of amounts whose row names none."""
 
     @field_validator("serves")
     @classmethod

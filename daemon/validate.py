@@ -22,15 +22,17 @@ from msgspec.structs import replace
 
 from .core.carve import carve_addresses
 from .model import Rejection, Session, Subscriber
-from .sources.base import Columns, Row
+from .sources.base import Columns, Refused, Row
 from .validate_bulk import (
     LEAN_V4,
+    NAME_MAX,
     OCTET,
     STATES,
     bulk_lean,
     bulk_plain,
     display_name,
     plain_account,
+    plain_currency,
 )
 
 _SPLIT = re.compile(r"[\s,;]+")
@@ -257,7 +259,7 @@ def _normal(kind: str, raw: str) -> str:
     got = _NORMAL.get(key)
     if got is None:
         text = raw.strip()
-        got = str(_shared(text.upper()[:8] if kind == "currency" else
+        got = str(_shared(text.upper() if kind == "currency" else
                           text.lower()[:8] if kind == "language" else text[:100]))
         if len(_NORMAL) < _CACHE_MAX:
             _NORMAL[key] = got
@@ -292,6 +294,9 @@ def parse_plain(account: object, addresses: object, state_text: object,
             return None
         texts.append(value)
     currency, name, language, tariff = texts
+    if not plain_currency(currency) or (name is not None and len(name) > NAME_MAX
+                                        and len(name.strip()) > NAME_MAX):
+        return None
     try:
         amount = _amount(fields)
         since = _cached_date(fields, "since")
@@ -315,6 +320,9 @@ def parse_row(row: Mapping[str, object], policy: Policy) -> tuple[Subscriber, in
     """
     if not isinstance(row, Mapping):
         raise RowError("bad_row", f"row is a {type(row).__name__}, not a mapping")
+    refused = row.get("state")
+    if isinstance(refused, Refused):  # the source could not read the row
+        raise RowError(refused.reason, refused.detail)
     account = _text(row, "account")
     if not account:
         raise RowError("missing_field", "account: missing")
@@ -338,6 +346,13 @@ def parse_row(row: Mapping[str, object], policy: Policy) -> tuple[Subscriber, in
         addresses = tuple(element(n) for n in mine)
         foreign = len(nets) - len(mine)
         framed = next((element(n) for n in mine if n.prefixlen == n.max_prefixlen), None)
+    currency = _text(row, "currency")
+    if currency and not plain_currency(currency):
+        raise RowError("bad_currency",
+                       f"currency: {currency[:16]!r} is not an ISO 4217 code (three letters)")
+    name = _text(row, "name")
+    if len(name) > NAME_MAX:
+        raise RowError("bad_field", f"name: {len(name)} characters, longer than {NAME_MAX}")
     session = None
     nas, sid, user = _text(row, "nas"), _text(row, "session_id"), _text(row, "user_name")
     if nas or sid or user:
@@ -348,10 +363,10 @@ def parse_row(row: Mapping[str, object], policy: Policy) -> tuple[Subscriber, in
         addresses=addresses,
         state=state,
         amount_due=_amount(row),
-        currency=str(_shared((_text(row, "currency") or policy.default_currency).upper()[:8])),
+        currency=str(_shared((currency or policy.default_currency).upper())),
         since=_date(row, "since"),
         block_at=_date(row, "block_at"),
-        name=_text(row, "name")[:200],
+        name=name,
         language=str(_shared(_text(row, "language").lower()[:8])),
         tariff=str(_shared(_text(row, "tariff")[:100])),
         session=session,

@@ -38,6 +38,9 @@ STATES = {s.value: s for s in State}
 _TEXT_TYPES = {str, type(None)}
 _SESSION = ("nas", "session_id", "user_name")
 _TEXTS = ("currency", "name", "language", "tariff")
+_CHECKED_LATER = ("language", "tariff")
+"""Display columns a typed decoder checked that no check here reads (currency and
+name are checked: a code that is not three letters, a name too long)."""
 
 
 def plain_accounts(accounts: Sequence[Any]) -> bool:
@@ -131,9 +134,27 @@ def _text_or_none(value: Any) -> bool:
 _EDGE_SPACE = re.compile(r"(?:^|\x00)\s|\s(?:\x00|$)")
 
 
+NAME_MAX = 200
+"""The longest display name (stripped) a row may carry; a longer one is rejected."""
+def plain_currency(value: str | None) -> bool:
+    """A currency cell the row path accepts: NULL, blank (the default currency), or an
+    ISO 4217 code: three ASCII letters, any case, white space around."""
+    if value is None:
+        return True
+    if type(value) is not str:
+        return False
+    code = value.strip()
+    return not code or (len(code) == 3 and code.isascii() and code.isalpha())
+
+
+def _plain_name(value: Any) -> bool:
+    return value is None or type(value) is not str or len(value.strip()) <= NAME_MAX
+
+
 def display_name(value: str | None) -> str:
-    """A display name as the row paths keep it: stripped, 200 characters at most."""
-    return value.strip()[:200] if value else ""
+    """A display name as the row paths keep it: stripped (at most :data:`NAME_MAX`
+    characters: the paths leave a longer one to the row path, which rejects it)."""
+    return value.strip() if value else ""
 
 
 def _names(values: Sequence[str | None]) -> list[str]:
@@ -143,7 +164,7 @@ def _names(values: Sequence[str | None]) -> list[str]:
     if not present:
         return [""] * len(values)
     joined = "\x00".join(present)
-    if max(map(len, present)) <= 200 and _EDGE_SPACE.search(joined) is None:
+    if _EDGE_SPACE.search(joined) is None:
         return [v or "" for v in values]
     return list(map(display_name, values))
 
@@ -215,7 +236,7 @@ def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..
         mask.drop([s is None for s in states])
     column: dict[str, Sequence[Any]] = {}
     for name in names:
-        if cols.typed_texts and name in _TEXTS:
+        if cols.typed_texts and name in _CHECKED_LATER:
             continue  # text or NULL already; read when subscribers are built
         got = cols.extra_column(name, indices)
         if got is not None:
@@ -229,6 +250,16 @@ def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..
         values = column.get(key)
         if values is not None and not set(map(type, values)) <= _TEXT_TYPES:
             mask.drop([not _text_or_none(v) for v in values])
+    currencies = column.get("currency")
+    if currencies is not None:
+        odd = {v for v in set(currencies) if not plain_currency(v)}
+        if odd:
+            mask.drop([v in odd for v in currencies])
+    names_ = column.get("name")
+    if names_ is not None:
+        present = [v for v in names_ if v and type(v) is str]
+        if present and max(map(len, present)) > NAME_MAX:
+            mask.drop([not _plain_name(v) for v in names_])
     tables = {}
     for key, kind in (("amount_due", "amount"), ("since", "date"), ("block_at", "date")):
         values = column.get(key, none)
@@ -263,7 +294,7 @@ def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
     indices, account, addresses, states = rows.indices, rows.account, rows.addresses, rows.states
     column, tables = rows.column, rows.tables
     none: list[Any] = [None] * len(indices)
-    for name in _TEXTS if cols.typed_texts else ():
+    for name in _CHECKED_LATER if cols.typed_texts else ():
         got = cols.extra_column(name, indices)
         if got is not None:
             column[name] = got

@@ -57,6 +57,22 @@ def release_memory() -> None:
 _TRIM: Any = None
 
 
+class Refused(str):
+    """A row a source could not read, held in its ``state`` cell: validation rejects
+    the row with ``reason`` and ``detail`` (the account, when readable, keeps its
+    last good version, as for any rejection). Text, so columns stay typed; never
+    equal to a state."""
+
+    reason: str
+    detail: str
+
+    def __new__(cls, reason: str, detail: str) -> Refused:
+        self = super().__new__(cls, "\x00refused")
+        self.reason = reason
+        self.detail = detail
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every subscriber the billing knows: accounts absent from it are gone."""

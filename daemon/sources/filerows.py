@@ -7,20 +7,31 @@ an unexpected type somewhere (a number as an account, an object as a name) is no
 refused for that: it is decoded generically and every row is validated one by one,
 so each bad row is named and the good ones still apply. CSV is read into columns
 directly (an empty cell is NULL, as in the PostgreSQL snapshot).
+
+Text that is not valid in the file's encoding (``[source.file] encoding``) rejects
+the rows that hold it, not the file: the file is decoded with each undecodable byte
+kept as a lone surrogate (``surrogateescape``), and a CSV record or JSON row holding
+one (or a JSON ``\\ud800`` escape that pairs with nothing) becomes a
+:class:`~debtgate.sources.base.Refused` row (reason ``bad_encoding``, naming the line
+or row, the encoding and the byte). Only a file whose structure is broken (truncated
+JSON, an unterminated CSV quote) is refused whole.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import json
 import operator
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from ..errors import SourceError
-from .base import Columns, LazyColumns, Row, gc_paused
+from .base import Columns, LazyColumns, Refused, Row, gc_paused
 
 CONTRACT = ("account", "addresses", "state")
 EXTRA_NAMES = ("amount_due", "currency", "since", "block_at", "name", "language", "tariff",
@@ -87,24 +98,49 @@ def _tuples_to_columns(tuples: list[tuple[Any, ...]]) -> Columns:
                       for k, name in enumerate(EXTRA_NAMES)})
 
 
-def decode_json(text: str | bytes) -> Columns | list[Row]:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _undecodable(char: str, encoding: str) -> str:
+    """What one lone surrogate in decoded text stands for."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: a byte the codec refused
+        return (f"byte 0x{code - 0xDC00:02x} is not valid {encoding} text (if the file is "
+                "in another encoding, set [source.file] encoding)")
+    return f"\\u{code:04x} is an unpaired UTF-16 surrogate (encodes no character)"
+
+
+def decode_json(data: str | bytes, encoding: str = "utf-8",
+                problems: list[str] | None = None) -> Columns | list[Row]:
     """Columns for a well-formed file; the generic rows when some value has an unexpected
-    type; SourceError for a file that is not a list of rows (or ``{"subscribers": [...]}``)."""
+    type or some text is not valid (those rows come back :class:`Refused`); SourceError
+    for a file that is not a list of rows (or ``{"subscribers": [...]}``). ``problems``
+    collects a line per refused row."""
+    text: str | bytes = data
+    try:
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+    except LookupError as exc:  # the config checks the name: only a caller's mistake
+        raise SourceError(f"JSON: {exc}") from None
+    if isinstance(data, bytes) and not utf8:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            return _salvage(data, encoding, problems)
     with gc_paused():
         try:
-            data = _TYPED.decode(text)
+            got = _TYPED.decode(text)
         except msgspec.ValidationError:
-            return _generic(text)
-        except msgspec.DecodeError as exc:
-            raise SourceError(f"JSON: {exc}") from None
-        return _columns(data.subscribers if isinstance(data, Wrapped) else data)
+            return _generic(text, encoding, problems)
+        except (msgspec.DecodeError, UnicodeEncodeError):
+            # Broken structure, bytes the encoding refuses, or a \ud800 escape (msgspec
+            # calls that "truncated"): the standard parser tells them apart.
+            return _salvage(data, encoding, problems)
+        except RecursionError:
+            raise SourceError("JSON: nested too deeply") from None
+        return _columns(got.subscribers if isinstance(got, Wrapped) else got)
 
 
-def _generic(text: str | bytes) -> list[Row]:
-    try:
-        data: Any = msgspec.json.decode(text)
-    except msgspec.DecodeError as exc:
-        raise SourceError(f"JSON: {exc}") from None
+def _rows_of(data: Any) -> list[Row]:
     if isinstance(data, dict):
         data = data.get("subscribers")
     if not isinstance(data, list):
@@ -113,18 +149,136 @@ def _generic(text: str | bytes) -> list[Row]:
     return data
 
 
-def decode_csv(text: str) -> Columns:
+def _generic(text: str | bytes, encoding: str, problems: list[str] | None) -> list[Row]:
+    try:
+        data: Any = msgspec.json.decode(text)
+    except (msgspec.DecodeError, UnicodeEncodeError):
+        return _salvage(text, encoding, problems)
+    except RecursionError:
+        raise SourceError("JSON: nested too deeply") from None
+    return _rows_of(data)
+
+
+def _salvage(data: str | bytes, encoding: str, problems: list[str] | None) -> list[Row]:
+    """The rows of a file msgspec refused, by the standard parser: a file whose
+    structure is broken is refused whole (the parser names line and column); rows
+    holding text that is not valid come back :class:`Refused`, one by one."""
+    try:
+        text = data.decode(encoding, "surrogateescape") if isinstance(data, bytes) else data
+    except (UnicodeError, LookupError) as exc:
+        raise SourceError(f"JSON: cannot decode as {encoding}: {exc}") from None
+    try:
+        rows = _rows_of(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"JSON: {exc}") from None
+    except RecursionError:
+        raise SourceError("JSON: nested too deeply") from None
+    for index, row in enumerate(rows):
+        reason = "bad_encoding"
+        try:
+            bad = _bad_text(row)
+        except RecursionError:  # nested about as deep as the parser goes
+            reason, bad = "bad_row", ("row", "")
+        if bad is None:
+            continue
+        where, char = bad
+        detail = (f"row {index + 1}: {where}: {_undecodable(char, encoding)}" if char
+                  else f"row {index + 1}: nested too deeply")
+        account = row.get("account") if isinstance(row, dict) else None
+        if type(account) is not str or _SURROGATE.search(account):
+            account = None
+        rows[index] = {"account": account, "state": Refused(reason, detail)}
+        if problems is not None:
+            problems.append(detail)
+    return rows
+
+
+def _bad_text(value: Any, where: str = "row") -> tuple[str, str] | None:
+    """(where, the surrogate) of the first lone surrogate in a decoded JSON value."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        return None if found is None else (where, found.group())
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _SURROGATE.search(key)
+            if found is not None:
+                return "a column name", found.group()
+            got = _bad_text(item, key if where == "row" else where)
+            if got is not None:
+                return got
+    elif isinstance(value, list):
+        for item in value:
+            got = _bad_text(item, where)
+            if got is not None:
+                return got
+    return None
+
+
+def decode_csv(data: str | bytes, encoding: str = "utf-8",
+               problems: list[str] | None = None) -> Columns:
+    """Columns of a CSV file (a header row naming the columns). A record holding bytes
+    that ``encoding`` does not decode is :class:`Refused` (its line, the encoding and
+    the byte named; ``problems`` collects a line each); a UTF-8 byte order mark is
+    skipped. SourceError for a file without a usable header or with broken quoting."""
+    damaged = False
+    if isinstance(data, bytes):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            damaged = True
+            try:
+                text = data.decode(encoding, "surrogateescape")
+            except (UnicodeError, LookupError) as exc:
+                raise SourceError(f"CSV: cannot decode as {encoding}: {exc}") from None
+        except LookupError as exc:
+            raise SourceError(f"CSV: {exc}") from None
+    else:
+        text = data
+        damaged = _SURROGATE.search(text) is not None
+    if text.startswith("\ufeff"):
+        text = text[1:]
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header or "account" not in header:
-        raise SourceError("CSV: the header must name at least 'account'")
-    where = {name: header.index(name) for name in (*CONTRACT, *EXTRA_NAMES) if name in header}
-    order = [where.get(name) for name in (*CONTRACT, *EXTRA_NAMES)]
-    tuples = []
-    for cells in reader:
-        if not cells:
-            continue  # a blank line (csv.DictReader skips them too)
-        size = len(cells)
-        tuples.append(tuple(cells[i] or None if i is not None and i < size else None
-                            for i in order))
+    try:
+        header = next(reader, None)
+        if header and damaged and _SURROGATE.search("".join(header)):
+            raise SourceError(f"CSV: line 1 (the header): "
+                              f"{_undecodable(_first_surrogate(header), encoding)}")
+        if not header or "account" not in header:
+            raise SourceError("CSV: the header must name at least 'account'")
+        where = {name: header.index(name) for name in (*CONTRACT, *EXTRA_NAMES) if name in header}
+        order = [where.get(name) for name in (*CONTRACT, *EXTRA_NAMES)]
+        tuples = []
+        line = reader.line_num
+        for cells in reader:
+            start, line = line + 1, reader.line_num
+            if not cells:
+                continue  # a blank line (csv.DictReader skips them too)
+            size = len(cells)
+            if damaged and _SURROGATE.search("".join(cells)):
+                tuples.append(_refused_record(cells, where.get("account"), start, encoding,
+                                              problems))
+                continue
+            tuples.append(tuple(cells[i] or None if i is not None and i < size else None
+                                for i in order))
+    except csv.Error as exc:
+        raise SourceError(f"CSV: line {reader.line_num}: {exc}") from None
     return _tuples_to_columns(tuples)
+
+
+def _first_surrogate(cells: list[str]) -> str:
+    found = _SURROGATE.search("".join(cells))
+    assert found is not None  # noqa: S101 - the caller found one
+    return found.group()
+
+
+def _refused_record(cells: list[str], at: int | None, line: int, encoding: str,
+                    problems: list[str] | None) -> tuple[Any, ...]:
+    """The row of a record holding undecodable bytes: its account (when that cell
+    decoded) and a :class:`Refused` state; nothing else of it is kept."""
+    detail = f"line {line}: {_undecodable(_first_surrogate(cells), encoding)}"
+    account = cells[at] if at is not None and at < len(cells) else None
+    if not account or _SURROGATE.search(account):
+        account = None
+    if problems is not None:
+        problems.append(detail)
+    return (account, None, Refused("bad_encoding", detail), *(None,) * len(EXTRA_NAMES))

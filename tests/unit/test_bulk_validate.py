@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from debtgate.inventory import Inventory
+from debtgate.model import State, Subscriber
 from debtgate.validate import Policy, validate_columns, validate_rows
 from debtgate.validate_bulk import LEAN_V4, plain_hosts
 from hypothesis import given, settings
@@ -24,10 +26,12 @@ addresses = st.one_of(
 states = st.sampled_from(["active", "blocked", "paused", "disabled", "warn", "owing", None])
 extras = st.fixed_dictionaries({}, optional={
     "amount_due": st.sampled_from(["500", "12,50", "abc", "1e20", "0", None]),
-    "currency": st.sampled_from(["rub", " ", "EUR", None]),
+    "currency": st.sampled_from(["rub", " ", "EUR", None, "RUBLES", "ру", "U$D", " usd ", "€",
+                                 "12"]),
     "since": st.sampled_from(["2026-11-01", "2026-13-01", "2026-11-01T10:00:00", None]),
     "block_at": st.sampled_from(["2026-12-01", "soon", None]),
-    "name": st.sampled_from(["  Ann ", "Bob", "", None]),
+    "name": st.sampled_from(["  Ann ", "Bob", "", None, "n" * 201, " " + "m" * 200 + " ",
+                             "k" * 200]),
     "language": st.sampled_from(["EN", "ru", None]),
     "tariff": st.sampled_from(["Home 100", None]),
     "nas": st.sampled_from(["bras1", None, None, None]),
@@ -71,6 +75,41 @@ def test_a_large_plain_batch_and_a_few_odd_rows() -> None:
     assert ("A14", "address_conflict") in rejections and ("A22", "bad_address") in rejections
     assert subs["A20"].session is not None and subs["A21"].addresses == ("10.200.0.0/24",)
     assert subs["A0"].currency == "RUB" and subs["A0"].name == "Name 0"
+
+
+def test_a_currency_not_iso_4217_or_a_name_too_long_is_rejected_on_every_path() -> None:
+    """The acceptance report: "RUBLES" was shown as "5.00 RUBLES" and names over 200
+    characters were taken. The bulk column path, the plain row path and the general
+    row path agree; the account keeps its last good version."""
+    items: list[dict[str, Any]] = [
+        {"account": f"A{i}", "addresses": f"10.1.{i // 250}.{i % 250 + 1}",
+         "state": ("blocked", "active")[i % 2], "amount_due": "5", "currency": "EUR",
+         "name": f"Name {i}"} for i in range(3000)]
+    items[4]["currency"] = "RUBLES"
+    items[5]["currency"] = "ру"                 # letters, not ASCII
+    items[6]["currency"] = " usd "              # accepted as USD
+    items[7]["name"] = "n" * 201
+    items[8]["name"] = "  " + "m" * 200 + " "   # 200 once stripped: accepted
+    items[9]["currency"], items[9]["nas"] = "RUBLES", "bras1"  # the general row path
+    items[10]["currency"] = ""                  # blank: the default currency
+    previous = {"A4": Subscriber("A4", ("10.1.0.5",), State.BLOCKED, Decimal(5), "RUB")}
+    for batch in (items, items[4:11]):
+        got, want = outcome_of(batch, Policy())
+        assert got == want
+        by_cols = validate_columns(columns(batch, EXTRAS), Policy(), previous)
+        by_rows = validate_rows(batch, Policy(), previous)
+        for out in (by_cols, by_rows):
+            rejected = {r.account: (r.reason, r.detail) for r in out.rejections}
+            iso = "is not an ISO 4217 code (three letters)"
+            assert rejected == {
+                "A4": ("bad_currency", f"currency: 'RUBLES' {iso}"),
+                "A5": ("bad_currency", f"currency: 'ру' {iso}"),
+                "A7": ("bad_field", "name: 201 characters, longer than 200"),
+                "A9": ("bad_currency", f"currency: 'RUBLES' {iso}")}
+            assert out.subscribers["A4"] is previous["A4"] and "A7" not in out.subscribers
+            assert out.subscribers["A6"].currency == "USD"
+            assert out.subscribers["A8"].name == "m" * 200
+            assert out.subscribers["A10"].currency == "RUB"
 
 
 HOSTS = ["10.0.0.1", "0.1.2.3", "255.255.255.255", "223.255.0.1", "240.0.0.1", "01.2.3.4",

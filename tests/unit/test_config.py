@@ -83,3 +83,11 @@ def test_check_config_command_exit_codes(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "debtgate.cli", "check-config", str(broken)],
                          capture_output=True, text=True, check=False)
     assert res.returncode == 2 and "not valid TOML" in res.stderr
+
+
+def test_the_default_currency_is_three_letters() -> None:
+    for bad in ("R$B", "RUBL", "ру"):
+        with pytest.raises(ConfigError) as err:
+            parse_config({"network": {"default_currency": bad}})
+        assert "network.default_currency" in "\n".join(err.value.problems)
+    assert parse_config({"network": {"default_currency": "eur"}}).network.default_currency == "eur"

@@ -219,3 +219,51 @@ async def test_the_server_checks_of_a_storm_agree_with_the_row_path(
     assert got == {r["shown"]: converts(r["shown"]) for r in rows}
     assert True in got.values()
     assert False in got.values() or pg_type.startswith("int")
+
+
+ODD_TEXTS = """
+SET session_replication_role = replica;
+UPDATE accounts SET currency = 'RUBLES' WHERE id IN ('B3', 'B1203');
+UPDATE accounts SET name = repeat('x', 201) WHERE id IN ('B4', 'B1204');
+UPDATE accounts SET currency = 'usd', name = ' ' || repeat('y', 200) || ' '
+ WHERE id IN ('B5', 'B1205');
+UPDATE accounts SET currency = 'ру' WHERE id = 'A-blocked';
+UPDATE accounts SET state = 'blocked'
+ WHERE id IN ('B3', 'B4', 'B5', 'B1203', 'B1204', 'B1205');
+UPDATE accounts SET version = nextval('debtgate_version') WHERE id ~ '^B';
+"""
+
+
+async def test_a_currency_or_a_name_out_of_contract_is_rejected_on_the_column_paths(
+        billing: Billing) -> None:
+    """The snapshot and a large change come in columns (the bulk path); the same rows as
+    dicts (the row paths) give the same subscribers and rejections. (A snapshot leaves
+    the display columns of active rows out: the odd rows here are blocked.)"""
+    billing.sql(FILL)
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn, coalesce_ms=300))
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.connected, what="snapshot")
+        billing.sql(ODD_TEXTS)
+        ids = [f"B{i}" for i in range(1, 1501)]
+        parts = [json.dumps(ids[i:i + 300]) for i in range(0, len(ids), 300)]
+        billing.sql(";".join(f"SELECT pg_notify('debtgate', '{part}')" for part in parts))
+        delta = (await rec.wait(lambda: rec.deltas, what="delta"))[0]
+        source.request_resync(full=True)
+        snap = (await rec.wait(lambda: rec.snapshots[1:], what="second snapshot"))[0]
+    assert isinstance(snap.rows, Columns) and isinstance(delta.rows, Columns)
+    iso = "is not an ISO 4217 code (three letters)"
+    for rows in (snap.rows, [dict(r) for r in snap.rows]):
+        h = await replay([Snapshot(rows)])
+        assert dict(h.engine.rejections) == {"bad_currency": 3, "bad_field": 2}
+        details = {r["account"]: r["detail"] for r in h.engine.last_rejections}
+        assert details["B3"] == f"currency: 'RUBLES' {iso}"
+        assert details["A-blocked"] == f"currency: 'ру' {iso}"
+        assert details["B1204"] == "name: 201 characters, longer than 200"
+        sub = h.engine.inventory.get("B1205")
+        assert sub is not None and sub.currency == "USD" and sub.name == "y" * 200
+    by_copy = await replay([rec.snapshots[0], delta])
+    by_rows = await replay([rec.snapshots[0], Delta([dict(r) for r in delta.rows])])
+    assert end_result(by_copy, ids) == end_result(by_rows, ids)
+    assert dict(by_copy.engine.rejections) == {"bad_currency": 2, "bad_field": 2}
+    assert by_copy.engine.inventory.get("B1203").currency == "RUB"  # the last good version

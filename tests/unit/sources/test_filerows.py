@@ -8,12 +8,14 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from debtgate.errors import SourceError
 from debtgate.inventory import Inventory
-from debtgate.sources.base import Columns
+from debtgate.sources.base import Columns, Refused
 from debtgate.sources.file import parse_text
+from debtgate.sources.filerows import EXTRA_NAMES
 from debtgate.validate import Policy, validate_columns, validate_rows
 
 from ..test_bulk_validate import rows as random_rows
@@ -103,3 +105,53 @@ def test_any_decoded_file_validates_like_its_rows(items: list[dict[str, Any]]) -
     assert outcome(got) == outcome(items)
     if isinstance(got, Columns):
         assert got.typed_texts
+
+
+def test_typed_json_rows_refuse_a_currency_or_a_name_like_the_row_path() -> None:
+    """Typed rows skip the display columns' type checks; the currency and name checks
+    still run on them (the bulk path reads those two columns)."""
+    rows = [{"account": f"t{i}", "addresses": f"10.3.0.{i + 1}", "state": "blocked",
+             "currency": "EUR", "name": f"T {i}"} for i in range(40)]
+    rows[3]["currency"], rows[4]["name"], rows[5]["currency"] = "RUBLES", "x" * 201, "usd"
+    got = parse_text(json.dumps(rows).encode(), "json")
+    assert isinstance(got, Columns) and got.typed_texts
+    assert outcome(got) == outcome(rows)
+    subs, rejections = outcome(got)
+    assert rejections == [("t3", "bad_currency"), ("t4", "bad_field")]
+    assert subs["t5"].currency == "USD" and subs["t0"].currency == "EUR"
+
+
+@settings(max_examples=200, deadline=None)
+@given(random_rows, st.sets(st.integers(0, 29)), st.sampled_from(["utf-8", "cp1251"]))
+def test_undecodable_csv_records_are_refused_like_any_rejected_row(
+        items: list[dict[str, Any]], damaged: set[int], encoding: str) -> None:
+    """A CSV record holding a byte the encoding refuses is rejected (bad_encoding) and
+    counts as its account's row (a later row of the account is a duplicate; an earlier
+    good one stays); every other record validates as the same rows given as dicts."""
+    names = ["account", "addresses", "state", *EXTRA_NAMES]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    want: list[Any] = []
+    lines = []
+    for index, item in enumerate(items):
+        cells = ["" if item.get(n) is None else str(item[n]) for n in names]
+        writer.writerow(cells)
+        row = {n: c or None for n, c in zip(names, cells, strict=True)}
+        if index in damaged:
+            lines.append(index + 2)
+            row = {"account": row["account"],
+                   "state": Refused("bad_encoding", f"line {index + 2}")}
+        want.append(row)
+    try:
+        data = out.getvalue().encode(encoding).splitlines(keepends=True)
+    except UnicodeEncodeError:  # Arabic-Indic digits have no cp1251 bytes
+        assume(False)
+    bad = b"\x98" if encoding == "cp1251" else b"\xc8"  # 0x98: no character in cp1251
+    for at in (i + 2 for i in damaged if i < len(items)):
+        data[at - 1] = data[at - 1].replace(b"\n", b"," + bad + b"\n")
+    problems: list[str] = []
+    got = parse_text(b"".join(data), "csv", encoding, problems)
+    assert [int(p.split(":")[0].removeprefix("line ")) for p in problems] == lines
+    assert all(f"not valid {encoding}" in p and f"0x{bad[0]:02x}" in p for p in problems)
+    assert outcome(got) == outcome(want)
