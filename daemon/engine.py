@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 
 
 HISTORY = 10
+LOCATED = 100
+"""Rejections per event whose detail gets the row's line in its file (a search each)."""
 """Transitions kept per account for explain."""
 RESTRICTED = frozenset({State.BLOCKED, State.PAUSED, State.DISABLED})
 
@@ -233,13 +235,20 @@ class Engine(PortalSide, EarlySide, Announcer):
                     await self._delta(event)
             self.stats.last_apply_seconds = time.perf_counter() - started
 
-    def _record_rejections(self, outcome: Outcome) -> None:
-        for rej in outcome.rejections:
+    def _record_rejections(self, outcome: Outcome, rows: object = None) -> None:
+        """Count and log the rejections; rows from a file name their line (or row) in
+        the first :data:`LOCATED` details."""
+        for i, rej in enumerate(outcome.rejections):
+            detail = rej.detail
+            if (i < LOCATED and rej.account and isinstance(rows, Columns)
+                    and not detail.startswith(("line ", "row "))):
+                where = rows.locate(rej.account, last=rej.reason == "duplicate_account")
+                detail = f"{where}: {detail}" if where else detail
             self.rejections[rej.reason] += 1
             self.last_rejections.append({"account": rej.account, "reason": rej.reason,
-                                         "detail": rej.detail})
+                                         "detail": detail})
             log.warning("billing row rejected: account=%s reason=%s: %s",
-                        rej.account, rej.reason, rej.detail)
+                        rej.account, rej.reason, detail)
 
     async def _snapshot(self, event: Snapshot) -> None:
         inv = self.inventory
@@ -249,7 +258,7 @@ class Engine(PortalSide, EarlySide, Announcer):
             await self._head_start(event.rows, "billing snapshot (head start)")
         outcome = await asyncio.to_thread(validate_batch, event.rows, self.policy,
                                           inv.accounts)
-        self._record_rejections(outcome)
+        self._record_rejections(outcome, event.rows)
         self.foreign_rows = len(outcome.foreign_accounts)
         self.foreign_addresses = outcome.foreign_addresses
         subs, lean = outcome.subscribers, outcome.lean

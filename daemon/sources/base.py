@@ -184,8 +184,8 @@ class Columns(Sequence[Row]):
     of rows.
     """
 
-    __slots__ = ("_extra", "account", "addresses", "dense", "extra_names", "marks", "state",
-                 "typed_texts")
+    __slots__ = ("_extra", "account", "addresses", "dense", "extra_names", "lines", "marks",
+                 "state", "typed_texts")
 
     def __init__(self, extra_names: Sequence[str] = ()) -> None:
         self.account: list[str | None] = []
@@ -198,6 +198,25 @@ class Columns(Sequence[Row]):
         self.typed_texts = False
         """The display columns (currency, name, language, tariff) hold only text or
         NULL (a typed decoder checked them)."""
+        self.lines: list[int] | str | None = None
+        """Where each row stands in its file, for rejection messages: the CSV line of
+        each record, or ``"row"`` for a JSON list (the row's place, counted from 1);
+        None when the rows have no place (a database)."""
+
+    def locate(self, account: str, last: bool = False) -> str | None:
+        """``line N`` / ``row N`` of the (first, or ``last``) row of an account."""
+        if self.lines is None:
+            return None
+        try:
+            if last:
+                index = len(self.account) - 1 - self.account[::-1].index(account)
+            else:
+                index = self.account.index(account)
+        except ValueError:
+            return None
+        if isinstance(self.lines, str):
+            return f"{self.lines} {index + 1}"
+        return f"line {self.lines[index]}" if index < len(self.lines) else None
 
     @property
     def extra(self) -> dict[int, tuple[Any, ...]]:

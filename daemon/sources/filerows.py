@@ -82,11 +82,13 @@ def _assemble(account: list[Any], addresses: list[Any], state: list[Any],
 def _columns(rows: list[FileRow]) -> Columns:
     """Columns from typed rows: each column read with one C loop; the extra ones
     when first needed (the display texts only after enforcement has begun)."""
-    return _assemble(
+    cols = _assemble(
         list(map(_ACCOUNT, rows)),
         [a[0] if type(a) is list and len(a) == 1 else a for a in map(_ADDRESSES, rows)],
         list(map(_STATE, rows)),
         LazyColumns(rows, EXTRA_NAMES))
+    cols.lines = "row"
+    return cols
 
 
 def _tuples_to_columns(tuples: list[tuple[Any, ...]]) -> Columns:
@@ -248,12 +250,14 @@ def decode_csv(data: str | bytes, encoding: str = "utf-8",
         where = {name: header.index(name) for name in (*CONTRACT, *EXTRA_NAMES) if name in header}
         order = [where.get(name) for name in (*CONTRACT, *EXTRA_NAMES)]
         tuples = []
+        lines: list[int] = []
         line = reader.line_num
         for cells in reader:
             start, line = line + 1, reader.line_num
             if not cells:
                 continue  # a blank line (csv.DictReader skips them too)
             size = len(cells)
+            lines.append(start)
             if damaged and _SURROGATE.search("".join(cells)):
                 tuples.append(_refused_record(cells, where.get("account"), start, encoding,
                                               problems))
@@ -262,7 +266,9 @@ def decode_csv(data: str | bytes, encoding: str = "utf-8",
                                 for i in order))
     except csv.Error as exc:
         raise SourceError(f"CSV: line {reader.line_num}: {exc}") from None
-    return _tuples_to_columns(tuples)
+    cols = _tuples_to_columns(tuples)
+    cols.lines = lines
+    return cols
 
 
 def _first_surrogate(cells: list[str]) -> str:
