@@ -108,6 +108,16 @@ def build(workdir: Path, billing: str, with_portal: bool, tag: str = "lab",
         if stale.startswith(f"dg{tag}"):
             sh("ip", "netns", "del", stale, check=False)
     topo = Topology(tag=tag)
+    try:
+        _populate(topo, workdir, billing, with_portal, ack_timeout, dsn)
+    except BaseException:
+        topo.teardown()  # what was built so far
+        raise
+    return topo
+
+
+def _populate(topo: Topology, workdir: Path, billing: str, with_portal: bool,
+              ack_timeout: int, dsn: str) -> None:
     topo.build_gateway()
     for host in HOSTS:
         topo.add_host(host["ns"], host["v4"], host["v6"])
@@ -134,7 +144,6 @@ def build(workdir: Path, billing: str, with_portal: bool, tag: str = "lab",
                    stderr=subprocess.STDOUT)
     else:
         topo.serve_text(topo.gw, "debtgate portal placeholder", (8080,))
-    return topo
 
 
 def wait_ready(workdir: Path, timeout: float = 30, offset: int = 0) -> bool:

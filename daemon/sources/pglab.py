@@ -166,8 +166,13 @@ async def start_lab_billing(workdir: Path, sample: bool = True) -> tuple[PgServe
     """
     def start() -> PgServer:
         server = PgServer(Path(workdir) / "billing-pg")
-        server.start()
-        server.load_schema(sample=sample)
+        try:
+            server.start()
+            server.load_schema(sample=sample)
+        except BaseException:
+            if server.running():  # no half-set-up server left behind; its files stay
+                server.stop("immediate")
+            raise
         return server
 
     server = await asyncio.to_thread(start)

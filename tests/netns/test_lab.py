@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from debtgate.lab import build
 from debtgate.netlab import PORTAL_V4, can_run, sh
 from debtgate.sources.pglab import pg_bindir
 
@@ -191,3 +193,17 @@ def test_readme_lab_postgres_billing() -> None:
         assert eventually(lambda: run_printed(active).stdout == ""), lab.output  # a 302
 
     run_lab(LAB_POSTGRES, live_change)
+
+
+def test_a_failed_build_leaves_no_namespaces(tmp_path: Path) -> None:
+    """The lab's topology is torn down when building it fails halfway (here: the work
+    directory is missing when the subscriber file is written, after the namespaces)."""
+    why = can_run()
+    if why:
+        pytest.skip(why)
+    tag = f"f{secrets.token_hex(2)}"
+    with pytest.raises(FileNotFoundError):
+        build(tmp_path / "missing", "file", False, tag=tag)
+    left = [n for n in sh("ip", "netns", "list").stdout.split() if n.startswith(f"dg{tag}")]
+    assert left == []
+    assert processes_mentioning(f"dg{tag}") == []
