@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,16 @@ def build(workdir: Path, billing: str, with_portal: bool, tag: str = "lab",
         if stale.startswith(f"dg{tag}"):
             sh("ip", "netns", "del", stale, check=False)
     topo = Topology(tag=tag)
+    try:
+        _populate(topo, workdir, billing, with_portal, ack_timeout, dsn)
+    except BaseException:
+        topo.teardown()  # what was built so far
+        raise
+    return topo
+
+
+def _populate(topo: Topology, workdir: Path, billing: str, with_portal: bool,
+              ack_timeout: int, dsn: str) -> None:
     topo.build_gateway()
     for host in HOSTS:
         topo.add_host(host["ns"], host["v4"], host["v6"])
@@ -133,7 +144,6 @@ def build(workdir: Path, billing: str, with_portal: bool, tag: str = "lab",
                    stderr=subprocess.STDOUT)
     else:
         topo.serve_text(topo.gw, "debtgate portal placeholder", (8080,))
-    return topo
 
 
 def wait_ready(workdir: Path, timeout: float = 30, offset: int = 0) -> bool:
@@ -146,8 +156,10 @@ def wait_ready(workdir: Path, timeout: float = 30, offset: int = 0) -> bool:
     return False
 
 
-def instructions(workdir: Path, billing: str = "file", pg: Any = None) -> str:
+def instructions(workdir: Path, billing: str = "file", pg: Any = None,
+                 removed: bool = False) -> str:
     ns = "ip netns exec dglab"
+    gone = " (removed when the lab stops)" if removed else ""
     if pg is not None:
         psql = f'runuser -u postgres -- psql "{pg.socket_dsn}"'
         edit = f"""Billing is PostgreSQL (reference schema). A payment lifts a block at once:
@@ -156,7 +168,7 @@ def instructions(workdir: Path, billing: str = "file", pg: Any = None) -> str:
     else:
         edit = 'Then set account 100002 to "active" in the subscriber file and curl again.'
     return f"""
-debtgate lab is running. Work directory: {workdir}
+debtgate lab is running. Work directory: {workdir}{gone}
   subscribers : {workdir}/subscribers.json   (edit it: changes apply within a second)
   config      : {workdir}/debtgate.toml
   logs        : {workdir}/daemon.log, {workdir}/portal.log
@@ -179,8 +191,12 @@ def main(args: argparse.Namespace) -> int:
         print("debtgate lab needs root, nftables and iproute2 (bash examples/install.sh)",
               file=sys.stderr)
         return 1
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="debtgate-lab-"))
+    own_workdir = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="debtgate-lab-")) if own_workdir else args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
+    # mkdtemp makes it 0700, but the portal (nobody) and the PostgreSQL billing (postgres)
+    # run as other users and need to reach their files in it.
+    workdir.chmod(0o755)  # noqa: S103 - a lab's throwaway directory
     stop = False
 
     def _stop(*_: object) -> None:
@@ -190,32 +206,51 @@ def main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     pg = None
-    if args.billing == "postgres":
-        import asyncio  # noqa: PLC0415
-
-        from .sources.pglab import start_lab_billing  # noqa: PLC0415
-
-        pg, dsn = asyncio.run(start_lab_billing(workdir))
-    topo = build(workdir, args.billing, not args.no_portal, dsn=pg.socket_dsn if pg else "")
+    topo: Topology | None = None
+    rc = 1
     try:
-        if not wait_ready(workdir, offset=getattr(topo, "log_offset", 0)):
-            print((workdir / "daemon.log").read_text(errors="replace"), file=sys.stderr)
-            print("the daemon did not become ready", file=sys.stderr)
-            return 1
-        end = time.monotonic() + 15
-        while time.monotonic() < end and sh(
-                "curl", "-s", "-o", "/dev/null", "--max-time", "1",
-                f"http://{PORTAL_V4}:8080/api/state", ns=topo.gw, check=False).returncode != 0:
-            time.sleep(0.1)
-        print(instructions(workdir, args.billing, pg), flush=True)
-        while not stop:
-            time.sleep(0.2)
-            if any(p.poll() is not None for p in topo.procs):
-                print("a lab process exited; see the logs", file=sys.stderr)
-                return 1
+        if args.billing == "postgres":
+            import asyncio  # noqa: PLC0415
+
+            from .sources.pglab import start_lab_billing  # noqa: PLC0415
+
+            pg, _dsn = asyncio.run(start_lab_billing(workdir))
+        topo = build(workdir, args.billing, not args.no_portal,
+                     dsn=pg.socket_dsn if pg else "")
+        rc = _serve(workdir, topo, args.billing, pg, lambda: stop, removed=own_workdir)
     finally:
-        topo.teardown()
+        if topo is not None:
+            topo.teardown()
         if pg is not None:
             pg.cleanup()
+        if rc == 0 and own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif rc != 0:
+            print(f"the lab's files are kept in {workdir}", file=sys.stderr)
         print("lab torn down", flush=True)
+    return rc
+
+
+def _serve(workdir: Path, topo: Topology, billing: str, pg: Any,
+           stopped: Callable[[], bool], removed: bool) -> int:
+    """Wait for the lab to come up, print what to try, run until Ctrl-C; the exit code."""
+    if not wait_ready(workdir, offset=getattr(topo, "log_offset", 0)):
+        print((workdir / "daemon.log").read_text(errors="replace"), file=sys.stderr)
+        print("the daemon did not become ready", file=sys.stderr)
+        return 1
+    end = time.monotonic() + 15
+    while time.monotonic() < end and sh(
+            "curl", "-s", "-o", "/dev/null", "--max-time", "1",
+            f"http://{PORTAL_V4}:8080/api/state", ns=topo.gw, check=False).returncode != 0:
+        time.sleep(0.1)
+    if stopped():
+        return 0
+    print(instructions(workdir, billing, pg, removed), flush=True)
+    while not stopped():
+        time.sleep(0.2)
+        # Ctrl-C in a terminal signals the whole job: the lab's own processes end on it
+        # too, which is no failure (the handler has run by the time sleep returns).
+        if not stopped() and any(p.poll() is not None for p in topo.procs):
+            print("a lab process exited; see the logs", file=sys.stderr)
+            return 1
     return 0

@@ -17,7 +17,7 @@ if [[ "${1:-}" == "--root" ]]; then root="${2:?--root needs a directory}"; fi
 venv="$root/opt/debtgate/venv"
 etc="$root/etc/debtgate"
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check . 2>&1 | grep -vE "^\s*$|WARNING" || true
+"$venv/bin/pip" install -q --disable-pip-version-check .
 install -d -m 0750 "$etc"
 [[ -f "$etc/debtgate.toml" ]] || install -m 0640 examples/debtgate.toml "$etc/debtgate.toml"
 [[ -f "$etc/subscribers.json" ]] || install -m 0640 examples/subscribers.json "$etc/subscribers.json"

@@ -93,6 +93,10 @@ class PgServer:
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres", "postgres")
             os.chmod(self.base, 0o755)  # noqa: S103 - clients of other users reach the socket
+            if self._run("test", "-x", str(self.base), check=False).returncode != 0:
+                raise RuntimeError(
+                    f"the postgres user cannot reach {self.base}: a parent directory is not "
+                    "searchable by it (chmod o+x the parents, or put the server elsewhere)")
         if not (self.data / "PG_VERSION").exists():
             self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust",
                       "-U", self.user, "-E", "UTF8", "--locale=C.UTF-8" if _has_c_utf8() else
@@ -162,8 +166,13 @@ async def start_lab_billing(workdir: Path, sample: bool = True) -> tuple[PgServe
     """
     def start() -> PgServer:
         server = PgServer(Path(workdir) / "billing-pg")
-        server.start()
-        server.load_schema(sample=sample)
+        try:
+            server.start()
+            server.load_schema(sample=sample)
+        except BaseException:
+            if server.running():  # no half-set-up server left behind; its files stay
+                server.stop("immediate")
+            raise
         return server
 
     server = await asyncio.to_thread(start)
