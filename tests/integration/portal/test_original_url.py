@@ -180,3 +180,21 @@ async def test_fast_path_links_only_signed_urls():
     finally:
         await runner.cleanup()
         await asyncio.sleep(0)
+
+
+async def test_self_service_form_keeps_only_a_signed_url(make_client):
+    client = await make_client(warned())
+    page = await (await client.get("/?lang=en", headers=as_ip(IP))).text()
+    form = {"csrf": hidden(page, "csrf") or "", "request_id": "k" * 24, "lang": "en"}
+    resp = await client.post("/promise", data={**form, "url": EVIL}, headers=as_ip(IP),
+                             allow_redirects=False)
+    assert resp.status == 303 and "evil" not in resp.headers["Location"]
+    target = await intercepted(client, "/page")
+    query = parse_qs(urlsplit(target).query)
+    resp = await client.post("/promise", data={**form, "url": query["url"][0],
+                                               "sig": query["sig"][0]},
+                             headers=as_ip(IP), allow_redirects=False)
+    location = resp.headers["Location"]
+    assert location.startswith("/?url=http%3A%2F%2Fexample.com%2Fpage&sig=")
+    page = await (await client.get(location, headers=as_ip(IP))).text()
+    assert hidden(page, "url") == "http://example.com/page"
