@@ -15,7 +15,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, IPvAnyAddress, IPvAnyNetwork, ValidationError, field_validator
+from pydantic import (
+    Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .configbase import Section
 from .errors import ConfigError
@@ -221,6 +228,19 @@ class Config(Section):
     selfservice: SelfServiceSection = SelfServiceSection()
     """Self-service from the stub page: promised payment and resuming a pause, decided
     by the billing's hook; see docs/selfservice.md."""
+
+    @model_validator(mode="after")
+    def _portal_v6_reachable(self) -> Config:
+        v6 = self.nft.portal_v6
+        portal = self.portal
+        # with trusted_proxies a proxy in front may be the one listening on portal_v6
+        if v6 is not None and not portal.trusted_proxies and not portal.listens_on(v6):
+            raise ValueError(
+                f"nft.portal_v6 = {v6} is the DNAT target of restricted IPv6 web, but "
+                f"portal.listen = {portal.listen!r} does not listen there: set "
+                "portal.listen = \"\" (every address, IPv4 and IPv6) or remove "
+                "nft.portal_v6")
+        return self
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

@@ -64,8 +64,9 @@ class Contacts(Section):
 class PortalConfig(Section):
     """The captive portal (``debtgate portal``)."""
 
-    listen: str = "0.0.0.0"
-    """Address the HTTP listener binds to (the DNAT target)."""
+    listen: str = ""
+    """Address the HTTP and HTTPS listeners bind to (the DNAT target); empty: every
+    address, IPv4 and IPv6 (both nft.portal_v4 and nft.portal_v6 reachable)."""
     port: int = Field(default=8080, ge=1, le=65535)
     """TCP port of the HTTP listener."""
     public_url: HttpUrl = "http://10.255.255.1:8080/"
@@ -141,6 +142,19 @@ class PortalConfig(Section):
         if any(v is not None for v in tls) and not all(v is not None for v in tls):
             raise ValueError("https_port, tls_cert_file and tls_key_file go together")
         return self
+
+    def listens_on(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """False when ``listen`` certainly does not cover ``address`` (another address,
+        or the wildcard of the other family); a host name is given the benefit of doubt."""
+        if not self.listen:
+            return True
+        try:
+            bound = ipaddress.ip_address(self.listen.strip("[]"))
+        except ValueError:
+            return True
+        if bound.version != address.version:
+            return False
+        return bound.is_unspecified or bound == address
 
     @property
     def canonical_hosts(self) -> frozenset[str]:

@@ -75,10 +75,11 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     except DaemonUnavailable as exc:
         log.warning("acknowledgement failed: %s", exc)
         return error_page(portal, request, "unavailable", 503)
-    raw = form.get("url")
-    url = original(portal, raw if isinstance(raw, str) else None)
+    raw, sig = form.get("url"), form.get("sig")
+    url = original(portal, ip, raw if isinstance(raw, str) else None,
+                   sig if isinstance(sig, str) else None)
     if result.acknowledged and url:
-        target = url
+        target = url.url
     else:
         target = portal_redirect("/", url, portal.language(request))
     return web.Response(status=303, headers={"Location": target})

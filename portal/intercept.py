@@ -12,7 +12,7 @@ from .nat import reached_by_dnat
 from .probes import Probe, match_probe
 from .security import client_address
 from .state import ADDRESS, PORTAL, Portal
-from .urls import original_url, points_to, portal_redirect
+from .urls import Original, original_url, points_to, portal_redirect
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,14 @@ def _closing(resp: web.StreamResponse) -> web.StreamResponse:
 
 
 def redirect_to_portal(portal: Portal, request: web.Request, with_url: bool) -> web.Response:
-    """302 to the portal's canonical URL carrying the original URL (sanitised)."""
+    """302 to the portal's canonical URL carrying the original URL (sanitised and
+    signed for the asking address: the portal links and redirects only to such URLs)."""
     original = None
     if with_url:
-        original = original_url(request.headers.get("Host"), request.path_qs,
-                                secure=request.secure)
-        if original and points_to(original, portal.config.canonical_hosts):
-            original = None
+        url = original_url(request.headers.get("Host"), request.path_qs,
+                           secure=request.secure)
+        if url and not points_to(url, portal.config.canonical_hosts):
+            original = Original(url, portal.signer.sign(request[ADDRESS], url))
     location = portal_redirect(portal.config.public_url, original)
     resp = web.Response(status=302, headers={"Location": location})
     _closing(resp)

@@ -22,7 +22,7 @@ from markupsafe import Markup
 from ..model import State
 from .config import PortalConfig
 from .lookup import SubscriberView
-from .urls import portal_redirect, sanitize_url
+from .urls import Original, portal_redirect, sanitize_url
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +140,14 @@ class Pages:
         csp = f"default-src 'none'; style-src {style}; script-src {script}; {HTML_CSP_TAIL}"
         return Rendered(html, csp)
 
-    def common(self, lang: str, original: str | None) -> dict[str, Any]:
+    def common(self, lang: str, original: Original | None) -> dict[str, Any]:
         """Context every page gets."""
         cfg = self.config
         return {
             "operator": cfg.operator_name,
             "contacts": cfg.contacts,
-            "original_url": original,
+            "original_url": original.url if original else None,
+            "original_sig": original.sig if original else None,
             "portal_url": portal_redirect(cfg.public_url, original, lang),
             "languages": [
                 (code, LANGUAGE_NAMES.get(code, code),

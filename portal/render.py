@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from ..model import State
 from .lookup import SubscriberView
 from .pages import Rendered
-from .urls import points_to, sanitize_url
+from .urls import Original, points_to, sanitize_url
 
 if TYPE_CHECKING:
     from .state import Portal
@@ -74,12 +74,16 @@ def first_values(query_string: str) -> dict[str, str]:
     return out
 
 
-def original(portal: Portal, raw: str | None) -> str | None:
-    """The sanitised original URL, None when unusable or pointing at the portal."""
-    url = sanitize_url(raw)
-    if url and points_to(url, portal.config.canonical_hosts):
+def original(portal: Portal, ip: str, raw: str | None, sig: str | None) -> Original | None:
+    """The original URL ``raw`` if the interception produced it for ``ip`` (its
+    signature ``sig`` is valid) and it is still a sane URL not pointing at the portal;
+    else None: a URL from anywhere else is never shown, linked or redirected to."""
+    if not raw or not sig or not portal.signer.verify(ip, raw, sig):
         return None
-    return url
+    url = sanitize_url(raw)
+    if url is None or url != raw or points_to(url, portal.config.canonical_hosts):
+        return None
+    return Original(url, sig)
 
 
 class PageBuilder:
@@ -151,7 +155,7 @@ class PageBuilder:
         query = first_values(query_string)
         lang = portal.choose_language(query.get("lang"), view.language if view else None,
                                       accept)
-        ctx = portal.pages.common(lang, original(portal, query.get("url")))
+        ctx = portal.pages.common(lang, original(portal, ip, query.get("url"), query.get("sig")))
         if view is None:
             return self._page(portal.pages.render("unknown", lang, **ctx), 200, lang, view)
         ctx.update(portal.pages.subscriber(view, lang))

@@ -66,6 +66,51 @@ class Csrf:
         return hmac.compare_digest(mac, self._mac(address, stamp))
 
 
+URL_MAX_AGE = 86400
+"""Seconds a signed original URL stays valid (a day: a page may stay open long)."""
+
+
+class UrlSigner:
+    """Signatures of the original URLs the interception itself produced.
+
+    The portal links (``Continue``) and redirects (``POST /ack``) only to a URL carrying
+    a valid signature: an HMAC over the URL, the address it was produced for and the
+    time, with the CSRF secret (a distinct message prefix keeps the two token kinds
+    apart). A URL from anywhere else (a crafted ``?url=`` link) has none and is dropped.
+    """
+
+    def __init__(
+        self, secret: bytes, max_age: float = URL_MAX_AGE, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._secret = secret
+        self._max_age = max_age
+        self._clock = clock
+
+    def _mac(self, address: str, stamp: str, url: str) -> str:
+        msg = f"url|{address}|{stamp}|{url}".encode()
+        digest = hmac.new(self._secret, msg, hashlib.sha256).digest()[:18]
+        return base64.urlsafe_b64encode(digest).decode()
+
+    def sign(self, address: str, url: str) -> str:
+        """The signature of ``url`` produced for ``address`` now."""
+        stamp = format(int(self._clock()), "x")
+        return f"{stamp}.{self._mac(address, stamp, url)}"
+
+    def verify(self, address: str, url: str, sig: str | None) -> bool:
+        """True when ``sig`` is a current signature of exactly ``url`` for ``address``."""
+        if not sig or len(sig) > 64 or sig.count(".") != 1:
+            return False
+        stamp, mac = sig.split(".")
+        try:
+            issued = int(stamp, 16)
+        except ValueError:
+            return False
+        age = self._clock() - issued
+        if not -60 <= age <= self._max_age:
+            return False
+        return hmac.compare_digest(mac, self._mac(address, stamp, url))
+
+
 class RateLimiter:
     """A token bucket per client address; the table is bounded (least recent dropped)."""
 

@@ -107,8 +107,9 @@ async def _act(request: web.Request, action: str) -> web.StreamResponse:
         except DaemonUnavailable as exc:
             log.warning("self-service %s from %s failed: %s", action, ip, exc)
             result = SelfServiceResult(ok=False, reason="unavailable")
-    raw = form.get("url")
-    url = original(portal, raw if isinstance(raw, str) else None)
+    raw, sig = form.get("url"), form.get("sig")
+    url = original(portal, ip, raw if isinstance(raw, str) else None,
+                   sig if isinstance(sig, str) else None)
     target = portal_redirect("/", url, portal.language(request))
     target += ("&" if "?" in target else "?") + "done=" + quote(outcome(action, result))
     return web.Response(status=303, headers={"Location": target})

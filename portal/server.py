@@ -60,7 +60,8 @@ async def start(
     except BaseException:
         await runner.cleanup()
         raise
-    log.info("portal listening on %s:%s%s (pid %s)", config.listen, config.port,
+    log.info("portal listening on %s:%s%s (pid %s)",
+             config.listen or "every address (IPv4 and IPv6)", config.port,
              f" and https :{config.https_port}" if ctx else "", os.getpid())
     return runner
 

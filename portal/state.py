@@ -13,7 +13,7 @@ from .config import PortalConfig
 from .lookup import DaemonLink
 from .pages import Pages
 from .render import PageBuilder
-from .security import Csrf, ProbeGate, RateLimiter
+from .security import Csrf, ProbeGate, RateLimiter, UrlSigner
 
 
 @dataclass(slots=True)
@@ -25,6 +25,7 @@ class Portal:
     pages: Pages
     csrf: Csrf
     limiter: RateLimiter
+    signer: UrlSigner
     builder: PageBuilder = field(init=False)
     probes: ProbeGate = field(init=False)
 
@@ -45,7 +46,7 @@ class Portal:
             if clock
             else RateLimiter(config.rate_limit, config.rate_burst)
         )
-        return cls(config, link, Pages(config), Csrf(secret), limiter)
+        return cls(config, link, Pages(config), Csrf(secret), limiter, UrlSigner(secret))
 
     def language(self, request: web.Request, subscriber: str | None = None) -> str:
         """The page language for ``request`` (``?lang=``, subscriber, Accept-Language)."""

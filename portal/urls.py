@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Collection
+from typing import NamedTuple
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 MAX_URL = 2048
@@ -99,11 +100,19 @@ def points_to(url: str, hosts: Collection[str]) -> bool:
     return host_only(urlsplit(url).netloc) in hosts
 
 
-def portal_redirect(public_url: str, original: str | None, lang: str | None = None) -> str:
-    """The portal's canonical URL carrying the (already sanitised) original URL."""
+class Original(NamedTuple):
+    """An original URL the interception produced, with its signature (``?url=&sig=``)."""
+
+    url: str
+    sig: str
+
+
+def portal_redirect(public_url: str, original: Original | None, lang: str | None = None) -> str:
+    """The portal's canonical URL carrying the (sanitised, signed) original URL."""
     params: dict[str, str] = {}
     if original:
-        params["url"] = original
+        params["url"] = original.url
+        params["sig"] = original.sig
     if lang:
         params["lang"] = lang
     if not params:

@@ -54,9 +54,12 @@ def test_warned_host_acknowledges_then_browses_until_expiry(lab: Lab) -> None:  
     assert token is not None
     url = re.search(r'name="url" value="([^"]+)"', page)
     assert url is not None and url.group(1) == f"http://{WEB}/docs"
+    sig = re.search(r'name="sig" value="([^"]+)"', page)  # the interception signed it
+    assert sig is not None
     rc, after = lab.curl("wrn", "http://10.255.255.1:8080/ack", "-sL", "-b", jar,
                          "--data-urlencode", f"csrf={token.group(1)}",
-                         "--data-urlencode", f"url={url.group(1)}", "--data-urlencode", "lang=en")
+                         "--data-urlencode", f"url={url.group(1)}",
+                         "--data-urlencode", f"sig={sig.group(1)}", "--data-urlencode", "lang=en")
     assert rc == 0 and "web host" in after  # followed to the original URL
     assert lab.curl("wrn", f"http://{WEB}/")[1].startswith("web host")
     # The acknowledgement expires (3 s in this lab): the notice comes back.

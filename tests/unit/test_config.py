@@ -91,3 +91,27 @@ def test_the_default_currency_is_three_letters() -> None:
             parse_config({"network": {"default_currency": bad}})
         assert "network.default_currency" in "\n".join(err.value.problems)
     assert parse_config({"network": {"default_currency": "eur"}}).network.default_currency == "eur"
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0", "10.255.255.1", "fd00:255::2", "[fd00:255::2]"])
+def test_portal_v6_the_portal_does_not_listen_on_is_refused(listen: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"nft": {"portal_v6": "fd00:255::1"}, "portal": {"listen": listen}})
+    text = "\n".join(err.value.problems)
+    assert "nft.portal_v6 = fd00:255::1" in text and f"portal.listen = {listen!r}" in text
+    assert 'portal.listen = ""' in text
+
+
+@pytest.mark.parametrize("portal", [
+    {}, {"listen": ""}, {"listen": "::"}, {"listen": "fd00:255::1"},
+    {"listen": "portal.example.net"},
+    {"listen": "127.0.0.1", "trusted_proxies": ["127.0.0.1"]},  # a proxy in front
+])
+def test_portal_v6_reachable_configs_are_accepted(portal: dict[str, object]) -> None:
+    config = parse_config({"nft": {"portal_v6": "fd00:255::1"}, "portal": portal})
+    assert str(config.nft.portal_v6) == "fd00:255::1"
+
+
+def test_default_listen_covers_both_families() -> None:
+    assert parse_config({}).portal.listen == ""
+    assert parse_config({"portal": {"listen": "0.0.0.0"}}).portal.listen == "0.0.0.0"

@@ -12,9 +12,12 @@ from debtgate.model import State
 from debtgate.portal.app import make_app
 from debtgate.portal.config import PortalConfig
 from debtgate.portal.lookup import AckResult, DaemonUnavailable, SubscriberView
+from debtgate.portal.security import UrlSigner
 
 PUBLIC = "http://10.255.255.1:8080/"
 PORTAL_HOST = "10.255.255.1:8080"
+SECRET = b"s" * 32
+"""The portal secret (CSRF tokens, original URL signatures) of ``make_client``."""
 SBP = "https://qr.nspk.ru/AS1000TEST?type=02&bank=100000000111&sum={amount_kopecks}&cur=RUB&account={account}"
 
 
@@ -91,7 +94,7 @@ async def make_client():
 
     async def factory(link: MemoryLink, config: PortalConfig | None = None,
                       clock: Clock | None = None) -> TestClient:
-        app = make_app(config or make_config(), link, secret=b"s" * 32, clock=clock)
+        app = make_app(config or make_config(), link, secret=SECRET, clock=clock)
         client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)
@@ -106,3 +109,8 @@ def as_ip(ip: str) -> dict[str, str]:
     """Headers making the test server believe the request came from ``ip``
     (the test client connects from 127.0.0.1, so it must be a trusted proxy)."""
     return {"X-Forwarded-For": ip, "Host": PORTAL_HOST}
+
+
+def signed(ip: str, url: str) -> dict[str, str]:
+    """``url`` and ``sig`` of an original URL as the interception produces it for ``ip``."""
+    return {"url": url, "sig": UrlSigner(SECRET).sign(ip, url)}

@@ -7,7 +7,7 @@ import re
 import pytest
 from debtgate.model import State
 
-from .conftest import MemoryLink, as_ip, make_config, subscriber
+from .conftest import MemoryLink, as_ip, make_config, signed, subscriber
 
 NBSP = "\u00a0"
 IP = "100.64.0.10"
@@ -59,7 +59,7 @@ async def test_warn_page_has_amount_date_and_continue_form(
     make_client, lang, amount, date_text, button
 ):
     client = await make_client(MemoryLink({IP: subscriber(IP, State.WARN, language=lang)}))
-    resp = await client.get("/", params={"url": "http://news.example/a?b=1"}, headers=as_ip(IP))
+    resp = await client.get("/", params=signed(IP, "http://news.example/a?b=1"), headers=as_ip(IP))
     html = await resp.text()
     assert amount in html and date_text in html and button in html
     assert '<form method="post" action="/ack">' in html
@@ -82,7 +82,7 @@ async def test_warn_page_has_amount_date_and_continue_form(
 async def test_other_states(make_client, state, lang, phrase):
     view = subscriber(IP, state, language=lang)
     client = await make_client(MemoryLink({IP: view}))
-    resp = await client.get("/", params={"url": "https://news.example/x"}, headers=as_ip(IP))
+    resp = await client.get("/", params=signed(IP, "https://news.example/x"), headers=as_ip(IP))
     assert resp.status == 200
     html = await resp.text()
     assert phrase in html
@@ -117,9 +117,9 @@ async def test_language_choice_order(make_client):
     html = await (await client.get("/", params={"lang": "en"}, headers=h_en)).text()
     assert '<html lang="en">' in html
     # the visible switch links to the other language and keeps the original URL
-    html = await (await client.get("/", params={"lang": "en", "url": "http://a.example/"},
+    html = await (await client.get("/", params={"lang": "en", **signed(IP, "http://a.example/")},
                                    headers=h)).text()
-    assert 'href="/?url=http%3A%2F%2Fa.example%2F&amp;lang=ru"' in html
+    assert re.search(r'href="/\?url=http%3A%2F%2Fa.example%2F&amp;sig=[^"&]+&amp;lang=ru"', html)
 
 
 async def test_templates_dir_overrides_shipped(make_client, tmp_path):

@@ -11,7 +11,15 @@ from decimal import Decimal
 import pytest
 from debtgate.model import State
 
-from .conftest import PORTAL_HOST, Clock, MemoryLink, as_ip, make_config, subscriber
+from .conftest import (
+    PORTAL_HOST,
+    Clock,
+    MemoryLink,
+    as_ip,
+    make_config,
+    signed,
+    subscriber,
+)
 
 A, B = "100.64.0.10", "100.64.0.11"
 
@@ -65,7 +73,7 @@ async def test_warn_acknowledge_flow(make_client):
     client = await make_client(link)
     token = await csrf_of(client, B)
     resp = await client.post(
-        "/ack", data={"csrf": token, "url": "https://news.example/a?b=1"}, headers=as_ip(B),
+        "/ack", data={"csrf": token, **signed(B, "https://news.example/a?b=1")}, headers=as_ip(B),
         allow_redirects=False,
     )
     assert resp.status == 303

@@ -37,6 +37,51 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def free_dual_port() -> int:
+    """A TCP port free on both 127.0.0.1 and ::1."""
+    for _ in range(20):
+        port = free_port()
+        try:
+            with socket.socket(socket.AF_INET6) as s:
+                s.bind(("::1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no port free on both loopbacks")
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="needs IPv6 on the loopback")
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_default_listen_answers_on_ipv4_and_ipv6(fast_path):
+    """The default ``listen`` is every address of both families: the portal_v6 DNAT
+    target (here ::1) answers as the IPv4 one does."""
+    port = free_dual_port()
+    config = make_config(port=port, trusted_proxies=[], fast_path=fast_path,
+                         public_url=f"http://[::1]:{port}/")
+    assert "listen" not in config.model_fields_set
+    link = MemoryLink({"::1": subscriber("::1", State.BLOCKED),
+                       "127.0.0.1": subscriber("127.0.0.1", State.BLOCKED)})
+    runner = await start(config, link, secret=b"k" * 32)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for url in (f"http://[::1]:{port}/", f"http://127.0.0.1:{port}/"):
+                async with session.get(url, headers={"Host": f"[::1]:{port}"}) as resp:
+                    assert resp.status == 200, url
+                    assert "3456" in await resp.text()
+    finally:
+        await runner.cleanup()
+    assert link.asked >= 2
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 async def test_http_and_https_listeners(tmp_path):
     cert, key = self_signed(tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from debtgate.portal.urls import (
     MAX_URL,
+    Original,
     host_only,
     original_url,
     points_to,
@@ -98,8 +99,10 @@ def test_host_only_and_points_to():
 
 
 def test_portal_redirect_escapes_everything():
-    url = portal_redirect("http://10.255.255.1:8080/", "http://a.example/?x=1&y=<", "en")
+    url = portal_redirect("http://10.255.255.1:8080/",
+                          Original("http://a.example/?x=1&y=<", "5f.a-b_c+="), "en")
     assert url == ("http://10.255.255.1:8080/?url=http%3A%2F%2Fa.example%2F%3Fx%3D1%26y%3D%3C"
-                   "&lang=en")
+                   "&sig=5f.a-b_c%2B%3D&lang=en")
     assert portal_redirect("http://p/", None) == "http://p/"
-    assert portal_redirect("http://p/?a=1", "http://b/") == "http://p/?a=1&url=http%3A%2F%2Fb%2F"
+    assert portal_redirect("http://p/?a=1", Original("http://b/", "1.x")) \
+        == "http://p/?a=1&url=http%3A%2F%2Fb%2F&sig=1.x"
