@@ -53,17 +53,20 @@ class Csrf:
         return f"{stamp}.{self._mac(address, stamp)}"
 
     def verify(self, address: str, token: str | None) -> bool:
-        if not token or len(token) > 64 or token.count(".") != 1:
-            return False
-        stamp, mac = token.split(".")
-        try:
-            issued = int(stamp, 16)
-        except ValueError:
-            return False
-        age = self._clock() - issued
-        if not -60 <= age <= self._max_age:
-            return False
-        return hmac.compare_digest(mac, self._mac(address, stamp))
+        fresh = _fresh(token, self._clock(), self._max_age)
+        return fresh is not None and hmac.compare_digest(fresh[1], self._mac(address, fresh[0]))
+
+
+def _fresh(token: str | None, now: float, max_age: float) -> tuple[str, str] | None:
+    """(stamp, mac) of a well-formed ``stamp.mac`` token issued at most ``max_age`` ago."""
+    if not token or len(token) > 64 or token.count(".") != 1:
+        return None
+    stamp, mac = token.split(".")
+    try:
+        issued = int(stamp, 16)
+    except ValueError:
+        return None
+    return (stamp, mac) if -60 <= now - issued <= max_age else None
 
 
 URL_MAX_AGE = 86400
@@ -98,17 +101,9 @@ class UrlSigner:
 
     def verify(self, address: str, url: str, sig: str | None) -> bool:
         """True when ``sig`` is a current signature of exactly ``url`` for ``address``."""
-        if not sig or len(sig) > 64 or sig.count(".") != 1:
-            return False
-        stamp, mac = sig.split(".")
-        try:
-            issued = int(stamp, 16)
-        except ValueError:
-            return False
-        age = self._clock() - issued
-        if not -60 <= age <= self._max_age:
-            return False
-        return hmac.compare_digest(mac, self._mac(address, stamp, url))
+        fresh = _fresh(sig, self._clock(), self._max_age)
+        return fresh is not None and hmac.compare_digest(fresh[1],
+                                                         self._mac(address, fresh[0], url))
 
 
 class RateLimiter:
