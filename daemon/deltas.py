@@ -46,6 +46,14 @@ def validate_delta(rows: Sequence[Row], policy: Policy, inventory: Inventory,
     an address another account holds exactly is refused (the holder keeps it); a
     narrower claim inside another account's prefix wins, and the prefix is carved
     around it (the prefix's account then gets a new version in the outcome too)."""
+    outcome = validate_rows_of(rows, policy, inventory)
+    check_against(outcome, inventory, gone)
+    return outcome
+
+
+def validate_rows_of(rows: Sequence[Row], policy: Policy, inventory: Inventory) -> Outcome:
+    """The first half of :func:`validate_delta`: the rows among themselves (reads the
+    inventory only for the accounts' previous versions, so it may run in a thread)."""
     previous = previous_versions(rows, inventory)
     outcome = validate_batch(rows, policy, previous)
     if outcome.lean:  # rows in columns: active one-host rows come back lean
@@ -53,10 +61,16 @@ def validate_delta(rows: Sequence[Row], policy: Policy, inventory: Inventory,
         outcome.subscribers.update(
             (account, lean_subscriber(account, host)) for account, host in outcome.lean.items())
         outcome.lean = {}
+    return outcome
+
+
+def check_against(outcome: Outcome, inventory: Inventory, gone: Collection[str] = ()) -> None:
+    """The second half of :func:`validate_delta`: the outcome's subscribers against the
+    accounts the change does not carry (on the loop: the inventory as it is now)."""
     subs = outcome.subscribers
     for account, clash in inventory.clashes(subs.values()).items():
         del subs[account]
-        old = previous.get(account)
+        old = inventory.get(account)
         if old is not None:
             subs[account] = old
         outcome.rejections.append(Rejection(
@@ -64,7 +78,6 @@ def validate_delta(rows: Sequence[Row], policy: Policy, inventory: Inventory,
     if inventory.has_prefixes() or any(
             "/" in a for sub in subs.values() for a in sub.addresses):
         carve_against(outcome, inventory, {*subs, *gone})
-    return outcome
 
 
 def carve_against(outcome: Outcome, inventory: Inventory, changing: Collection[str]) -> None:

@@ -15,7 +15,15 @@ import logging
 import operator
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +31,7 @@ from typing import Any
 from . import deltas
 from .adapters.conntrack import ConntrackCutter
 from .adapters.nft import NftAdapter
-from .announce import BULK_AUDIT, Announcer, TransitionListener, _Pending
+from .announce import Announcer, TransitionListener, _Pending
 from .audit import audit
 from .core.desired import build_desired, build_desired_bulk, garden_desired, update_desired
 from .core.guard import GuardPolicy, hold
@@ -41,8 +49,7 @@ from .core.transitions import (
     snapshot_candidates,
     transitions,
 )
-from .deltas import validate_delta
-from .engine_early import EarlySide
+from .deltas import check_against, validate_delta, validate_rows_of
 from .engine_portal import PortalSide
 from .errors import ApplyError
 from .inventory import Inventory, Placements
@@ -51,13 +58,12 @@ from .overrides import Override
 from .sources.base import (
     Columns,
     Delta,
-    DeltaAhead,
     Event,
-    Restrictions,
     Snapshot,
     gc_paused,
     release_memory,
 )
+from .turn import Turn
 from .validate import Outcome, Policy, element, validate_batch, validate_rows
 
 log = logging.getLogger(__name__)
@@ -71,9 +77,13 @@ RESTRICTED = frozenset({State.BLOCKED, State.PAUSED, State.DISABLED})
 
 
 BULK_CHANGE = deltas.BULK_CHANGE
-"""Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk."""
-HEAD_START_MIN = 1_000
-"""A cold snapshot of at least this many rows enforces its plain restrictions first."""
+"""Above this many accounts in one change, :meth:`Engine.change_accounts` works in bulk,
+and a billing change is a bulk job (:meth:`Engine._bulk_delta`)."""
+SLICE = 5_000
+"""Accounts of a bulk change applied per slice (one nft transaction each): the longest
+a payment waits behind a storm is one slice."""
+FRESH_MAX = 1_000_000
+"""Bound of :attr:`Engine.fresh` (it is emptied as bulk jobs end)."""
 
 _STATE_OF = operator.attrgetter("state")
 
@@ -88,12 +98,9 @@ class Stats:
     last_apply_seconds: float = 0.0
     last_apply_at: float | None = None
     synced: bool = False
-    early_restricted: int = 0
-    """Elements enforced ahead of the rows that carry them (head starts: cold snapshots,
-    :class:`~debtgate.sources.base.Restrictions`, the parts of a storm)."""
 
 
-class Engine(PortalSide, EarlySide, Announcer):
+class Engine(PortalSide, Announcer):
     def __init__(self, nft: NftAdapter, cutter: ConntrackCutter, policy: Policy,
                  ack_timeout: int = 3600, clock: Callable[[], datetime] | None = None) -> None:
         self.nft = nft
@@ -120,7 +127,6 @@ class Engine(PortalSide, EarlySide, Announcer):
         self.portal_errors = 0
         self.portal_acks = 0
         self.stats = Stats()
-        self.lock = asyncio.Lock()
         self.placed: MutableMapping[str, State] = Placements(self.inventory)
         """The state each account is enforced as (billing, overrides and the guard applied);
         only non-active placements are stored."""
@@ -135,7 +141,14 @@ class Engine(PortalSide, EarlySide, Announcer):
         """Restrictions the guard holds: account -> the state billing wants."""
         self.held_since: float | None = None
         self.on_applied: Callable[[], None] = lambda: None
-        self.ahead: set[str] = set()
+        self.turn = Turn()
+        """Whose turn it is: urgent work before the next slice of bulk work."""
+        self.fresh: dict[str, int] = {}
+        """Accounts placed by a small change, with when its rows were read: an older
+        event (a storm or a snapshot read before it, applied after) leaves them be."""
+        self._waiting: list[int] = []
+        """When the bulk events waiting for their job were read."""
+        self._deferred_cut: list[str] | None = None
 
     def state_of(self, sub: Subscriber) -> State:
         """The effective state: an active override wins over billing."""
@@ -211,29 +224,42 @@ class Engine(PortalSide, EarlySide, Announcer):
     # -- events ------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
-        """The engine's lock, once the kernel transaction that a part of a change left
-        running (:meth:`settle_ahead`) is done: what follows plans against
-        :attr:`committed`."""
-        async with self.lock:
-            await self.settle_ahead()
+        """The urgent turn: what follows plans against :attr:`committed`."""
+        async with self.turn.urgent():
             yield
 
     async def handle(self, event: Event) -> None:
-        async with self.lock:
-            if not isinstance(event, DeltaAhead):  # the parts of a change run on
-                await self.settle_ahead()
-            started = time.perf_counter()
-            big = not isinstance(event, Delta) or len(event.rows) + len(event.gone) > BULK_AUDIT
-            with gc_paused() if big else contextlib.nullcontext():
-                if isinstance(event, Snapshot):
-                    await self._snapshot(event)
-                elif isinstance(event, Restrictions):
-                    await self._restrict_early(event)
-                elif isinstance(event, DeltaAhead):
-                    await self._delta_ahead(event)
-                else:
-                    await self._delta(event)
-            self.stats.last_apply_seconds = time.perf_counter() - started
+        """Apply one billing event: a small change at once (urgent: a payment), a
+        snapshot or a large change as a bulk job in slices (:mod:`debtgate.turn`)."""
+        if not isinstance(event, Snapshot) and len(event.rows) + len(event.gone) <= BULK_CHANGE:
+            async with self.turn.urgent():
+                await self._timed(self._delta(event))
+            return
+        self._waiting.append(event.seq)
+        try:
+            async with self.turn.bulk_job():
+                self._waiting.remove(event.seq)
+                with gc_paused():
+                    await self._timed(self._snapshot(event) if isinstance(event, Snapshot)
+                                      else self._bulk_delta(event))
+        finally:
+            if event.seq in self._waiting:
+                self._waiting.remove(event.seq)
+            # What a small change placed matters only to events read before it: the
+            # bulk events still waiting (later ones are read after it).
+            oldest = min(self._waiting, default=None)
+            self.fresh = {} if oldest is None else {
+                a: seq for a, seq in self.fresh.items() if seq > oldest}
+
+    async def _timed(self, work: Awaitable[None]) -> None:
+        started = time.perf_counter()
+        await work
+        self.stats.last_apply_seconds = time.perf_counter() - started
+
+    def _newer(self, accounts: Iterable[str], seq: int) -> set[str]:
+        """Which of ``accounts`` an event read later than ``seq`` has placed already."""
+        fresh = self.fresh
+        return {a for a in accounts if fresh.get(a, -1) > seq} if fresh else set()
 
     def _record_rejections(self, outcome: Outcome, rows: object = None) -> None:
         """Count and log the rejections; rows from a file name their line (or row) in
@@ -251,16 +277,39 @@ class Engine(PortalSide, EarlySide, Announcer):
                         rej.account, rej.reason, detail)
 
     async def _snapshot(self, event: Snapshot) -> None:
+        """A snapshot as a bulk job: validated in a thread (urgent work goes on), then
+        placed, reconciled and applied in one slice. An account that a later-read
+        change placed meanwhile keeps the version the inventory holds."""
         inv = self.inventory
-        self.take_ahead()  # a snapshot reconciles every element
-        if (isinstance(event.rows, Columns) and len(event.rows) >= HEAD_START_MIN
-                and not self.has_baseline()):
-            await self._head_start(event.rows, "billing snapshot (head start)")
         outcome = await asyncio.to_thread(validate_batch, event.rows, self.policy,
                                           inv.accounts)
+        async with self.turn.slice():
+            self._apply_snapshot(event, outcome)
+            await self._snapshot_plan(outcome)
+
+    def _apply_snapshot(self, event: Snapshot, outcome: Outcome) -> None:
+        """The snapshot's rejections and foreign rows recorded; the accounts a later
+        change placed meanwhile taken as the inventory holds them."""
         self._record_rejections(outcome, event.rows)
         self.foreign_rows = len(outcome.foreign_accounts)
         self.foreign_addresses = outcome.foreign_addresses
+        stale = self._newer(self.fresh, event.seq)
+        if not stale:
+            return
+        inv, subs, lean = self.inventory, outcome.subscribers, outcome.lean
+        for account in stale:
+            subs.pop(account, None)
+            lean.pop(account, None)
+            if account in inv.lean:
+                lean[account] = inv.lean[account]
+            elif account in inv.full:
+                subs[account] = inv.full[account]
+        outcome.hosts = None  # the index is built again
+        log.info("snapshot: %d accounts changed since it was read keep their newer "
+                 "version", len(stale))
+
+    async def _snapshot_plan(self, outcome: Outcome) -> None:
+        inv = self.inventory
         subs, lean = outcome.subscribers, outcome.lean
         total = len(subs) + len(lean)
         if not total and len(inv) > 0:
@@ -314,29 +363,87 @@ class Engine(PortalSide, EarlySide, Announcer):
                                    self.clock(), "billing"), after)
 
     async def _delta(self, event: Delta) -> None:
-        if len(event.rows) > BULK_CHANGE:
-            outcome = await asyncio.to_thread(validate_delta, event.rows, self.policy,
-                                              self.inventory, event.gone)
-        else:
-            outcome = validate_delta(event.rows, self.policy, self.inventory, event.gone)
+        """A small change (the caller holds the urgent turn)."""
+        outcome = validate_delta(event.rows, self.policy, self.inventory, event.gone)
         self._record_rejections(outcome)
         # An account whose addresses all moved to another gateway's prefixes leaves.
         gone = [*event.gone, *(a for a in outcome.foreign_accounts
                                if self.inventory.get(a) is not None)]
-        await self.change_accounts(outcome.subscribers, gone, cause="billing",
-                                   also=self.take_ahead())
+        subs = outcome.subscribers
+        stale = self._newer([*subs, *gone], event.seq)
+        if stale:
+            subs = {a: sub for a, sub in subs.items() if a not in stale}
+            gone = [a for a in gone if a not in stale]
+        await self.change_accounts(subs, gone, cause="billing")
+        if len(self.fresh) < FRESH_MAX:
+            self.fresh.update(dict.fromkeys([*subs, *gone], event.seq))
+
+    async def _bulk_delta(self, event: Delta) -> None:
+        """A large change (a storm, a resync's changes) as a bulk job: the rows are
+        validated among themselves in a thread, then, slice by slice with urgent work
+        going first between slices (:class:`~debtgate.turn.Turn`): checked against the
+        inventory and held back by the guard as one change (one slice), then applied
+        :data:`SLICE` accounts at a time, releases first, then restrictions, then the
+        rest. An account that a later-read change placed meanwhile (a payment during
+        the storm) is left out (:attr:`fresh`)."""
+        outcome = await asyncio.to_thread(validate_rows_of, event.rows, self.policy,
+                                          self.inventory)
+        async with self.turn.slice():
+            inv = self.inventory
+            check_against(outcome, inv, event.gone)
+            self._record_rejections(outcome)
+            gone = [*event.gone, *(a for a in outcome.foreign_accounts
+                                   if inv.get(a) is not None)]
+            subs = outcome.subscribers
+            del outcome
+            gone = [g for g in gone if g not in subs]
+            final = self._guarded(subs, max(len(inv), len(subs)), False, "billing")
+            order = self._release_first(subs, gone, final)
+        sliced = not (inv.has_prefixes() or any(
+            "/" in a for sub in subs.values() for a in sub.addresses))
+        step = SLICE if sliced else max(len(order), 1)
+        for at in range(0, len(order), step):
+            async with self.turn.slice():
+                part = [a for a in order[at:at + step]
+                        if self.fresh.get(a, -1) <= event.seq] if self.fresh else \
+                    order[at:at + step]
+                part_subs = {a: subs[a] for a in part if a in subs}
+                part_gone = [a for a in part if a not in subs]
+                cut: list[str] = []
+                self._deferred_cut = cut
+                try:
+                    await self._change_many(part_subs, part_gone,
+                                            {a: final[a] for a in part_subs}, "billing")
+                finally:
+                    self._deferred_cut = None
+            await self._cut(cut)  # outside the turn: flows are cut best effort
+
+    def _release_first(self, subs: Mapping[str, Subscriber], gone: list[str],
+                       final: Mapping[str, State]) -> list[str]:
+        """The accounts of a change in the order they are applied: releases (a
+        restricted account let through, or gone), then restrictions, then the rest."""
+        placed = self.placed
+        releases: list[str] = [g for g in gone if placed.get(g) in RESTRICTED]
+        restrictions: list[str] = []
+        rest: list[str] = [g for g in gone if placed.get(g) not in RESTRICTED]
+        for account, state in final.items():
+            if state in RESTRICTED:
+                restrictions.append(account)
+            elif placed.get(account) in RESTRICTED:
+                releases.append(account)
+            else:
+                rest.append(account)
+        return [*releases, *restrictions, *rest]
 
     async def change_accounts(self, subs: Mapping[str, Subscriber], gone: Iterable[str],
-                              cause: str, bypass_guard: bool = False,
-                              also: Iterable[str] = ()) -> None:
-        """Apply new versions of some accounts (caller holds the lock). ``also``: more
-        elements to reconcile with them (hosts enforced ahead of this change)."""
+                              cause: str, bypass_guard: bool = False) -> None:
+        """Apply new versions of some accounts (caller holds the lock)."""
         gone = [g for g in gone if g not in subs]
         final = self._guarded(subs, max(len(self.inventory), len(subs)), bypass_guard, cause)
         if len(subs) + len(gone) > BULK_CHANGE:
-            await self._change_many(subs, gone, final, cause, also)
+            await self._change_many(subs, gone, final, cause)
             return
-        scope: set[str] = set(also)
+        scope: set[str] = set()
         before: dict[str, Subscriber] = {}
         before_state: dict[str, State] = {}
         for account in [*subs, *gone]:
@@ -369,8 +476,7 @@ class Engine(PortalSide, EarlySide, Announcer):
         self.on_applied()
 
     async def _change_many(self, subs: Mapping[str, Subscriber], gone: list[str],
-                           final: Mapping[str, State], cause: str,
-                           also: Iterable[str] = ()) -> None:
+                           final: Mapping[str, State], cause: str) -> None:
         """:meth:`change_accounts` for many accounts, with the same outcome: one pass over
         them (each account's old placement out of the desired sets, its new one in, in
         the same order), no Subscriber built for a lean account, one reconcile over the
@@ -379,7 +485,6 @@ class Engine(PortalSide, EarlySide, Announcer):
         scope, undo, olds = place_many(
             desired, inv.full, inv.lean, placed.get,
             placed.other if isinstance(placed, Placements) else None, subs, gone, final)
-        scope.update(also)
         plan = reconcile(desired, self.committed, self.clock(), scope=scope)
         try:
             await self._apply(plan, cause=cause)
@@ -415,11 +520,18 @@ class Engine(PortalSide, EarlySide, Announcer):
         self.stats.kernel_writes += plan.writes
         self.stats.last_apply_at = time.time()
         log.info("applied %d set changes (cause=%s)", plan.writes, cause)
-        if plan.conntrack:
-            try:
-                self.stats.conntrack_cut += await self.cutter.cut(plan.conntrack)
-            except Exception as exc:  # noqa: BLE001 - cutting flows is best effort
-                log.warning("conntrack cut failed for %d addresses: %s", len(plan.conntrack), exc)
+        if self._deferred_cut is not None:
+            self._deferred_cut.extend(plan.conntrack)
+        else:
+            await self._cut(plan.conntrack)
+
+    async def _cut(self, elements: Sequence[str]) -> None:
+        if not elements:
+            return
+        try:
+            self.stats.conntrack_cut += await self.cutter.cut(elements)
+        except Exception as exc:  # noqa: BLE001 - cutting flows is best effort
+            log.warning("conntrack cut failed for %d addresses: %s", len(elements), exc)
 
     # -- overrides, guard, restore ----------------------------------------------
     async def reapply(self, accounts: Iterable[str], cause: str, bypass_guard: bool = True
@@ -455,26 +567,33 @@ class Engine(PortalSide, EarlySide, Announcer):
 
     # -- reconcile -----------------------------------------------------------
     async def full_reconcile(self) -> int:
-        """Read the kernel back and repair drift; returns the number of repairs."""
-        async with self.exclusive():
+        """Read the kernel back and repair drift; returns the number of repairs.
+
+        Bulk work: the sets are read while urgent work goes on; only a difference is
+        read again, in a slice, before it is called drift."""
+        async with self.turn.bulk_job():
             kernel = await self.nft.read_sets(MANAGED_SETS)
-            desired: dict[str, set[str]] = {**self.desired, **self.garden}
-            plan = reconcile(desired, kernel, self.clock())
-            if not plan.empty:
-                # A set dump that overlaps a hash table resize (just after a large
-                # insert) can miss elements: drift is what a second read confirms.
+            async with self.turn.slice():
+                desired: dict[str, set[str]] = {**self.desired, **self.garden}
+                plan = reconcile(desired, kernel, self.clock())
+                if plan.empty:
+                    self.committed = kernel
+                    return 0
+                # An apply meanwhile, or a set dump that overlaps a hash table resize
+                # (just after a large insert) can miss elements: drift is what a read
+                # in the turn confirms.
                 kernel = await self.nft.read_sets(MANAGED_SETS)
                 plan = reconcile(desired, kernel, self.clock())
-            self.committed = kernel
-            release_memory()  # the set dumps' transient objects
-            if not plan.empty:
-                log.warning("drift: kernel differs from the desired state by %d elements; "
-                            "repairing", plan.writes)
-                self.stats.drift_repairs += plan.writes
-                audit("drift_repair", writes=plan.writes,
-                      sets=[d.name for d in plan.changes])
-            await self._apply(plan, cause="reconcile repair")
-            return plan.writes
+                self.committed = kernel
+                release_memory()  # the set dumps' transient objects
+                if not plan.empty:
+                    log.warning("drift: kernel differs from the desired state by %d "
+                                "elements; repairing", plan.writes)
+                    self.stats.drift_repairs += plan.writes
+                    audit("drift_repair", writes=plan.writes,
+                          sets=[d.name for d in plan.changes])
+                await self._apply(plan, cause="reconcile repair")
+                return plan.writes
 
     async def apply_garden(self) -> None:
         async with self.exclusive():

@@ -142,9 +142,7 @@ class StatusCollector(Collector):
                          ("applies", "nft transactions applied"),
                          ("kernel_writes", "Set elements written to the kernel"),
                          ("apply_errors", "nft transactions that failed"),
-                         ("conntrack_cut", "Conntrack flows cut"),
-                         ("early_restricted",
-                          "Elements enforced ahead of a cold start's snapshot")):
+                         ("conntrack_cut", "Conntrack flows cut")):
             yield from _counter(f"debtgate_{key}", doc, st.get(key))
         yield from _gauge("debtgate_apply_seconds", "Duration of the last apply",
                           st.get("last_apply_seconds"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import operator
+import time
 from array import array
 from collections.abc import (
     Awaitable,
@@ -73,11 +74,19 @@ class Refused(str):
         return self
 
 
+def _now() -> int:
+    return time.monotonic_ns()
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every subscriber the billing knows: accounts absent from it are gone."""
 
     rows: Sequence[Row]
+    seq: int = field(default_factory=_now)
+    """When the rows were read (``time.monotonic_ns()`` as the fetch began): of two
+    events about one account, the one read later wins, whichever the engine applies
+    first (:attr:`~debtgate.engine.Engine.fresh`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,37 +95,8 @@ class Delta:
 
     rows: Sequence[Row]
     gone: Sequence[str] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Restrictions:
-    """The restricting rows of a snapshot still on its way (a cold start).
-
-    A source may send it before the first :class:`Snapshot` so that a gateway that
-    starts with nothing enforced restricts the debtors first and learns the other
-    accounts after. The engine only ever *adds* from it, only while it has no baseline
-    (nothing enforced, nothing placed), and leaves every decision (releases, the guard,
-    the inventory, transitions, rejections) to the snapshot that must follow."""
-
-    rows: Sequence[Row]
-
-
-@dataclass(frozen=True, slots=True)
-class DeltaAhead:
-    """Rows of a large change still on its way (a storm): part of the rows of the
-    :class:`Delta` that must follow.
-
-    A source may send the rows of a large change in parts while it still fetches
-    the rest. The engine may *add*, from them, the restrictions it can tell the Delta
-    will keep (see :mod:`debtgate.headstart`); everything else (releases, the
-    inventory, transitions, rejections) is left to the Delta, which also takes back
-    any such element it does not keep. An account occurs in one part of a change at
-    most (it may occur twice within that part)."""
-
-    rows: Columns
-    asked: int
-    """How many accounts the change covers: the most it can newly restrict (the
-    mass-change guard's bound)."""
+    seq: int = field(default_factory=_now)
+    """When the rows were read (see :attr:`Snapshot.seq`)."""
 
 
 NO_MARK = -(2**63)
@@ -350,7 +330,7 @@ class LazyColumns(Mapping[str, list[Any]]):
         return len(self._names)
 
 
-Event = Snapshot | Delta | Restrictions | DeltaAhead
+Event = Snapshot | Delta
 Sink = Callable[[Event], Awaitable[None]]
 
 

@@ -1,13 +1,14 @@
 """COPY fetches of the PostgreSQL source into :class:`~debtgate.sources.base.Columns`.
 
-Three fetches share one path (``COPY (SELECT ...) TO STDOUT`` in text format, parsed
-chunk by chunk by :class:`CopyParser`): the snapshot, the restricting rows of the
-snapshot on a cold start (:func:`copy_restrictions`), and the rows of a large burst
-of changed accounts through the accounts query (:func:`copy_accounts`); a storm's
-restricting rows ahead of those take it too (:mod:`debtgate.sources.pgahead`).
+Two fetches share one path (``COPY (SELECT ...) TO STDOUT`` in text format, parsed
+chunk by chunk by :class:`CopyParser`): the snapshot, and the rows of a large burst
+of changed accounts through the accounts query (:func:`copy_accounts`).
 
-COPY takes no bind parameters, so the ids of :func:`copy_accounts` reach the accounts
-query as a literal ``text[]`` in place of its ``$1`` (:mod:`debtgate.sources.pgbind`).
+COPY takes no bind parameters: asyncpg's ``copy_from_query(query, *args)`` has the
+server quote the ids (``quote_literal``) and puts the literal in place of ``$1``. It
+replaces every ``$n`` of the text, inside literals and comments too, so only a query
+whose one ``$`` is its ``$1`` goes this way (:func:`copyable`); another is fetched with
+bind parameters, row by row.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import asyncpg
 
 from ..errors import SourceError
 from .base import NO_MARK, Columns, MarkColumn
-from .pgbind import bind_text_array
 from .pgfetch import EXTRA_COLUMNS, bare_query, describe, has_version, mark_expr
 
-RESTRICTING = "q.state::text <> 'active'"
-"""The rows a cold start enforces first. Any state text other than exactly ``active``
-(odd case or spacing too: the engine normalises and validates); NULL states are
-rejected by the engine anyway."""
+_ONE_PARAM = re.compile(r"\$1(?!\d)")
+
+
+def copyable(query: str) -> bool:
+    """Whether asyncpg can inline the accounts query's ``$1`` (its only ``$``)."""
+    return query.count("$") == 1 and _ONE_PARAM.search(query) is not None
 
 
 def addresses_expr(types: Mapping[str, str]) -> str:
@@ -34,12 +36,12 @@ def addresses_expr(types: Mapping[str, str]) -> str:
 
 
 def lean_query(query: str, types: Mapping[str, str], *, every_row: bool = False,
-               where: str | None = None, version: bool | None = None
+               version: bool | None = None
                ) -> tuple[str, tuple[str, ...]]:
     """The query as COPY wants it: account, addresses (as one text), state, the
     change mark, then the display and session columns, NULL for active rows unless
     ``every_row`` (a snapshot does not need them: an active subscriber is not
-    enforced). ``where`` filters the rows (over ``q``); ``version`` says whether the
+    enforced). ``version`` says whether the
     change mark is the ``version`` column (default: if the query has one) or the
     row's fingerprint."""
     extras = tuple(c for c in EXTRA_COLUMNS if c in types)
@@ -47,7 +49,7 @@ def lean_query(query: str, types: Mapping[str, str], *, every_row: bool = False,
     cols += [f"q.{c}" if every_row else f"CASE WHEN q.state::text = 'active' THEN NULL "
              f"ELSE q.{c} END" for c in extras]
     sql = f"SELECT {', '.join(cols)} FROM ({bare_query(query)}) q"  # noqa: S608
-    return (f"{sql} WHERE {where}" if where else sql), extras
+    return sql, extras
 
 
 _UNESCAPE = re.compile(r"\\(.)")
@@ -186,10 +188,10 @@ class CopyParser:
 
 
 async def copy_into(conn: asyncpg.Connection, sql: str, parser: CopyParser, *, what: str,
-                    seconds: float | None) -> None:
+                    seconds: float | None, args: Sequence[object] = ()) -> None:
     """The rows of ``sql`` into ``parser`` (not closed: more may follow)."""
     try:
-        await conn.copy_from_query(sql, output=parser.feed, format="text", null="",
+        await conn.copy_from_query(sql, *args, output=parser.feed, format="text", null="",
                                    timeout=seconds)
     except asyncpg.PostgresError as exc:
         if isinstance(exc, asyncpg.PostgresConnectionError):
@@ -198,8 +200,8 @@ async def copy_into(conn: asyncpg.Connection, sql: str, parser: CopyParser, *, w
 
 
 async def _copy(conn: asyncpg.Connection, sql: str, parser: CopyParser, *, what: str,
-                seconds: float | None) -> Columns:
-    await copy_into(conn, sql, parser, what=what, seconds=seconds)
+                seconds: float | None, args: Sequence[object] = ()) -> Columns:
+    await copy_into(conn, sql, parser, what=what, seconds=seconds, args=args)
     return parser.close()
 
 
@@ -212,32 +214,20 @@ async def copy_snapshot(conn: asyncpg.Connection, query: str, *, what: str,
     return cols, has_version(types)
 
 
-async def copy_restrictions(conn: asyncpg.Connection, query: str, *,
-                            seconds: float | None = None) -> Columns:
-    """Only the restricting rows of the snapshot query (:data:`RESTRICTING`), as the
-    snapshot would hold them."""
-    types = await describe(conn, query, what="snapshot query", seconds=seconds)
-    sql, extras = lean_query(query, types, where=RESTRICTING)
-    return await _copy(conn, sql, CopyParser(extras), what="snapshot query (restricting rows)",
-                       seconds=seconds)
-
-
 async def copy_accounts(conn: asyncpg.Connection, query: str, ids: Sequence[str],
                         asked: set[str], *, version: bool, seconds: float | None = None
                         ) -> Columns | None:
     """The accounts query's rows of ``ids`` through COPY, every column of every row (as
     the row-by-row fetch gives them), with the change mark the source keeps (the
     ``version`` column if ``version``, else the row's fingerprint); only rows whose
-    account was asked (``asked``: ``ids`` as a set). None when the query's ``$1``
-    cannot be replaced safely (the caller then fetches the rows with bind
-    parameters)."""
-    types = await describe(conn, query, what="accounts query", seconds=seconds)
-    bound = bind_text_array(query, ids)
-    if bound is None:
+    account was asked (``asked``: ``ids`` as a set). None for a query that is not
+    :func:`copyable` (the caller fetches the rows with bind parameters)."""
+    if not copyable(query):
         return None
-    sql, extras = lean_query(bound, types, every_row=True, version=version)
+    types = await describe(conn, query, what="accounts query", seconds=seconds)
+    sql, extras = lean_query(query, types, every_row=True, version=version)
     cols = await _copy(conn, sql, CopyParser(extras, every_row=True),
-                       what="accounts query", seconds=seconds)
+                       what="accounts query", seconds=seconds, args=(list(ids),))
     return only_accounts(cols, asked)
 
 

@@ -1,9 +1,6 @@
 """What the PostgreSQL source fetches and hands to the engine (the half of
 :class:`~debtgate.sources.postgres.PostgresSource` that is not the connection loop).
 
-* The first snapshot of the process may be preceded by its restricting rows
-  (``restrictions_first``): a :class:`Restrictions` head start, fetched after LISTEN
-  like the snapshot; the snapshot still follows and decides.
 * A full snapshot goes through COPY into :class:`Columns`; later resyncs compare
   change marks (versions or fingerprints) and emit a :class:`Delta` of what changed.
 * The rows of changed accounts come from the accounts query: row by row (asyncpg
@@ -22,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from ..errors import SourceError
-from .base import Columns, Delta, Restrictions, Row, Sink, Snapshot, SourceHealth, release_memory
+from .base import Columns, Delta, Row, Sink, Snapshot, SourceHealth, release_memory
 from .coalesce import Coalescer, PendingIds
-from .pgcopy import copy_accounts, copy_restrictions, copy_snapshot
+from .pgcopy import copy_accounts, copy_snapshot
 from .pgfetch import (
     Marks,
     describe,
@@ -55,7 +52,6 @@ class PgSync:
     _prints: Marks | None
     _version: bool
     _next_full: float
-    _cold: bool
     _pending: PendingIds
     _coalesce: Coalescer
     _resync: bool
@@ -68,8 +64,7 @@ class PgSync:
         self._resync = self._full = False
         self._next_resync = time.monotonic() + self.s.resync_interval
         started = time.monotonic()
-        if full and self._cold and self.s.restrictions_first:
-            await self._head_start(conn, sink)
+        seq = time.monotonic_ns()
         # Ids notified from now on are applied after the snapshot; older ones it covers.
         self._pending.clear()
         self._coalesce.take()
@@ -82,39 +77,14 @@ class PgSync:
             cols, self._version = await copy_snapshot(
                 conn, self.s.snapshot_query, what="snapshot query", seconds=self.s.query_timeout)
             self._next_full = time.monotonic() + self.s.full_resync_interval
-            await self._emit(sink, Snapshot(cols), cols, (), snapshot=True)
-            self._cold = False
+            await self._emit(sink, Snapshot(cols, seq), cols, (), snapshot=True)
             del cols
             release_memory()  # the snapshot's transient objects: give the pages back
             self.counters["snapshots"] += 1
         else:
-            await self._diff(conn, sink)
+            await self._diff(conn, sink, seq)
         self.health.last_snapshot = time.time()
         self.health.extra["last_resync_seconds"] = round(time.monotonic() - started, 3)
-
-    async def _head_start(self, conn: asyncpg.Connection, sink: Sink) -> None:
-        """A cold start: the snapshot's restricting rows first (the engine enforces them,
-        add-only, if it has no baseline). Only a head start: a failure here is logged
-        and the snapshot, which follows in any case, decides."""
-        started = time.monotonic()
-        try:
-            cols = await copy_restrictions(conn, self.s.snapshot_query,
-                                           seconds=self.s.query_timeout)
-        except SourceError as exc:
-            log.warning("restrictions first skipped, the snapshot follows: %s", exc)
-            return
-        fetched = time.monotonic()
-        try:
-            await sink(Restrictions(cols))
-        except Exception:
-            log.warning("restrictions first: %d restricting rows not applied, the snapshot "
-                        "follows", len(cols), exc_info=True)
-            return
-        self._cold = False
-        self.health.extra["restrictions_first_rows"] = len(cols)
-        log.info("restrictions first: %d restricting rows fetched in %.3f s, handed to the "
-                 "engine in %.3f s; the snapshot follows", len(cols), fetched - started,
-                 time.monotonic() - fetched)
 
     async def _fetch_accounts(self, conn: asyncpg.Connection, ids: list[str],
                               asked: set[str] | None = None
@@ -123,6 +93,9 @@ class PgSync:
         the accounts query no longer returns (gone); ``asked``: ``ids`` as a set, if
         the caller holds one."""
         wanted = set(ids) if asked is None else asked
+        every = ids
+        if any("\x00" in i for i in ids):  # no PostgreSQL text holds one: gone
+            ids = [i for i in ids if "\x00" not in i]
         rows: Sequence[Row] | None = None
         if len(ids) > COPY_IDS:
             try:
@@ -146,9 +119,9 @@ class PgSync:
                 seconds=self.s.query_timeout, fingerprint=not self._version)
                 if str(r.get("account")) in wanted]
             got = {str(r.get("account")) for r in rows}
-        return rows, [a for a in ids if a not in got]
+        return rows, [a for a in every if a not in got]
 
-    async def _diff(self, conn: asyncpg.Connection, sink: Sink) -> None:
+    async def _diff(self, conn: asyncpg.Connection, sink: Sink, seq: int) -> None:
         assert self._prints is not None
         marks = self._prints
         if self._version:
@@ -180,7 +153,7 @@ class PgSync:
             rows, vanished = await self._fetch_accounts(conn, changed)
             gone.extend(vanished)
         log.info("resync: %d changed and %d vanished accounts", len(rows), len(gone))
-        await self._emit(sink, Delta(rows, gone), rows, gone)
+        await self._emit(sink, Delta(rows, gone, seq), rows, gone)
 
     async def _emit(self, sink: Sink, event: Snapshot | Delta, rows: Any,
                     gone: Any, snapshot: bool = False) -> None:

@@ -1,16 +1,22 @@
 """The PostgreSQL billing feed: a snapshot, then LISTEN/NOTIFY deltas.
 
-One dedicated connection (never pooled): after every (re)connect it LISTENs,
-then takes a snapshot, then applies notifications. A notification carries
-account ids (comma-separated, or a JSON array); an empty payload means
-"resync everything". A notification on an idle feed is applied at once; under
-load, ids arriving within ``coalesce_ms`` are fetched with the accounts query and
-applied as ONE Delta (:mod:`debtgate.sources.coalesce`); ids the query no longer returns are
-``gone``. A heartbeat notices a dead server; reconnects back off; a periodic
-resync is the safety net.
+Two dedicated connections (never pooled). The main one LISTENs after every
+(re)connect, then takes a snapshot, then serves notifications; it also does the
+bulk work (snapshots, resyncs, large changes) as one job at a time. The *lane*
+fetches the small changes (a payment) while the main connection is busy, so a
+payment is read at once even during a storm's fetch or a resync; without it (it
+could not connect) everything goes over the main connection.
 
-The first snapshot is a full :class:`Snapshot`, preceded on a cold start by its
-restricting rows (``restrictions_first``). Later resyncs (periodic, after
+A notification carries account ids (comma-separated, or a JSON array); an empty
+payload means "resync everything". A notification on an idle feed is applied at
+once; under load, ids arriving within ``coalesce_ms`` are fetched with the accounts
+query and applied as ONE Delta (:mod:`debtgate.sources.coalesce`); ids the query no
+longer returns are ``gone``. Each event carries when its fetch began
+(:attr:`~debtgate.sources.base.Delta.seq`): the engine lets a payment read during a
+storm's fetch win over the storm's older row of the same account. A heartbeat
+notices a dead server; reconnects back off; a periodic resync is the safety net.
+
+The first snapshot is a full :class:`Snapshot`. Later resyncs (periodic, after
 a reconnect, :meth:`request_resync`) fetch only each row's fingerprint and
 emit a :class:`Delta` of the rows that changed and the accounts that vanished:
 a no-op resync touches nothing. ``request_resync(full=True)`` sends a full
@@ -29,7 +35,6 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +43,17 @@ from pydantic import Field, SecretStr, model_validator
 
 from ..configbase import Section
 from ..errors import SourceError
-from .base import Columns, Delta, DeltaAhead, Row, Sink, SourceHealth, gc_paused
+from .base import Delta, Sink, SourceHealth, gc_paused
 from .coalesce import Coalescer, PendingIds
-from .pgahead import close_helper, copy_ahead, open_helper
 from .pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
 from .pgsync import PgSync
 
 log = logging.getLogger(__name__)
 BULK_IDS = 2000
 """Above this many ids in one change, cyclic GC is paused while it is fetched and applied."""
-AHEAD_IDS = 2000
-"""From this many changed accounts on, their rows go to the engine in parts while
-the rest are still fetched (:class:`DeltaAhead`), so that a storm's restrictions are
-enforced as the rows arrive; a smaller change comes whole."""
+LANE_IDS = 500
+"""Changes of up to this many accounts are fetched over the lane (see the module
+docstring); larger ones wait for the main connection."""
 LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ConnectionError)
 
 
@@ -88,29 +91,17 @@ class PostgresSourceSection(Section):
     """Seconds allowed to connect, and for a heartbeat to answer."""
     query_timeout: float = Field(300.0, gt=0)
     """Seconds allowed for one snapshot or accounts query."""
-    storm_helper: bool = True
-    """A change of thousands of accounts (a month-start storm) fetches its restricting
-    rows ahead over a second connection too, in the same snapshot
-    (``pg_export_snapshot``): two server backends answer the batches of ids in turn.
-    One more connection to the billing for the seconds of such a change; if it cannot
-    be had (a pooler, a server that cannot export snapshots) the change is fetched
-    over the one connection, as with ``false``."""
-    restrictions_first: bool = True
-    """On the first snapshot after the daemon starts, fetch only the restricting rows
-    (state other than ``active``) first and enforce them at once, then take the full
-    snapshot, which decides everything (releases, the guard, the inventory). Only
-    while the gateway enforces nothing yet; not repeated after reconnects. Costs one
-    more scan of the snapshot query at start."""
+    lane: bool = True
+    """Open a second connection for small changes (a payment), so that they are read
+    at once while the main one fetches a snapshot or a large change. ``false``: one
+    connection (for a pooler or a server short of connections); a payment then waits
+    for the bulk fetch in progress."""
 
     @model_validator(mode="after")
     def _one_dsn(self) -> PostgresSourceSection:
         if (self.dsn is None) == (self.dsn_file is None):
             raise ValueError("set exactly one of dsn and dsn_file")
         return self
-
-
-class _NoExport(Exception):  # noqa: N818 - internal signal, never leaves the source
-    """``pg_export_snapshot`` failed: the transaction is aborted, start it again."""
 
 
 class PostgresSource(PgSync):
@@ -124,10 +115,6 @@ class PostgresSource(PgSync):
         self._version = False
         """The snapshot query has a ``version`` column (marks are versions)."""
         self._next_full = 0.0
-        self._no_export = False
-        """The server refused ``pg_export_snapshot`` once: no second connection."""
-        self._cold = True
-        """No snapshot (or head start) handed over yet in this process."""
         self._pending = PendingIds()
         self._coalesce = Coalescer(settings.coalesce_ms / 1000)
         self._wake = asyncio.Event()
@@ -135,7 +122,8 @@ class PostgresSource(PgSync):
         self._resync = False
         self._full = False
         self._next_resync = 0.0
-        self.counters = {"snapshots": 0, "deltas": 0, "notifications": 0, "reconnects": 0}
+        self.counters = {"snapshots": 0, "deltas": 0, "notifications": 0, "reconnects": 0,
+                         "lane_deltas": 0}
 
     @classmethod
     def from_config(cls, config: Any) -> PostgresSource:
@@ -182,18 +170,40 @@ class PostgresSource(PgSync):
         self.health.extra["server"] = dsn_hosts(dsn)
         self.health.extra["stable"] = False
         self._lost.clear()
-        conn = await asyncpg.connect(dsn, timeout=self.s.connect_timeout)
+        conn = await asyncpg.connect(dsn, timeout=self.s.connect_timeout,
+                                     server_settings={"application_name": "debtgate"})
+        lane: asyncpg.Connection | None = None
         try:
             conn.add_termination_listener(lambda _c: self._signal_lost())
             await setup_codecs(conn)
             await conn.add_listener(self.s.channel, self._on_notify)
+            lane = await self._open_lane(dsn)
             await self._resync_now(conn, sink)
             self._set_connected(True)
             self.health.last_error = None
             self.health.extra["stable"] = True
-            await self._serve(conn, sink)
+            await self._serve(conn, lane, sink)
         finally:
             conn.terminate()
+            if lane is not None:
+                lane.terminate()
+
+    async def _open_lane(self, dsn: str) -> asyncpg.Connection | None:
+        """The second connection, for small changes; None if not wanted or refused."""
+        self.health.extra["lane"] = False
+        if not self.s.lane:
+            return None
+        try:
+            lane = await asyncpg.connect(dsn, timeout=self.s.connect_timeout,
+                                         server_settings={"application_name": "debtgate-lane"})
+            await setup_codecs(lane)
+        except LOST as exc:
+            log.warning("billing database: no second connection for small changes (%s); "
+                        "a payment waits for the bulk fetch in progress", exc)
+            return None
+        lane.add_termination_listener(lambda _c: self._signal_lost())
+        self.health.extra["lane"] = True
+        return lane
 
     def _signal_lost(self) -> None:
         self._lost.set()
@@ -210,134 +220,84 @@ class PostgresSource(PgSync):
         self._wake.set()
 
     # -- the loop ----------------------------------------------------------
-    async def _serve(self, conn: asyncpg.Connection, sink: Sink) -> None:
+    async def _serve(self, conn: asyncpg.Connection, lane: asyncpg.Connection | None,
+                     sink: Sink) -> None:
+        """Serve notifications. The main connection does one job at a time (a resync,
+        a large change) as a task; meanwhile a small change is fetched over the lane
+        and handed over at once (the engine lets it go before the job's next slice)."""
         beat = time.monotonic() + self.s.heartbeat_interval
-        while True:
-            now = time.monotonic()
-            if self._lost.is_set():
-                raise ConnectionError("the billing database closed the connection")
-            if self._resync or now >= self._next_resync:
-                await self._resync_now(conn, sink)
-                continue
-            due = self._coalesce.due() if self._pending else None
-            if due is not None:
-                if now >= due:
-                    await self._apply_pending(conn, sink)
+        job: asyncio.Task[None] | None = None
+        try:
+            while True:
+                now = time.monotonic()
+                if self._lost.is_set():
+                    raise ConnectionError("the billing database closed the connection")
+                if job is not None and job.done():
+                    done: asyncio.Task[None] = job
+                    job = None
+                    done.result()  # the job's failure ends the session
+                    beat = time.monotonic() + self.s.heartbeat_interval
                     continue
-                wait = due - now
-            else:
-                wait = min(beat, self._next_resync) - now
-            if now >= beat:
-                await conn.fetchval("SELECT 1", timeout=self.s.connect_timeout)
-                beat = time.monotonic() + self.s.heartbeat_interval
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, min(wait, beat - now)))
-            except TimeoutError:
-                pass
+                due = self._coalesce.due() if self._pending else None
+                if due is not None and now >= due:
+                    if lane is not None and len(self._pending) <= LANE_IDS:
+                        await self._apply_pending(lane, sink, small=True)
+                        self.counters["lane_deltas"] += 1
+                        continue
+                    if job is None:
+                        small = len(self._pending) <= LANE_IDS
+                        if small:
+                            await self._apply_pending(conn, sink, small=True)
+                        else:
+                            job = asyncio.create_task(self._apply_pending(conn, sink),
+                                                      name="pg-change")
+                        continue
+                    due = None  # a large change waits for the main connection
+                if job is None and (self._resync or now >= self._next_resync):
+                    job = asyncio.create_task(self._resync_now(conn, sink), name="pg-resync")
+                    continue
+                if job is None and now >= beat:
+                    await conn.fetchval("SELECT 1", timeout=self.s.connect_timeout)
+                    beat = time.monotonic() + self.s.heartbeat_interval
+                    continue
+                until = min(beat, self._next_resync) if job is None else now + 1.0
+                if due is not None:
+                    until = min(until, due)
+                await self._sleep(max(0.0, until - now), job)
+        finally:
+            if job is not None and not job.done():
+                job.cancel()
+                with contextlib.suppress(BaseException):
+                    await job
 
-    async def _apply_pending(self, conn: asyncpg.Connection, sink: Sink) -> None:
+    async def _sleep(self, seconds: float, job: asyncio.Task[None] | None) -> None:
+        """Until a notification, the job's end or ``seconds``."""
+        self._wake.clear()
+        wake = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({wake} if job is None else {wake, job}, timeout=seconds)
+        finally:
+            wake.cancel()
+
+    async def _apply_pending(self, conn: asyncpg.Connection, sink: Sink,
+                             small: bool = False) -> None:
         # A storm's ids keep the billing's order (see PendingIds); a few are sorted.
         ids, pending = self._pending.take(BULK_IDS)
         first = self._coalesce.take()
-        self._coalesce.started()
+        if small:  # a burst of small changes is gathered while one is applied
+            self._coalesce.started()
         try:
-            await self._apply_ids(conn, sink, ids, first, pending)
+            # Many rows (a storm): no cyclic GC passes over the daemon's million objects
+            # while they are fetched (see gc_paused).
+            with gc_paused() if len(ids) > BULK_IDS else contextlib.nullcontext():
+                seq = time.monotonic_ns()
+                rows, gone = await self._fetch_accounts(conn, ids, pending)
+                await self._emit(sink, Delta(rows, gone, seq), rows, gone)
+            if first is not None:
+                self.health.lag = time.monotonic() - first
         finally:
-            self._coalesce.applied(time.monotonic())
-
-    async def _apply_ids(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
-                         first: float | None, asked: set[str]) -> None:
-        # Many rows (a storm): no cyclic GC passes over the daemon's million objects
-        # while they are fetched and applied (see gc_paused).
-        with gc_paused() if len(ids) > BULK_IDS else contextlib.nullcontext():
-            await self._apply_ids_now(conn, sink, ids, first, asked)
-
-    async def _apply_ids_now(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
-                             first: float | None, asked: set[str]) -> None:
-        """``asked``: the same ids as a set (the pending set, not built again)."""
-        if len(ids) < AHEAD_IDS:
-            rows, gone = await self._fetch_accounts(conn, ids)
-        else:
-            rows, gone = await self._fetch_ahead(conn, sink, ids, asked)
-        await self._emit(sink, Delta(rows, gone), rows, gone)
-        if first is not None:
-            self.health.lag = time.monotonic() - first
-
-    async def _fetch_ahead(self, conn: asyncpg.Connection, sink: Sink, ids: list[str],
-                           asked: set[str]) -> tuple[Sequence[Row], list[str]]:
-        """:meth:`_fetch_accounts` of a large change, its restricting rows fetched first,
-        lean (:mod:`~debtgate.sources.pgahead`), and handed to the engine in
-        parts (:class:`DeltaAhead`) while they arrive and while the whole rows follow.
-        One read-only REPEATABLE READ transaction: the parts and the Delta show the
-        billing at the same moment. The Delta follows once every part is handed over;
-        a part the engine fails on is logged and the rest are not sent, and a failed
-        fetch ahead leaves the change whole to its Delta."""
-        parts: asyncio.Queue[Columns | None] = asyncio.Queue()
-
-        async def hand_over() -> None:
-            while (part := await parts.get()) is not None:
-                try:
-                    await sink(DeltaAhead(part, len(ids)))
-                except Exception:
-                    log.warning("a part of a change of %d accounts was not applied ahead; "
-                                "the change follows whole", len(ids), exc_info=True)
-                    return
-
-        forward = asyncio.create_task(hand_over(), name="pg-delta-ahead")
-        helper = None
-        try:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                helper = await self._open_helper(conn)
-                try:
-                    async with conn.transaction():  # a savepoint
-                        ahead = await copy_ahead(conn, self.s.accounts_query, ids,
-                                                 parts.put_nowait, seconds=self.s.query_timeout,
-                                                 helper=helper)
-                except SourceError as exc:
-                    log.warning("a change of %d accounts: its restricting rows were not "
-                                "fetched ahead, the change follows whole: %s", len(ids), exc)
-                else:
-                    log.debug("a change of %d accounts: restricting rows fetched ahead: %s",
-                              len(ids), "none (the accounts query's $1 cannot be replaced "
-                              "by a literal)" if ahead is None else ahead)
-                # The whole rows once the engine has every part: their scan and parsing
-                # would otherwise take the CPU from the last parts.
-                parts.put_nowait(None)
-                await forward
-                got = await self._fetch_accounts(conn, ids, asked)
-        except _NoExport:
-            forward.cancel()
-            return await self._fetch_ahead(conn, sink, ids, asked)  # over one connection
-        except BaseException:
-            forward.cancel()
-            raise
-        finally:
-            if helper is not None:
-                await close_helper(helper)
-        return got
-
-    async def _open_helper(self, conn: asyncpg.Connection
-                           ) -> asyncio.Task[asyncpg.Connection | None] | None:
-        """A second connection on this transaction's snapshot, opening (see
-        :func:`~debtgate.sources.pgahead.open_helper`); None if not wanted or if the
-        server cannot export a snapshot (:class:`_NoExport`: the transaction is lost,
-        the caller starts again without)."""
-        if not self.s.storm_helper or self._no_export:
-            return None
-        try:
-            snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
-        except asyncpg.PostgresError as exc:
-            if isinstance(exc, asyncpg.PostgresConnectionError):
-                raise
-            log.warning("the billing server cannot export a snapshot; large changes are "
-                        "fetched over one connection: %s", exc)
-            self._no_export = True
-            raise _NoExport from None
-        return asyncio.create_task(open_helper(
-            lambda: asyncpg.connect(self._dsn(), timeout=self.s.connect_timeout),
-            snapshot, self.s.connect_timeout), name="pg-ahead-helper")
+            if small:
+                self._coalesce.applied(time.monotonic())
 
     def describe(self) -> str:
         return redact(self._dsn())

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from debtgate.core.transitions import History, Transition
-from debtgate.engine import BULK_AUDIT
+from debtgate.announce import BULK_AUDIT
 from debtgate.inventory import Inventory, Placements
 from debtgate.model import State
 from debtgate.sources.base import Snapshot

@@ -1,5 +1,5 @@
-"""A cold start from a large subscriber file against the real kernel: the head start's
-slices land first, the snapshot finds them committed, a restart writes nothing.
+"""A cold start from a large subscriber file against the real kernel: the snapshot is
+one transaction, add-only, a restart writes nothing.
 
 The engine runs in a worker process (this file with ``--serve FILE``) inside a
 namespace the test creates, with the shipped ruleset and the real nft adapter."""
@@ -45,14 +45,13 @@ def serve(path: str) -> None:
         await engine.handle(Snapshot(parse_text(Path(path).read_bytes(), "json")))
         sets = await nft.read_sets(("blocked_v4_host", "locked_v4_host", "warn_v4_host",
                                     "blocked_v4_net"))
-        return {"plans": plans, "early": engine.stats.early_restricted,
-                "writes": engine.stats.kernel_writes, "accounts": len(engine.inventory),
+        return {"plans": plans, "writes": engine.stats.kernel_writes, "accounts": len(engine.inventory),
                 "sets": {k: sorted(v) for k, v in sets.items()}}
 
     print(json.dumps([asyncio.run(start()) for _ in range(2)]))
 
 
-def test_a_cold_file_load_enforces_in_slices_and_a_restart_writes_nothing(
+def test_a_cold_file_load_is_one_transaction_and_a_restart_writes_nothing(
         tmp_path: Path) -> None:
     why = can_run()
     if why:
@@ -81,17 +80,13 @@ def test_a_cold_file_load_enforces_in_slices_and_a_restart_writes_nothing(
         "blocked_v4_net": ["10.200.0.0/24"],
     }
     assert first["sets"] == want
-    # 45,000 restricting rows: A0 (its host claimed twice: the earlier row keeps it) and
-    # the prefix wait for the snapshot's own transaction; the rest go first, add-only,
-    # in several slices.
-    head = first["plans"][:-1]
-    assert len(head) >= 3 and not any(deletes for _, deletes in head)
-    assert sum(writes for writes, _ in head) == first["early"] == 45_000 - 1
-    assert first["plans"][-1] == [2, False]  # A0's host and the prefix
-    assert first["writes"] == 45_001 and first["accounts"] == n + 1  # "dup" rejected
-    # A restart adopts what the kernel holds: no head start, no write.
+    # 45,000 restricting rows and the prefix, in one add-only transaction (A0's host is
+    # claimed twice: the earlier row keeps it, "dup" is rejected).
+    assert first["plans"] == [[45_001, False]]
+    assert first["writes"] == 45_001 and first["accounts"] == n + 1
+    # A restart adopts what the kernel holds: no write.
     assert restart["sets"] == want
-    assert restart["plans"] == [] and restart["early"] == 0 and restart["writes"] == 0
+    assert restart["plans"] == [] and restart["writes"] == 0
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--serve"]:

@@ -1,0 +1,79 @@
+"""Whose turn it is on the engine: the one place where payments go first.
+
+Everything that changes the engine's state (the desired sets, the inventory, what is
+committed to the kernel) holds the turn. There are two kinds of holders:
+
+* **urgent** work, small and felt by a person: a payment or any other small billing
+  change, an override, a promise, an acknowledgement, a guard approval. It waits at
+  most for the slice of bulk work in progress, never for the rest of it;
+* **bulk** work, in bounded slices: a snapshot, a storm, the periodic kernel
+  read-back. Before each slice it lets every urgent holder that is waiting go first.
+
+So a payment committed during a month-start storm waits for one slice (a few
+thousand accounts, tens of milliseconds), not for the storm. Bulk jobs run one at a
+time among themselves (:meth:`Turn.bulk_job`): a second storm waits for the first.
+
+:class:`Turn` is the whole scheduler: the engine asks for ``urgent()`` or ``slice()``
+around each step, and the order follows from here, not from timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+
+class Turn:
+    """A lock with two priorities: urgent holders overtake bulk slices."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._jobs = asyncio.Lock()
+        self._urgent = 0
+        self._no_urgent = asyncio.Event()
+        self._no_urgent.set()
+        self.slices = 0
+        """Bulk slices run (for the status page)."""
+        self.overtaken = 0
+        """Times an urgent holder went before a waiting bulk slice."""
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    @contextlib.asynccontextmanager
+    async def urgent(self) -> AsyncIterator[None]:
+        """Hold the turn for small work; waits only for the holder in progress."""
+        self._urgent += 1
+        self._no_urgent.clear()
+        try:
+            async with self._lock:
+                yield
+        finally:
+            self._urgent -= 1
+            if not self._urgent:
+                self._no_urgent.set()
+
+    @contextlib.asynccontextmanager
+    async def slice(self) -> AsyncIterator[None]:
+        """Hold the turn for one bounded slice of bulk work, after every urgent holder
+        already waiting."""
+        while True:
+            if self._urgent:
+                self.overtaken += 1
+                await self._no_urgent.wait()
+            await self._lock.acquire()
+            if not self._urgent:
+                break
+            self._lock.release()  # an urgent holder came while this slice waited
+        try:
+            self.slices += 1
+            yield
+        finally:
+            self._lock.release()
+
+    @contextlib.asynccontextmanager
+    async def bulk_job(self) -> AsyncIterator[None]:
+        """One bulk job at a time (its slices still interleave with urgent work)."""
+        async with self._jobs:
+            yield
