@@ -92,6 +92,8 @@ class Admin:
             "apply_errors": eng.stats.apply_errors,
             "last_apply_seconds": round(eng.stats.last_apply_seconds, 6),
             "conntrack_cut": eng.stats.conntrack_cut,
+            "bulk_slices": eng.turn.slices,
+            "urgent_first": eng.turn.overtaken,
             "garden": {"static": sum(len(v) for v in eng.garden.values()), "domains": {}},
             "radius": {},
             "portal": {"views": eng.portal_views, "acks": eng.portal_acks,

@@ -142,7 +142,10 @@ class StatusCollector(Collector):
                          ("applies", "nft transactions applied"),
                          ("kernel_writes", "Set elements written to the kernel"),
                          ("apply_errors", "nft transactions that failed"),
-                         ("conntrack_cut", "Conntrack flows cut")):
+                         ("conntrack_cut", "Conntrack flows cut"),
+                         ("bulk_slices", "Slices of bulk work (snapshots, storms, read-backs)"),
+                         ("urgent_first",
+                          "Times urgent work (a payment) went before a waiting bulk slice")):
             yield from _counter(f"debtgate_{key}", doc, st.get(key))
         yield from _gauge("debtgate_apply_seconds", "Duration of the last apply",
                           st.get("last_apply_seconds"))

@@ -69,7 +69,8 @@ SCHEMAS: dict[str, Any] = {
         "sets": {"type": "object", "additionalProperties": _obj({"desired": _INT,
                                                                  "kernel": _INT})},
         "drift_repairs": _INT, "applies": _INT, "kernel_writes": _INT, "apply_errors": _INT,
-        "last_apply_seconds": _NUM, "conntrack_cut": _INT,
+        "last_apply_seconds": _NUM, "conntrack_cut": _INT, "bulk_slices": _INT,
+        "urgent_first": _INT,
         "garden": _obj({"static": _INT, "domains": {"type": "object", "additionalProperties": _obj(
             {"addresses": _INT, "expires_in": _NUM,
              "error": {"type": "string", "nullable": True}})}}),

@@ -97,6 +97,19 @@ class PostgresSourceSection(Section):
     connection (for a pooler or a server short of connections); a payment then waits
     for the bulk fetch in progress."""
 
+    restrictions_first: bool | None = None
+    """Deprecated, ignored (the cold-start head start is gone: one path). Accepted so
+    that an upgraded gateway's config still loads; a warning says to drop it."""
+    storm_helper: bool | None = None
+    """Deprecated, ignored (small changes have their own connection: ``lane``)."""
+
+    @model_validator(mode="after")
+    def _deprecated(self) -> PostgresSourceSection:
+        for key in ("restrictions_first", "storm_helper"):
+            if getattr(self, key) is not None:
+                log.warning("[source.postgres] %s is deprecated and ignored; remove it", key)
+        return self
+
     @model_validator(mode="after")
     def _one_dsn(self) -> PostgresSourceSection:
         if (self.dsn is None) == (self.dsn_file is None):

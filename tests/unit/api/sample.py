@@ -18,7 +18,7 @@ def sample_status() -> dict[str, Any]:
         "sets": {"blocked_v4": {"desired": 12, "kernel": 12},
                  "warn_v4": {"desired": 30, "kernel": 29}},
         "drift_repairs": 1, "applies": 1234, "kernel_writes": 5678, "apply_errors": 0,
-        "last_apply_seconds": 0.012, "conntrack_cut": 40,
+        "last_apply_seconds": 0.012, "conntrack_cut": 40, "bulk_slices": 9, "urgent_first": 2,
         "garden": {"static": 4, "domains": {
             "pay.example.net": {"addresses": 3, "expires_in": 120, "error": None},
             "bank.example": {"addresses": 0, "expires_in": 0, "error": "SERVFAIL"}}},

@@ -1,0 +1,97 @@
+"""Payments first, on the real daemon, kernel and billing: a payment committed while a
+storm of tens of thousands of blocks is being applied opens the Internet within a
+bound far below the storm's own duration (#17)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from debtgate.netlab import Topology, sh
+
+from tests.pgserver import PgServer, reference_billing
+
+from .conftest import WEB_V4, DaemonProc, curl, wait_for, wait_http
+
+pytestmark = [pytest.mark.netns, pytest.mark.postgres]
+
+STORM = 60_000
+"""Accounts blocked in one UPDATE: hosts 100.64.16.0 + i, inside ``serves``."""
+
+
+def storm_host(i: int) -> str:
+    n = (100 << 24) + (64 << 16) + (16 << 8) + i
+    return f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+
+@pytest.fixture(scope="module")
+def billing() -> Iterator[PgServer]:
+    with reference_billing() as server:
+        server.psql(f"""
+SET session_replication_role = replica;
+INSERT INTO accounts (id, state, address_list, name, language, tariff, balance)
+SELECT 'S' || i, 'active', host('100.64.16.0'::inet + i), 'Storm ' || i, 'en', 'Home', 10
+FROM generate_series(1, {STORM}) i;
+INSERT INTO addresses (address, account_id)
+SELECT '100.64.16.0'::inet + i, 'S' || i FROM generate_series(1, {STORM}) i;
+SET session_replication_role = origin;
+VACUUM ANALYZE;
+""")
+        yield server
+
+
+def in_set(t: Topology, host: str) -> bool:
+    return sh("nft", "get", "element", "inet", "debtgate", "blocked_v4_host",
+              f"{{ {host} }}", ns=t.gw, check=False).returncode == 0
+
+
+def test_a_payment_during_a_storm_passes_long_before_the_storm_ends(
+        topo: Topology, billing: PgServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+    extra = f"""
+[source]
+kind = "postgres"
+[source.postgres]
+dsn = "{billing.socket_dsn}"
+coalesce_ms = 10
+[guard]
+enabled = false
+"""
+    d = DaemonProc(topo, tmp_path_factory.mktemp("storm"), [], extra_config=extra)
+    d.start()
+    try:
+        assert curl(topo, "blk", f"http://{WEB_V4}/") == (0, "portal\n")
+        sample = [storm_host(i) for i in (1, STORM // 3, STORM // 2, STORM - 1, STORM)]
+        assert not any(in_set(topo, h) for h in sample)
+        storm_done: list[float] = []
+
+        def watch_storm() -> None:
+            wait_for(lambda: all(in_set(topo, h) for h in sample), deadline=60,
+                     what="the storm enforced")
+            storm_done.append(time.monotonic())
+
+        billing.psql("UPDATE accounts SET state = 'blocked', balance = -100, "
+                     "since = current_date WHERE id LIKE 'S%'")
+        committed = time.monotonic()
+        watcher = threading.Thread(target=watch_storm)
+        watcher.start()
+        time.sleep(0.05)
+        billing.psql("INSERT INTO payments (account_id, amount) VALUES ('A-blocked', 1250)")
+        paid = time.monotonic()
+        wait_http(topo, "blk", f"http://{WEB_V4}/", want="web host", deadline=10)
+        passed = time.monotonic()
+        watcher.join(70)
+        assert storm_done, "the storm was never enforced"
+        storm = storm_done[0] - committed
+        latency = passed - paid
+        print(f"storm enforced {storm:.2f} s after its commit; the payment passed "
+              f"{latency * 1000:.0f} ms after its commit")
+        # The storm takes the daemon well over a second; the payment does not wait for it.
+        assert storm > 1.0, f"the storm took {storm:.2f} s: too small to show the rule"
+        assert latency < 0.5 and latency < storm / 3, (latency, storm)
+        assert passed < storm_done[0], "the payment waited for the storm"
+        assert in_set(topo, storm_host(STORM // 2))
+        assert not in_set(topo, "100.64.1.11")
+    finally:
+        d.stop()

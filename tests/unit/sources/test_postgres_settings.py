@@ -1,0 +1,20 @@
+"""Settings of the PostgreSQL source that an upgrade must keep loading."""
+
+from __future__ import annotations
+
+import pytest
+from debtgate.sources.postgres import PostgresSourceSection
+from pydantic import ValidationError
+
+
+def test_removed_options_still_load_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    section = PostgresSourceSection(dsn="postgresql:///billing", restrictions_first=False,
+                                    storm_helper=True)
+    assert section.lane is True
+    assert "restrictions_first is deprecated and ignored" in caplog.text
+    assert "storm_helper is deprecated and ignored" in caplog.text
+
+
+def test_an_unknown_option_is_still_an_error() -> None:
+    with pytest.raises(ValidationError, match="storm_helpers"):
+        PostgresSourceSection(dsn="postgresql:///billing", storm_helpers=True)  # type: ignore[call-arg]
