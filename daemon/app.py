@@ -124,7 +124,7 @@ class Daemon:
         backoff = 1.0
         while True:
             try:
-                await self.source.run(self.engine.handle)
+                await self.source.run(self.engine.handle, self.engine.turn.hold)
                 return
             except DebtgateError as exc:
                 self.degraded["source"] = str(exc)

@@ -41,18 +41,27 @@ class Turn:
     def locked(self) -> bool:
         return self._lock.locked()
 
+    def hold(self, on: bool) -> None:
+        """Urgent work is on its way (``True``) or done (``False``): no bulk slice starts
+        meanwhile. A billing source says so from the moment a payment is notified, so
+        that its fetch (several round trips) does not alternate with bulk slices."""
+        if on:
+            self._urgent += 1
+            self._no_urgent.clear()
+        else:
+            self._urgent -= 1
+            if not self._urgent:
+                self._no_urgent.set()
+
     @contextlib.asynccontextmanager
     async def urgent(self) -> AsyncIterator[None]:
         """Hold the turn for small work; waits only for the holder in progress."""
-        self._urgent += 1
-        self._no_urgent.clear()
+        self.hold(True)
         try:
             async with self._lock:
                 yield
         finally:
-            self._urgent -= 1
-            if not self._urgent:
-                self._no_urgent.set()
+            self.hold(False)
 
     @contextlib.asynccontextmanager
     async def slice(self) -> AsyncIterator[None]:

@@ -354,11 +354,22 @@ class SourceHealth:
                 "last_error": self.last_error, "lag": self.lag, **self.extra}
 
 
+Urgent = Callable[[bool], None]
+"""Told ``True`` when a small change (a payment) is on its way from the billing and
+``False`` when it has been handed over: bulk work waits meanwhile
+(:meth:`debtgate.turn.Turn.hold`)."""
+
+
+def no_urgent(_on: bool) -> None:
+    """A source's default :data:`Urgent`: nobody to tell."""
+
+
 class BillingSource(Protocol):
     health: SourceHealth
 
-    async def run(self, sink: Sink) -> None:
-        """Feed the sink until cancelled: a Snapshot first, then Deltas or Snapshots."""
+    async def run(self, sink: Sink, urgent: Urgent = no_urgent) -> None:
+        """Feed the sink until cancelled: a Snapshot first, then Deltas or Snapshots;
+        ``urgent`` is told when a small change is on its way."""
         ...
 
     def request_resync(self, full: bool = False) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import SourceError
-from .base import Row, Sink, Snapshot, SourceHealth
+from .base import Row, Sink, Snapshot, SourceHealth, Urgent, no_urgent
 from .filerows import decode_csv, decode_json
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class FileSource:
         if changed_ns is not None:
             self.health.lag = round(max(0.0, time.time() - changed_ns / 1e9), 3)
 
-    async def run(self, sink: Sink) -> None:
+    async def run(self, sink: Sink, urgent: Urgent = no_urgent) -> None:
         while True:
             stamp = self._stat()
             if stamp != self._seen or self._resync.is_set():

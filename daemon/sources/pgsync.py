@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,7 @@ class PgSync:
     _resync: bool
     _full: bool
     _next_resync: float
+    _hold: Callable[[], None]
 
     async def _resync_now(self, conn: asyncpg.Connection, sink: Sink) -> None:
         full = self._full or self._prints is None or (
@@ -68,6 +69,7 @@ class PgSync:
         # Ids notified from now on are applied after the snapshot; older ones it covers.
         self._pending.clear()
         self._coalesce.take()
+        self._hold()
         if not full:
             types = await describe(conn, self.s.snapshot_query, what="snapshot query",
                                    seconds=self.s.query_timeout)

@@ -1,11 +1,13 @@
 """The PostgreSQL billing feed: a snapshot, then LISTEN/NOTIFY deltas.
 
-Two dedicated connections (never pooled). The main one LISTENs after every
-(re)connect, then takes a snapshot, then serves notifications; it also does the
-bulk work (snapshots, resyncs, large changes) as one job at a time. The *lane*
-fetches the small changes (a payment) while the main connection is busy, so a
-payment is read at once even during a storm's fetch or a resync; without it (it
-could not connect) everything goes over the main connection.
+Two dedicated connections (never pooled). The *lane* LISTENs after every
+(re)connect and fetches the small changes (a payment); the main one takes the
+snapshot, then does the bulk work (snapshots, resyncs, large changes) as one job at a
+time. PostgreSQL sends a notification only to an idle backend, so the listener must
+be the connection that never runs a long query: a payment is heard and read at once
+even during a storm's fetch or a resync. Without the lane (``lane = false``, or it
+could not connect) everything goes over the main connection, and a notification
+waits for the fetch in progress.
 
 A notification carries account ids (comma-separated, or a JSON array); an empty
 payload means "resync everything". A notification on an idle feed is applied at
@@ -43,7 +45,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from ..configbase import Section
 from ..errors import SourceError
-from .base import Delta, Sink, SourceHealth, gc_paused
+from .base import Delta, Sink, SourceHealth, Urgent, gc_paused, no_urgent
 from .coalesce import Coalescer, PendingIds
 from .pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
 from .pgsync import PgSync
@@ -128,6 +130,10 @@ class PostgresSource(PgSync):
         self._version = False
         """The snapshot query has a ``version`` column (marks are versions)."""
         self._next_full = 0.0
+        self._urgent: Urgent = no_urgent
+        self._holding = False
+        """The engine was told a small change is on its way (:meth:`_hold`)."""
+        self._lane_up = False
         self._pending = PendingIds()
         self._coalesce = Coalescer(settings.coalesce_ms / 1000)
         self._wake = asyncio.Event()
@@ -165,7 +171,8 @@ class PostgresSource(PgSync):
         if error is not None:
             self.health.last_error = error
 
-    async def run(self, sink: Sink) -> None:
+    async def run(self, sink: Sink, urgent: Urgent = no_urgent) -> None:
+        self._urgent = urgent
         delay = self.s.reconnect_min
         while True:
             try:
@@ -189,8 +196,10 @@ class PostgresSource(PgSync):
         try:
             conn.add_termination_listener(lambda _c: self._signal_lost())
             await setup_codecs(conn)
-            await conn.add_listener(self.s.channel, self._on_notify)
             lane = await self._open_lane(dsn)
+            # The server sends a notification only to an idle backend: the listener is
+            # the connection that never runs a long query (the lane, if there is one).
+            await (lane or conn).add_listener(self.s.channel, self._on_notify)
             await self._resync_now(conn, sink)
             self._set_connected(True)
             self.health.last_error = None
@@ -230,7 +239,18 @@ class PostgresSource(PgSync):
         else:
             self._pending.add(ids)
             self._coalesce.arrived(time.monotonic(), len(payload))
+            if len(ids) <= 3:
+                log.debug("notified: account=%s", ",".join(ids))
+            self._hold()
         self._wake.set()
+
+    def _hold(self) -> None:
+        """Tell the engine whether a small change is pending here (the lane will fetch
+        it at once): bulk work waits until it is handed over."""
+        small = bool(self._pending) and len(self._pending) <= LANE_IDS and self._lane_up
+        if small != self._holding:
+            self._holding = small
+            self._urgent(small)
 
     # -- the loop ----------------------------------------------------------
     async def _serve(self, conn: asyncpg.Connection, lane: asyncpg.Connection | None,
@@ -240,6 +260,7 @@ class PostgresSource(PgSync):
         and handed over at once (the engine lets it go before the job's next slice)."""
         beat = time.monotonic() + self.s.heartbeat_interval
         job: asyncio.Task[None] | None = None
+        self._lane_up = lane is not None
         try:
             while True:
                 now = time.monotonic()
@@ -254,7 +275,10 @@ class PostgresSource(PgSync):
                 due = self._coalesce.due() if self._pending else None
                 if due is not None and now >= due:
                     if lane is not None and len(self._pending) <= LANE_IDS:
-                        await self._apply_pending(lane, sink, small=True)
+                        try:
+                            await self._apply_pending(lane, sink, small=True)
+                        finally:
+                            self._hold()  # released unless more came meanwhile
                         self.counters["lane_deltas"] += 1
                         continue
                     if job is None:
@@ -269,15 +293,17 @@ class PostgresSource(PgSync):
                 if job is None and (self._resync or now >= self._next_resync):
                     job = asyncio.create_task(self._resync_now(conn, sink), name="pg-resync")
                     continue
-                if job is None and now >= beat:
-                    await conn.fetchval("SELECT 1", timeout=self.s.connect_timeout)
+                if now >= beat and (job is None or lane is not None):
+                    await (lane or conn).fetchval("SELECT 1", timeout=self.s.connect_timeout)
                     beat = time.monotonic() + self.s.heartbeat_interval
                     continue
-                until = min(beat, self._next_resync) if job is None else now + 1.0
+                until = min(beat, self._next_resync) if job is None else min(beat, now + 1.0)
                 if due is not None:
                     until = min(until, due)
                 await self._sleep(max(0.0, until - now), job)
         finally:
+            self._lane_up = False
+            self._hold()
             if job is not None and not job.done():
                 job.cancel()
                 with contextlib.suppress(BaseException):
@@ -288,7 +314,8 @@ class PostgresSource(PgSync):
         self._wake.clear()
         wake = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait({wake} if job is None else {wake, job}, timeout=seconds)
+            await asyncio.wait({wake} if job is None else {wake, job}, timeout=seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
         finally:
             wake.cancel()
 
@@ -305,7 +332,11 @@ class PostgresSource(PgSync):
             with gc_paused() if len(ids) > BULK_IDS else contextlib.nullcontext():
                 seq = time.monotonic_ns()
                 rows, gone = await self._fetch_accounts(conn, ids, pending)
+                fetched = time.monotonic_ns()
                 await self._emit(sink, Delta(rows, gone, seq), rows, gone)
+            log.debug("change of %d accounts (%s): fetched in %.1f ms, applied in %.1f ms",
+                      len(ids), "small" if small else "large", (fetched - seq) / 1e6,
+                      (time.monotonic_ns() - fetched) / 1e6)
             if first is not None:
                 self.health.lag = time.monotonic() - first
         finally:
