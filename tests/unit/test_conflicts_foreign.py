@@ -72,3 +72,19 @@ async def test_guard_counts_only_rows_this_gateway_enforces() -> None:
     # An account that moves to another gateway's prefix leaves this one.
     await h.delta(row("L1", ["100.99.9.9"], "blocked"))
     assert h.engine.inventory.get("L1") is None and not h.nft.sets["blocked_v4_host"]
+
+
+def test_covering_many_equals_covering_one_by_one() -> None:
+    from debtgate.inventory import Inventory
+    from debtgate.model import State, Subscriber
+
+    inv = Inventory()
+    inv.replace_all({"P": Subscriber("P", ("10.1.0.0/16",), State.BLOCKED),
+                     "Q": Subscriber("Q", ("10.1.2.0/24", "2001:db8::/48"), State.WARN)},
+                    {"h": "10.9.9.9"})
+    addrs = ["10.1.2.3", "10.1.9.9", "10.2.0.1", "10.1.2.0/28", "2001:db8::1", "2001:db9::1",
+             "10.1.0.0/16"]
+    many = sorted(inv.covering_many(addrs))
+    one = sorted((a, owner, prefix) for a in addrs for owner, prefix in inv.covering(a))
+    assert many == one
+    assert ("10.1.2.3", "Q", "10.1.2.0/24") in many and ("10.1.2.3", "P", "10.1.0.0/16") in many
