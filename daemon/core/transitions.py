@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from itertools import compress, repeat
 from typing import Any
 
 import msgspec
@@ -88,16 +89,17 @@ def snapshot_candidates(old_full: Mapping[str, Subscriber], old_lean: Mapping[st
 
     Lean accounts are active with one host: one that stays lean with the same host,
     arrives lean (a paying newcomer) or leaves while lean (an active one gone) is
-    never news, so a resnapshot costs one dict lookup per lean account.
+    never news, so a resnapshot costs one dict lookup per lean account, in C loops.
     """
     out = set(old_full)
     out.update(new_full)
     if not old_lean:
         return out
-    for account, host in new_lean.items():
-        old = old_lean.get(account)
-        if old is not None and old != host:
-            out.add(account)
+    accounts = list(new_lean)
+    olds = list(map(old_lean.get, accounts))
+    moved = map(operator.and_, map(operator.is_not, olds, repeat(None)),
+                map(operator.ne, olds, new_lean.values()))
+    out.update(compress(accounts, moved))
     return out
 
 
