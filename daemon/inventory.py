@@ -218,9 +218,9 @@ class Inventory:
             value = of(aton(addr), "big")
             for shift, table in v4:
                 network = (value >> shift) << shift
-                owner = table.get(network)
-                if owner is not None:
-                    yield addr, owner, f"{_address(4, network)}/{32 - shift}"
+                holder = table.get(network)
+                if holder is not None:
+                    yield addr, holder, f"{_address(4, network)}/{32 - shift}"
 
     def covered(self, prefixes: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
         """prefix -> (element, account) of every held host or narrower prefix inside it.

@@ -65,6 +65,7 @@ class StateFile:
         sets, subs = self._snapshot
         write_atomic_bytes(self.path, _ENCODER.encode(
             {"version": 1, "sets": sets, "subscribers": subs}))
+        self._snapshot = None  # its lists are not kept between writes
         self.writes += 1
 
     async def run(self, collect: Callable[[], None]) -> None:

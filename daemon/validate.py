@@ -33,6 +33,7 @@ from .validate_bulk import (
     display_name,
     plain_account,
     plain_currency,
+    served_prefixes,
 )
 
 _SPLIT = re.compile(r"[\s,;]+")
@@ -442,7 +443,8 @@ def validate_columns(cols: Columns, policy: Policy,
     twice or some prefix exists (then exactly as :func:`validate_rows` does).
     """
     previous = previous or {}
-    bulk = None if policy.serves else bulk_lean(cols)
+    served = served_prefixes(policy.serves) if policy.serves else None
+    bulk = bulk_lean(cols, served) if not policy.serves or served is not None else None
     subs: dict[str, Subscriber]
     seen: set[str] = set()  # accounts of rows that took the general path
     general: dict[int, Subscriber] = {}
@@ -452,7 +454,9 @@ def validate_columns(cols: Columns, policy: Policy,
         out = Outcome(lean=lean)
         subs = out.subscribers
         clash = len(hosts) != len(lean)
-        done, plain = bulk_plain(cols, rest, policy.default_currency, _CONVERT)
+        # bulk_plain knows nothing of serves: with it, the other rows go one by one.
+        done, plain = (bulk_plain(cols, rest, policy.default_currency, _CONVERT)
+                       if not policy.serves else ([], []))
         if done:
             before = len(hosts)
             accounts = list(map(_ACCOUNT_OF, plain))

@@ -73,20 +73,31 @@ def plain_hosts(addresses: Sequence[Any]) -> bool:
     return True
 
 
-def bulk_lean(cols: Columns) -> tuple[dict[str, str], dict[str, str], list[int]] | None:
+def bulk_lean(cols: Columns, served: tuple[str, ...] | None = None
+              ) -> tuple[dict[str, str], dict[str, str], list[int]] | None:
     """The lean accounts of a snapshot (active, one plain IPv4 host, no extra columns):
     ``(lean, host -> account, indices of the other rows)``, or None when some such
-    active row is not plain (then every row is checked one by one)."""
+    active row is not plain (then every row is checked one by one). ``served``: the
+    text prefixes of ``[network] serves`` (:func:`served_prefixes`); a host outside
+    them is another gateway's, left to the other rows' path."""
     mask = list(map(operator.eq, cols.state, repeat("active")))
     for index in cols.with_extra():
         mask[index] = False
     accounts: list[Any] = list(compress(cols.account, mask))
     addresses: list[Any] = list(compress(cols.addresses, mask))
+    if accounts and (not plain_accounts(accounts) or not plain_hosts(addresses)):
+        return None
+    if served is not None and accounts:
+        inside = list(map(str.startswith, addresses, repeat(served)))
+        if not all(inside):
+            for index, ok in zip(compress(range(len(mask)), mask), inside, strict=True):
+                if not ok:
+                    mask[index] = False
+            accounts = list(compress(cols.account, mask))
+            addresses = list(compress(cols.addresses, mask))
     rest = list(compress(range(len(mask)), map(operator.not_, mask)))
     if not accounts:
         return {}, {}, rest
-    if not plain_accounts(accounts) or not plain_hosts(addresses):
-        return None
     lean: dict[str, str] = dict(zip(accounts, addresses, strict=True))
     if len(lean) != len(accounts):
         return None  # an account twice: row order decides, one by one
@@ -100,6 +111,26 @@ def bulk_lean(cols: Columns) -> tuple[dict[str, str], dict[str, str], list[int]]
         for acc, addr in zip(accounts, addresses, strict=True):
             hosts.setdefault(addr, acc)
     return lean, hosts, rest
+
+
+def served_prefixes(nets: Sequence[Any]) -> tuple[str, ...] | None:
+    """The IPv4 networks of ``nets`` as dotted text prefixes (``100.64.0.0/10`` -> the 64
+    prefixes ``"100.64."`` ... ``"100.127."``): whether a plain host is inside is one C
+    call (``str.startswith``). None if that would take more than 256 prefixes or a
+    network is narrower than /24."""
+    out: list[str] = []
+    for net in nets:
+        if net.version != 4:
+            continue
+        if net.prefixlen > 24:
+            return None
+        octets = -(-net.prefixlen // 8)
+        if len(out) + (1 << (octets * 8 - net.prefixlen)) > 256:
+            return None
+        for piece in net.subnets(new_prefix=octets * 8):
+            text = ".".join(str(piece.network_address).split(".")[:octets])
+            out.append(f"{text}." if text else "")
+    return tuple(out)
 
 
 _BAD = object()

@@ -133,3 +133,38 @@ async def test_engine_columns_snapshot_and_resnapshot() -> None:
     await h.engine.handle(Snapshot(columns(row("a", "10.0.0.1", "blocked"),
                                            row("b", "10.0.0.2"))))
     assert len(h.nft.plans) == before
+
+
+def test_a_gateway_that_serves_prefixes_keeps_its_active_hosts_lean() -> None:
+    """With ``[network] serves`` set (most gateways), active one-host rows inside it stay
+    lean (no Subscriber each: the memory of 900,000 active accounts); a host outside is
+    another gateway's, as on the row path."""
+    import ipaddress
+
+    from debtgate.sources.base import Columns
+    from debtgate.validate import Policy, validate_batch, validate_rows
+    from debtgate.validate_bulk import served_prefixes
+
+    assert served_prefixes([ipaddress.ip_network("100.64.0.0/10")]) == tuple(
+        f"100.{i}." for i in range(64, 128))
+    assert served_prefixes([ipaddress.ip_network("10.0.0.0/8"),
+                            ipaddress.ip_network("2001:db8::/32")]) == ("10.",)
+    assert served_prefixes([ipaddress.ip_network("10.1.2.0/25")]) is None
+    policy = Policy(serves=(ipaddress.ip_network("100.64.0.0/10"),))
+    rows = [{"account": "in", "addresses": "100.65.0.1", "state": "active"},
+            {"account": "edge", "addresses": "100.127.255.254", "state": "active"},
+            {"account": "out", "addresses": "100.128.0.1", "state": "active"},
+            {"account": "ten", "addresses": "10.64.0.1", "state": "active"},
+            {"account": "blk", "addresses": "100.64.0.9", "state": "blocked"}]
+    cols = Columns()
+    for r in rows:
+        cols.account.append(r["account"])
+        cols.addresses.append(r["addresses"])
+        cols.state.append(r["state"])
+        cols.marks.append(None)
+    got = validate_batch(cols, policy)
+    assert got.lean == {"in": "100.65.0.1", "edge": "100.127.255.254"}
+    assert sorted(got.foreign_accounts) == ["out", "ten"] and set(got.subscribers) == {"blk"}
+    by_rows = validate_rows(rows, policy)
+    assert sorted(by_rows.foreign_accounts) == ["out", "ten"]
+    assert set(by_rows.subscribers) == {"in", "edge", "blk"}
