@@ -4,8 +4,8 @@
 None: the request is for aiohttp. A pure function of the head bytes and the
 configuration (so its result can be remembered). It is deliberately narrow: anything
 llhttp refuses, anything that is not ``GET`` in HTTP/1.1 with no body, a header name
-or value outside plain text, an oversized header, a duplicated ``Host``,
-``Accept-Language`` or ``Connection``, any of :data:`DELEGATE`, a non-ASCII ``Host``
+or value outside plain text, an oversized header, any duplicated header (aiohttp
+refuses some: ``Host``, ``User-Agent``...), any of :data:`DELEGATE`, a non-ASCII ``Host``
 or ``Accept-Language``, or a target the door is not sure it reads as aiohttp does
 (percent escapes or ``+`` where they matter, dot or empty segments, a fragment) is
 None.
@@ -90,26 +90,22 @@ def read_head(head: bytes, own_hosts: frozenset[str]) -> Parsed | None:
             or parser.get_http_version() != "1.1" or parser.should_upgrade():
         return None
     host = accept = connection = None
+    seen: set[bytes] = set()
     for name, raw in got.headers:
         if len(name) + len(raw) > MAX_FIELD or not name or name.translate(None, _TOKEN) \
                 or raw.translate(None, _VALUE):
             return None
         value = raw.strip(b" \t")
         name = name.lower()
+        if name in seen or name in DELEGATE:
+            return None  # aiohttp refuses some duplicates (User-Agent...): it decides
+        seen.add(name)
         if name == b"host":
-            if host is not None:
-                return None
             host = value
         elif name == b"accept-language":
-            if accept is not None:
-                return None
             accept = value
         elif name == b"connection":
-            if connection is not None:
-                return None
             connection = value.lower()
-        elif name in DELEGATE:
-            return None
     if host is None or not host.isascii() or (accept is not None and not accept.isascii()):
         return None
     target = got.url
