@@ -1,30 +1,27 @@
 """The portal's front door: the HTTP listener's own answers, before the framework.
 
-Almost every request a portal sees is ``GET /`` (or ``GET /?url=…``) from a
-restricted subscriber's browser on a keep-alive connection, or a ``GET`` of some other
-site that the gateway's DNAT brought here. :class:`FastProtocol` reads each request
-head with httptools (llhttp, strict; :mod:`.head`) and answers exactly these itself,
-with pre-built bytes (:mod:`.wire`):
+Almost every request a portal sees is ``GET /`` (or ``GET /?url=…``) from a restricted
+subscriber's browser on a keep-alive connection, or a ``GET`` of some other site that
+the gateway's DNAT brought here. :class:`FastProtocol` reads each request head with
+httptools (llhttp, strict; :mod:`.head`) and answers exactly these itself, with
+pre-built bytes (:mod:`.wire`):
 
 * ``GET /[?query] HTTP/1.1`` on the portal's own Host: the stub page, from the page
   cache (keep-alive);
-* ``GET`` on a foreign Host (interception): the ``302`` to ``public_url`` carrying the
-  signed original URL, ``Connection: close``, then the connection is closed;
-* an OS detection probe (see :mod:`.probes`) on a connection the gateway's DNAT
-  brought here (:mod:`.nat`): only captive addresses are DNATed, so its answer is the
-  sign-in ``302`` (no ``url``), without a question to the daemon; a probe on a
-  connection that was not DNATed goes to aiohttp (which asks).
+* ``GET`` on a foreign Host (interception): the ``302`` to ``public_url`` with the
+  signed original URL and ``Connection: close``; then the connection is closed;
+* an OS detection probe (:mod:`.probes`) on a connection the gateway's DNAT brought
+  here (:mod:`.nat`): only captive addresses are DNATed, so the sign-in ``302`` (no
+  ``url``), with no question to the daemon. A probe not DNATed goes to aiohttp (it asks).
 
 At the first request it does not own it hands the connection to aiohttp (the same
-application, same middleware) with every byte it has not answered yet, and aiohttp
-parses from that request's first byte. It is strict, and on any doubt hands over:
-anything llhttp refuses, a method other than ``GET``, HTTP/1.0, a body or any of
-``Content-Length``, ``Transfer-Encoding``, ``Expect``, ``Upgrade``, ``TE``,
-``Trailer``, ``X-Forwarded-For``, ``Forwarded``, a ``Connection`` other than
-``keep-alive`` (``close`` too on a foreign Host), a duplicated Host, Accept-Language or
-Connection, a non-ASCII Host or Accept-Language, an oversized head or header, a bare LF,
-a target with escapes, dot segments or a fragment (:mod:`.head`), a ``public_url``
-that is not plain ASCII.
+application and middleware) with every byte not answered yet; aiohttp parses from that
+request's first byte. On any doubt it hands over: anything llhttp refuses, a method
+other than ``GET``, HTTP/1.0, a body, ``Content-Length``, ``Transfer-Encoding``,
+``Expect``, ``Upgrade``, ``X-Forwarded-For``..., a ``Connection`` other than
+``keep-alive`` (or ``close`` on a foreign Host), any duplicated header, a non-ASCII
+Host or Accept-Language, an oversized head or header, a bare LF, a target with escapes,
+dot segments or a fragment (:mod:`.head`), a ``public_url`` that is not plain ASCII.
 
 What the door does is what the application does for that request: the asking address
 is the TCP peer (with trusted proxies configured, a connection from a trusted proxy
@@ -32,9 +29,8 @@ goes to aiohttp, which reads ``X-Forwarded-For``), the per-address rate limit ta
 token (429 when empty), the daemon's view comes from the link's cache or, on a miss,
 from the daemon (the connection waits, later requests queue), and the response carries
 the same security headers, the page's hash-based CSP and no ``Server`` banner. Idle
-connections are closed after ``KEEPALIVE`` seconds, as aiohttp does. That the door's
-answers equal aiohttp's is checked by a differential fuzz test
-(tests/integration/portal/test_door_fuzz.py).
+connections are closed after ``KEEPALIVE`` seconds, as aiohttp does. A differential
+fuzz test (tests/integration/portal/test_door_fuzz.py) checks the door against aiohttp.
 """
 
 from __future__ import annotations
@@ -111,8 +107,6 @@ class FastProtocol(asyncio.Protocol):
         self._peek = getattr(door.portal.link, "peek", None)
         self._dnat: bool | None = None
 
-    # asyncio callbacks
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self._door.conns.add(self)
@@ -121,7 +115,8 @@ class FastProtocol(asyncio.Protocol):
         cfg = self._door.portal.config
         if peer:
             ip = client_address(str(peer[0]), (), ())
-            if ip is not None and cfg.trusted_proxies and _trusted(ip, cfg.trusted_proxies):
+            if ip is not None and any(ipaddress.ip_address(ip) in net
+                                      for net in cfg.trusted_proxies):
                 ip = None  # a proxy: aiohttp reads X-Forwarded-For
             self._ip = ip
 
@@ -149,8 +144,6 @@ class FastProtocol(asyncio.Protocol):
         if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
-
-    # the work
 
     def close(self) -> None:
         if self._transport is not None and not self._closed:
@@ -216,11 +209,9 @@ class FastProtocol(asyncio.Protocol):
         ``GET`` that is not a probe; a probe only on a DNATed connection."""
         if not self._door.redirects.usable:
             return False
-        if not found.probe:
-            return True
-        if self._dnat is None:
+        if found.probe and self._dnat is None:
             self._dnat = reached_by_dnat(self._transport)
-        return self._dnat
+        return not found.probe or bool(self._dnat)
 
     async def _slow(self, ip: str, query: str, accept: str | None) -> None:
         portal = self._door.portal
@@ -261,11 +252,6 @@ class FastProtocol(asyncio.Protocol):
             self._paused = False
             inner.pause_writing()
         inner.data_received(buf)
-
-
-def _trusted(ip: str, nets: Any) -> bool:
-    addr = ipaddress.ip_address(ip)
-    return any(addr in net for net in nets)
 
 
 class FastTCPSite(web.TCPSite):
