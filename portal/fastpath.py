@@ -1,33 +1,36 @@
-"""The fast path of the HTTP listener: the stub page without the framework.
+"""The portal's front door: the HTTP listener's own answers, before the framework.
 
-Almost every request a portal sees is ``GET /`` (or ``GET /?url=…``) from a
-restricted subscriber's browser on a keep-alive connection. :class:`FastProtocol`
-answers exactly those itself, from the page cache, and hands the connection to
-aiohttp (the same application, same middleware) at the first request it does not
-recognise, with everything it has not answered yet. It is deliberately strict: the
-request line must be ``GET /[?query] HTTP/1.1``, header names must be tokens,
-values plain text, the Host one of the portal's own, and any of ``Content-Length``,
-``Transfer-Encoding``, ``Expect``, ``Upgrade``, a ``Connection`` other than
-``keep-alive``, an oversized line or a duplicated Host/Accept-Language sends the
-request (and the connection) to aiohttp. Nothing is lost by handing over: aiohttp
-then parses the request from its first byte.
+Almost every request a portal sees is ``GET /`` (or ``GET /?url=…``) from a restricted
+subscriber's browser on a keep-alive connection, or a ``GET`` of some other site that
+the gateway's DNAT brought here. :class:`FastProtocol` reads each request head with
+httptools (llhttp, strict; :mod:`.head`) and answers exactly these itself, with
+pre-built bytes (:mod:`.wire`):
 
-What the fast path does is what the application does for that request: the asking
-address is the TCP peer (with trusted proxies configured, a connection from a
-trusted proxy goes to aiohttp, which reads ``X-Forwarded-For``), the per-address
-rate limit takes a token (429 when empty), the daemon's view comes from the link's
-cache or, on a miss, from the daemon (the connection waits, later requests queue),
-and the response carries the same security headers, the page's hash-based CSP and
-no ``Server`` banner. Idle connections are closed after ``KEEPALIVE`` seconds, as
-aiohttp does.
+* ``GET /[?query] HTTP/1.1`` on the portal's own Host: the stub page, from the page
+  cache (keep-alive);
+* ``GET`` on a foreign Host (interception): the ``302`` to ``public_url`` with the
+  signed original URL and ``Connection: close``; then the connection is closed;
+* an OS detection probe (:mod:`.probes`) on a connection the gateway's DNAT brought
+  here (:mod:`.nat`): only captive addresses are DNATed, so the sign-in ``302`` (no
+  ``url``), with no question to the daemon. A probe not DNATed goes to aiohttp (it asks).
 
-One more request is answered here: an OS detection probe (``GET`` of a probe URL on
-a foreign Host, see :mod:`.probes`) on a connection the gateway's DNAT brought here
-(:mod:`.nat`). Only captive addresses are DNATed, so its answer is the sign-in
-redirect, without a question to the daemon, byte for byte what the application sends
-for it (302 to ``public_url``, ``Connection: close``); then the connection is closed.
-A probe on a connection that was not DNATed, a ``HEAD``, or a target the parser is not
-sure it reads as aiohttp does (percent escapes, dot segments) goes to aiohttp.
+At the first request it does not own it hands the connection to aiohttp (the same
+application and middleware) with every byte not answered yet; aiohttp parses from that
+request's first byte. On any doubt it hands over: anything llhttp refuses, a method
+other than ``GET``, HTTP/1.0, a body, ``Content-Length``, ``Transfer-Encoding``,
+``Expect``, ``Upgrade``, ``X-Forwarded-For``..., a ``Connection`` other than
+``keep-alive`` (or ``close`` on a foreign Host), any duplicated header, a non-ASCII
+Host or Accept-Language, an oversized head or header, a bare LF, a target with escapes,
+dot segments or a fragment (:mod:`.head`), a ``public_url`` that is not plain ASCII.
+
+What the door does is what the application does for that request: the asking address
+is the TCP peer (with trusted proxies configured, a connection from a trusted proxy
+goes to aiohttp, which reads ``X-Forwarded-For``), the per-address rate limit takes a
+token (429 when empty), the daemon's view comes from the link's cache or, on a miss,
+from the daemon (the connection waits, later requests queue), and the response carries
+the same security headers, the page's hash-based CSP and no ``Server`` banner. Idle
+connections are closed after ``KEEPALIVE`` seconds, as aiohttp does. A differential
+fuzz test (tests/integration/portal/test_door_fuzz.py) checks the door against aiohttp.
 """
 
 from __future__ import annotations
@@ -35,111 +38,64 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import re
 import time
 from collections.abc import Callable
-from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
 
+from .head import Intercept, Parsed, read_head
 from .lookup import DaemonUnavailable, SubscriberView
 from .nat import reached_by_dnat
-from .probes import match_probe
-from .render import Page, first_values
+from .render import first_values
 from .security import client_address
 from .state import Portal
-from .urls import host_only
+from .wire import Redirects, page_wire, too_many
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE = 75.0
 """Seconds an idle keep-alive connection is kept (aiohttp's default)."""
 MAX_HEAD = 8190
-"""Largest request head the fast path looks at; a longer one goes to aiohttp."""
-MAX_FIELD = 4096
-
-_TOKEN = (b"!#$%&'*+.^_`|~0123456789-"
-          b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-"""The bytes of a header name (``name.translate(None, _TOKEN)`` leaves any other)."""
-_VALUE = b"\t" + bytes(range(0x20, 0x7f)) + bytes(range(0x80, 0x100))
-"""The bytes of a header value (text, TAB; no other control)."""
-_TARGET = re.compile(rb"/(?:\?[\x21-\x7e]*)?")
-_PROBE_TARGET = re.compile(rb"/[A-Za-z0-9_.~/-]*(?:\?[A-Za-z0-9_.~!$&'()*+,;=:@/?%-]*)?")
-"""A probe's target the fast path reads as aiohttp does (no escapes in the path, plain
-query characters; dot segments and empty segments are refused separately)."""
-_DELEGATE = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade",
-                       b"te", b"trailer", b"x-forwarded-for", b"forwarded"})
+"""Largest request head the door reads; a longer one goes to aiohttp."""
 _MEMO_SIZE = 512
-"""Request heads whose parse is remembered per worker (a client repeats its head)."""
-
-_date_cache: list[Any] = [0, b""]
-
-Parsed = tuple[str, str | None]
-"""What a remembered head parse says: (query, Accept-Language) of a page request, or
-:data:`SIGN_IN` for an OS probe on a foreign Host."""
-SIGN_IN: Parsed = ("\x00sign-in", None)
-"""The parse of an intercepted OS probe (compared by identity)."""
+"""Request heads whose reading is remembered per worker (a client repeats its head)."""
 
 
-def http_date() -> bytes:
-    """The ``Date`` header value, computed once a second."""
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True).encode("ascii")
-    return _date_cache[1]  # type: ignore[no-any-return]
+class Door:
+    """What the connections of one listener share; ``answered`` counts the requests
+    the door answered itself (the rest went to aiohttp)."""
 
+    __slots__ = ("portal", "server", "conns", "memo", "redirects", "answered")
 
-class _Handover(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """This request is for aiohttp."""
+    def __init__(self, portal: Portal, server: Callable[[], asyncio.Protocol]) -> None:
+        self.portal = portal
+        self.server = server
+        self.conns: set[FastProtocol] = set()
+        self.memo: dict[bytes, Parsed | None] = {}
+        self.redirects = Redirects(portal)
+        self.answered = 0
 
-
-class SignInAnswer:
-    """The sign-in redirect of a DNATed probe as bytes on the wire, rebuilt once a second
-    (the ``Date``); not usable when ``public_url`` is not plain visible ASCII (aiohttp
-    then answers such probes, as before)."""
-
-    __slots__ = ("_head", "_date", "_wire")
-
-    def __init__(self, public_url: str) -> None:
-        ok = public_url.isascii() and all(0x21 <= ord(c) <= 0x7e for c in public_url)
-        self._head: bytes | None = (
-            b"HTTP/1.1 302 Found\r\nLocation: " + public_url.encode("ascii")
-            + b"\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: 0\r\n"
-            b"Content-Security-Policy: default-src 'none'; frame-ancestors 'none'; "
-            b"base-uri 'none'\r\nX-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff"
-            b"\r\nReferrer-Policy: no-referrer\r\nDate: ") if ok else None
-        self._date = b""
-        self._wire = b""
-
-    @property
-    def usable(self) -> bool:
-        return self._head is not None
-
-    def wire(self) -> bytes:
-        date = http_date()
-        if date is not self._date:
-            assert self._head is not None
-            self._date = date
-            self._wire = self._head + date + b"\r\n\r\n"
-        return self._wire
+    def read(self, head: bytes) -> Parsed | None:
+        memo = self.memo
+        try:
+            return memo[head]
+        except KeyError:
+            found = read_head(head, self.portal.config.canonical_hosts)
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[head] = found
+            return found
 
 
 class FastProtocol(asyncio.Protocol):
     """One HTTP connection, answered here until a request needs aiohttp."""
 
-    __slots__ = ("_factory", "_portal", "_conns", "_transport", "_ip", "_buf", "_busy",
-                 "_task", "_paused", "_closed", "last", "_peek", "_memo", "_signin",
-                 "_dnat")
+    __slots__ = ("_door", "_transport", "_ip", "_buf", "_busy", "_task", "_paused",
+                 "_closed", "last", "_peek", "_dnat")
 
-    def __init__(self, factory: Callable[[], asyncio.Protocol], portal: Portal,
-                 conns: set[FastProtocol],
-                 memo: dict[bytes, Parsed] | None = None,
-                 signin: SignInAnswer | None = None) -> None:
-        self._factory = factory
-        self._portal = portal
-        self._conns = conns
+    def __init__(self, door: Door) -> None:
+        self._door = door
         self._transport: asyncio.Transport | None = None
         self._ip: str | None = None
         self._buf = b""
@@ -148,22 +104,19 @@ class FastProtocol(asyncio.Protocol):
         self._paused = False
         self._closed = False
         self.last = 0.0
-        self._peek = getattr(portal.link, "peek", None)
-        self._memo: dict[bytes, Parsed] = {} if memo is None else memo
-        self._signin = signin if signin is not None else SignInAnswer(portal.config.public_url)
+        self._peek = getattr(door.portal.link, "peek", None)
         self._dnat: bool | None = None
-
-    # asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
-        self._conns.add(self)
+        self._door.conns.add(self)
         self.last = time.monotonic()
         peer = transport.get_extra_info("peername")
-        cfg = self._portal.config
+        cfg = self._door.portal.config
         if peer:
             ip = client_address(str(peer[0]), (), ())
-            if ip is not None and cfg.trusted_proxies and _trusted(ip, cfg.trusted_proxies):
+            if ip is not None and any(ipaddress.ip_address(ip) in net
+                                      for net in cfg.trusted_proxies):
                 ip = None  # a proxy: aiohttp reads X-Forwarded-For
             self._ip = ip
 
@@ -178,7 +131,7 @@ class FastProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._closed = True
-        self._conns.discard(self)
+        self._door.conns.discard(self)
         if self._task is not None:
             self._task.cancel()
 
@@ -192,8 +145,6 @@ class FastProtocol(asyncio.Protocol):
             self._paused = False
             self._transport.resume_reading()
 
-    # the work
-
     def close(self) -> None:
         if self._transport is not None and not self._closed:
             self._transport.close()
@@ -202,30 +153,34 @@ class FastProtocol(asyncio.Protocol):
         buf = self._buf
         transport = self._transport
         assert transport is not None
+        door = self._door
+        portal = door.portal
+        ip = self._ip
         while buf:
             end = buf.find(b"\r\n\r\n")
             if end < 0:
-                if len(buf) > MAX_HEAD:
+                if len(buf) > MAX_HEAD or b"\n\n" in buf:
                     break
                 self._buf = buf
                 return
-            try:
-                ip, found = self._parse(buf, end)
-                if found is SIGN_IN and not self._reached_by_dnat():
-                    raise _Handover
-            except _Handover:
+            if ip is None or end > MAX_HEAD:
+                break
+            found = door.read(buf[:end + 4])
+            if found is None:
+                break
+            if isinstance(found, Intercept) and not self._intercepts(found):
                 break
             rest = buf[end + 4:]
-            portal = self._portal
+            door.answered += 1
             if not portal.limiter.allow(ip):
-                transport.write(_too_many(portal.limiter.retry_after(ip)))
+                transport.write(too_many(portal.limiter.retry_after(ip)))
                 buf = rest
                 continue
-            if found is SIGN_IN:
-                # an OS probe from an address the gateway treats as captive: the
-                # sign-in answer, no question; then close, as the application does
-                portal.probes.by_dnat += 1
-                transport.write(self._signin.wire())
+            if isinstance(found, Intercept):
+                # aiohttp's answer, then the close it asks for (later requests unread)
+                if found.probe:
+                    portal.probes.by_dnat += 1
+                transport.write(door.redirects.wire(ip, found.url))
                 self._buf = b""
                 self.close()
                 return
@@ -240,105 +195,26 @@ class FastProtocol(asyncio.Protocol):
             try:
                 page = portal.builder.page(ip, view, query, accept)
             except Exception:  # noqa: BLE001 - let aiohttp answer (and log) it
-                log.exception("fast path failed; handing the request to aiohttp")
+                log.exception("the door failed; handing the request to aiohttp")
+                door.answered -= 1
                 break
-            transport.write(self._wire(page, ip))
+            transport.write(page_wire(portal, page, ip))
             buf = rest
         self._buf = b""
         if buf:
             self._handover(buf)
 
-    def _parse(self, buf: bytes, end: int) -> tuple[str, Parsed]:
-        if self._ip is None or end > MAX_HEAD:
-            raise _Handover
-        head = buf[:end]
-        found = self._memo.get(head)
-        if found is None:
-            found = self._parse_head(head)  # raises _Handover
-            memo = self._memo
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[head] = found
-        return self._ip, found
-
-    def _reached_by_dnat(self) -> bool:
-        if self._dnat is None:
-            self._dnat = self._signin.usable and reached_by_dnat(self._transport)
-        return self._dnat
-
-    def _parse_head(self, head: bytes) -> Parsed:
-        """(query, Accept-Language) of a page request the fast path answers,
-        :data:`SIGN_IN` for an OS probe on a foreign Host (answered only on a DNATed
-        connection), else _Handover.
-
-        A pure function of the head bytes (and the configuration): remembered."""
-        lines = head.split(b"\r\n")
-        line = lines[0]
-        if not (line.startswith(b"GET /") and line.endswith(b" HTTP/1.1")):
-            raise _Handover
-        target = line[4:-9]
-        host = accept = connection = None
-        for raw in lines[1:]:
-            name, colon, value = raw.partition(b":")
-            if not colon or not name or len(raw) > MAX_FIELD or name.translate(None, _TOKEN) \
-                    or value.translate(None, _VALUE):
-                raise _Handover
-            value = value.strip(b" \t")
-            name = name.lower()
-            if name == b"host":
-                if host is not None:
-                    raise _Handover
-                host = value
-            elif name == b"accept-language":
-                if accept is not None:
-                    raise _Handover
-                accept = value
-            elif name == b"connection":
-                if connection is not None:
-                    raise _Handover
-                connection = value.lower()
-            elif name in _DELEGATE:
-                raise _Handover
-        if host is None:
-            raise _Handover
-        hostname = host.decode("latin-1")
-        if host_only(hostname) not in self._portal.config.canonical_hosts:
-            return self._probe_head(target, hostname, connection)
-        if connection not in (None, b"keep-alive") or not _TARGET.fullmatch(target):
-            raise _Handover
-        _, _, query = target.partition(b"?")
-        return (query.decode("latin-1"),
-                accept.decode("latin-1") if accept is not None else None)
-
-    @staticmethod
-    def _probe_head(target: bytes, host: str, connection: bytes | None) -> Parsed:
-        """:data:`SIGN_IN` when an intercepted GET is an OS probe, else _Handover."""
-        if connection not in (None, b"keep-alive", b"close") \
-                or not _PROBE_TARGET.fullmatch(target):
-            raise _Handover
-        path = target.partition(b"?")[0]
-        if b"//" in path or b"/." in path:
-            raise _Handover  # aiohttp normalises these: let it decide
-        if match_probe(host, path.decode("ascii")) is None:
-            raise _Handover
-        return SIGN_IN
-
-    def _wire(self, page: Page, ip: str) -> bytes:
-        date = http_date()
-        if page.dynamic:
-            body = self._portal.builder.body(page, ip)
-            head = page.wire_head(len(body))
-        else:
-            if page.wire_date is date:  # the same second: the same bytes
-                return page.wire
-            body, head = page.body, page.head
-        wire = b"".join((head, b"Date: ", date, b"\r\n\r\n", body))
-        if not page.dynamic:
-            page.wire, page.wire_date = wire, date
-        return wire
+    def _intercepts(self, found: Intercept) -> bool:
+        """True when the door gives this intercepted request its redirect: any
+        ``GET`` that is not a probe; a probe only on a DNATed connection."""
+        if not self._door.redirects.usable:
+            return False
+        if found.probe and self._dnat is None:
+            self._dnat = reached_by_dnat(self._transport)
+        return not found.probe or bool(self._dnat)
 
     async def _slow(self, ip: str, query: str, accept: str | None) -> None:
-        portal = self._portal
+        portal = self._door.portal
         try:
             try:
                 view: SubscriberView | None = await portal.link.view(ip)
@@ -351,11 +227,11 @@ class FastProtocol(asyncio.Protocol):
             if self._closed:
                 return
             assert self._transport is not None
-            self._transport.write(self._wire(page, ip))
+            self._transport.write(page_wire(portal, page, ip))
         except asyncio.CancelledError:
             return
         except Exception:
-            log.exception("fast path failed; closing the connection")
+            log.exception("the door failed; closing the connection")
             self.close()
             return
         finally:
@@ -368,8 +244,8 @@ class FastProtocol(asyncio.Protocol):
         """Give the connection, with the unanswered bytes, to aiohttp."""
         transport = self._transport
         assert transport is not None
-        self._conns.discard(self)
-        inner = self._factory()
+        self._door.conns.discard(self)
+        inner = self._door.server()
         transport.set_protocol(inner)
         inner.connection_made(transport)
         if self._paused:
@@ -378,43 +254,24 @@ class FastProtocol(asyncio.Protocol):
         inner.data_received(buf)
 
 
-def _trusted(ip: str, nets: Any) -> bool:
-    addr = ipaddress.ip_address(ip)
-    return any(addr in net for net in nets)
-
-
-def _too_many(retry: int) -> bytes:
-    body = b"Too Many Requests"
-    return (
-        f"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nRetry-After: {retry}\r\n"
-        "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'; base-uri 'none'\r\n"
-        "X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\n"
-        "Referrer-Policy: no-referrer\r\nCache-Control: no-store\r\nDate: "
-    ).encode() + http_date() + b"\r\n\r\n" + body
-
-
 class FastTCPSite(web.TCPSite):
-    """A TCP site whose connections start on :class:`FastProtocol`."""
+    """A TCP site whose connections start at the door (:class:`FastProtocol`)."""
 
     def __init__(self, runner: web.AppRunner, portal: Portal, *args: Any, **kwargs: Any
                  ) -> None:
         super().__init__(runner, *args, **kwargs)
         self._portal = portal
-        self._conns: set[FastProtocol] = set()
+        self.door: Door | None = None
         self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         found = self._runner.server
         assert found is not None
-        server: Callable[[], asyncio.Protocol] = found
-        portal, conns = self._portal, self._conns
-        memo: dict[bytes, Parsed] = {}
-        signin = SignInAnswer(portal.config.public_url)
+        door = self.door = Door(self._portal, found)
 
         class _Factory:  # looks like the aiohttp server to TCPSite.start
             def __call__(self) -> FastProtocol:
-                return FastProtocol(server, portal, conns, memo, signin)
+                return FastProtocol(door)
 
         real = self._runner._server  # noqa: SLF001 - swapped for the duration of start()
         self._runner._server = _Factory()  # type: ignore[assignment]  # noqa: SLF001
@@ -425,14 +282,16 @@ class FastTCPSite(web.TCPSite):
         self._sweep()
 
     def _sweep(self) -> None:
-        deadline = time.monotonic() - KEEPALIVE
-        for conn in [c for c in self._conns if c.last < deadline]:
-            conn.close()
+        if self.door is not None:
+            deadline = time.monotonic() - KEEPALIVE
+            for conn in [c for c in self.door.conns if c.last < deadline]:
+                conn.close()
         self._sweeper = asyncio.get_running_loop().call_later(KEEPALIVE / 5, self._sweep)
 
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for conn in list(self._conns):
-            conn.close()
+        if self.door is not None:
+            for conn in list(self.door.conns):
+                conn.close()
         await super().stop()

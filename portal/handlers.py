@@ -41,7 +41,9 @@ async def page(request: web.Request) -> web.Response:
     except DaemonUnavailable as exc:
         log.warning("page shown as unavailable: %s", exc)
         return error_page(portal, request, "unavailable", 503)
-    built = portal.builder.page(ip, view, request.query_string,
+    # the raw query, as the door passes it: yarl's decoded ``query_string`` would be
+    # decoded once more by the page (a ``%2B`` in a signed URL read as a space)
+    built = portal.builder.page(ip, view, request.rel_url.raw_query_string,
                                 request.headers.get("Accept-Language"))
     return html_response(portal, built, ip)
 
