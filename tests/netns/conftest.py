@@ -138,6 +138,18 @@ portal_socket = "{workdir}/portal.sock"
         return self.log_path.read_text(errors="replace")
 
 
+def postgres_config(dsn: str, more: str = "") -> str:
+    """The config lines of a daemon fed by a PostgreSQL billing (``more``: lines of
+    ``[source.postgres]`` or sections after it)."""
+    return f"""
+[source]
+kind = "postgres"
+[source.postgres]
+dsn = "{dsn}"
+coalesce_ms = 10
+{more}"""
+
+
 def nft_set(t: Topology, name: str) -> set[str]:
     out = sh("nft", "-j", "list", "set", "inet", "debtgate", name, ns=t.gw).stdout
     elems: set[str] = set()

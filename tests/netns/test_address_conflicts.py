@@ -20,7 +20,16 @@ from debtgate.netlab import Topology
 
 from tests.pgserver import PgServer, reference_billing
 
-from .conftest import SUBSCRIBERS, WEB_V4, WEB_V6, DaemonProc, curl, nft_set, wait_for
+from .conftest import (
+    SUBSCRIBERS,
+    WEB_V4,
+    WEB_V6,
+    DaemonProc,
+    curl,
+    nft_set,
+    postgres_config,
+    wait_for,
+)
 
 pytestmark = pytest.mark.netns
 
@@ -112,13 +121,7 @@ def billing() -> Iterator[PgServer]:
 
 @pytest.fixture
 def pg_daemon(hosts: Topology, billing: PgServer, tmp_path: Path) -> Iterator[DaemonProc]:
-    extra = f"""
-[source]
-kind = "postgres"
-[source.postgres]
-dsn = "{billing.socket_dsn}"
-coalesce_ms = 10
-"""
+    extra = postgres_config(billing.socket_dsn)
     billing.psql("DELETE FROM accounts WHERE id LIKE 'C-%' OR id = 'N-prefix'")
     d = DaemonProc(hosts, tmp_path, [], extra_config=extra)
     d.start()

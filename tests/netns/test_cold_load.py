@@ -45,7 +45,8 @@ def serve(path: str) -> None:
         await engine.handle(Snapshot(parse_text(Path(path).read_bytes(), "json")))
         sets = await nft.read_sets(("blocked_v4_host", "locked_v4_host", "warn_v4_host",
                                     "blocked_v4_net"))
-        return {"plans": plans, "writes": engine.stats.kernel_writes, "accounts": len(engine.inventory),
+        return {"plans": plans, "writes": engine.stats.kernel_writes,
+                "accounts": len(engine.inventory),
                 "sets": {k: sorted(v) for k, v in sets.items()}}
 
     print(json.dumps([asyncio.run(start()) for _ in range(2)]))

@@ -13,7 +13,7 @@ from debtgate.netlab import Topology, sh
 
 from tests.pgserver import PgServer, reference_billing
 
-from .conftest import WEB_V4, DaemonProc, curl, wait_for, wait_http
+from .conftest import WEB_V4, DaemonProc, curl, postgres_config, wait_for, wait_http
 
 pytestmark = [pytest.mark.netns, pytest.mark.postgres]
 
@@ -49,15 +49,7 @@ def in_set(t: Topology, host: str) -> bool:
 
 def test_a_payment_during_a_storm_passes_long_before_the_storm_ends(
         topo: Topology, billing: PgServer, tmp_path_factory: pytest.TempPathFactory) -> None:
-    extra = f"""
-[source]
-kind = "postgres"
-[source.postgres]
-dsn = "{billing.socket_dsn}"
-coalesce_ms = 10
-[guard]
-enabled = false
-"""
+    extra = postgres_config(billing.socket_dsn, "[guard]\nenabled = false\n")
     d = DaemonProc(topo, tmp_path_factory.mktemp("storm"), [], extra_config=extra)
     d.start()
     try:

@@ -13,7 +13,7 @@ from debtgate.netlab import Topology
 
 from tests.pgserver import PgServer, reference_billing
 
-from .conftest import WEB_V4, DaemonProc, curl, nft_set, wait_for, wait_http
+from .conftest import WEB_V4, DaemonProc, curl, nft_set, postgres_config, wait_for, wait_http
 
 pytestmark = [pytest.mark.netns, pytest.mark.postgres]
 
@@ -28,15 +28,7 @@ def billing() -> Iterator[PgServer]:
 def daemon(topo: Topology, billing: PgServer, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[DaemonProc]:
     # The Unix socket is reachable from the gateway's namespace.
-    extra = f"""
-[source]
-kind = "postgres"
-[source.postgres]
-dsn = "{billing.socket_dsn}"
-coalesce_ms = 10
-heartbeat_interval = 1
-reconnect_max = 2
-"""
+    extra = postgres_config(billing.socket_dsn, "heartbeat_interval = 1\nreconnect_max = 2\n")
     d = DaemonProc(topo, tmp_path_factory.mktemp("pgdaemon"), [], extra_config=extra)
     d.start()
     yield d
