@@ -46,7 +46,6 @@ from .core.transitions import (
     History,
     arrivals,
     bulk_transitions,
-    snapshot_candidates,
     transitions,
 )
 from .deltas import check_against, validate_delta, validate_rows_of
@@ -56,6 +55,7 @@ from .inventory import Inventory, Placements
 from .model import State, Subscriber
 from .overrides import Override
 from .slicing import validate_sliced
+from .snapshot_news import snapshot_news
 from .sources.base import (
     Columns,
     Delta,
@@ -286,7 +286,10 @@ class Engine(PortalSide, Announcer):
             event.rows, lambda rows: validate_batch(rows, policy, inv.accounts), self.turn)
         async with self.turn.slice():
             self._apply_snapshot(event, outcome)
-            await self._snapshot_plan(outcome)
+            news = await self._snapshot_plan(outcome)
+        if news is not None:  # what changed, found in slices (debtgate.snapshot_news)
+            changes, after = await snapshot_news(self.turn, *news)
+            self._announce(changes, after)
 
     def _apply_snapshot(self, event: Snapshot, outcome: Outcome) -> None:
         """The snapshot's rejections and foreign rows recorded; the accounts a later
@@ -309,7 +312,9 @@ class Engine(PortalSide, Announcer):
         log.info("snapshot: %d accounts changed since it was read keep their newer "
                  "version", len(stale))
 
-    async def _snapshot_plan(self, outcome: Outcome) -> None:
+    async def _snapshot_plan(self, outcome: Outcome) -> tuple[Any, ...] | None:
+        """Apply a validated snapshot; returns what :func:`snapshot_news` needs to find
+        its transitions (None: nothing, or a first snapshot, announced here)."""
         inv = self.inventory
         subs, lean = outcome.subscribers, outcome.lean
         total = len(subs) + len(lean)
@@ -317,7 +322,7 @@ class Engine(PortalSide, Announcer):
             log.error("billing snapshot holds no valid subscriber (had %d): refusing to "
                       "release everyone; keeping the last good state", len(inv))
             self.rejections["empty_snapshot"] += 1
-            return
+            return None
         # Lean accounts are active with nothing to show; one with an override, or
         # one the guard held, is placed like any other.
         for account in {a for a in (*self.overrides, *self.held) if a in lean}:
@@ -328,28 +333,26 @@ class Engine(PortalSide, Announcer):
         desired.update(self.garden)
         plan = reconcile(desired, self.committed, self.clock())
         await self._apply(plan, cause="billing snapshot")
-        inv.replace_all(subs, lean, outcome.hosts)
+        first = not old_full and not old_lean
+        # The snapshot's own dicts stay as they are for its news: the inventory gets a
+        # copy of the lean ones (it changes with the next payment).
+        inv.replace_all(subs, lean if first else dict(lean), outcome.hosts)
         placed = Placements(inv)  # lean accounts are placed active implicitly
         placed.update(final)
         self.placed = placed
         self.desired = {k: v for k, v in desired.items() if k in ENFORCEMENT_SETS}
         del desired, plan, outcome
-        if not old_full and not old_lean:  # a first snapshot: every account is new
-            self._announce(arrivals(subs, final, self.clock(), "billing"), subs)
-        else:
-            self._announce_snapshot(old_full, old_lean, old_placed, subs, lean, final)
         self.stats.synced = True
         self.on_applied()
+        if first:  # every account is new
+            self._announce(arrivals(subs, final, self.clock(), "billing"), subs)
+            return None
+        return (old_full, old_lean, self._old_state_of(old_placed), subs, lean, final,
+                inv.lean_subscriber, self.clock())
 
-    def _announce_snapshot(self, old_full: Mapping[str, Subscriber], old_lean: Mapping[str, str],
-                           old_placed: Mapping[str, State], subs: Mapping[str, Subscriber],
-                           lean: Mapping[str, str], final: Mapping[str, State]) -> None:
-        """Announce what a snapshot changed against the inventory it replaced."""
-        inv = self.inventory
-        scope = snapshot_candidates(old_full, old_lean, subs, lean)
-        before = {a: old_full.get(a) or (inv.lean_subscriber(a, old_lean[a])
-                                         if a in old_lean else None) for a in scope}
-        after = {a: inv.get(a) for a in scope}
+    @staticmethod
+    def _old_state_of(old_placed: Mapping[str, State]) -> Callable[[Subscriber], State]:
+        """An account's placement in the inventory a snapshot replaced."""
         if isinstance(old_placed, Placements):
             old_other = old_placed.other  # every account of ``before`` was in the inventory
 
@@ -358,10 +361,7 @@ class Engine(PortalSide, Announcer):
         else:
             def old_state(sub: Subscriber) -> State:
                 return old_placed.get(sub.account, sub.state)
-        active = State.ACTIVE
-        self._announce(transitions(before, after, old_state,
-                                   lambda sub: final.get(sub.account, active),
-                                   self.clock(), "billing"), after)
+        return old_state
 
     async def _delta(self, event: Delta) -> None:
         """A small change (the caller holds the urgent turn)."""

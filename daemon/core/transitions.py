@@ -93,14 +93,17 @@ def snapshot_candidates(old_full: Mapping[str, Subscriber], old_lean: Mapping[st
     """
     out = set(old_full)
     out.update(new_full)
-    if not old_lean:
-        return out
-    accounts = list(new_lean)
-    olds = list(map(old_lean.get, accounts))
-    moved = map(operator.and_, map(operator.is_not, olds, repeat(None)),
-                map(operator.ne, olds, new_lean.values()))
-    out.update(compress(accounts, moved))
+    if old_lean:
+        out.update(lean_moves(list(new_lean), old_lean, new_lean))
     return out
+
+
+def lean_moves(accounts: list[str], old_lean: Mapping[str, str],
+               new_lean: Mapping[str, str]) -> Iterator[str]:
+    """Which of ``accounts`` (lean in ``new_lean``) were lean with another host (C loops)."""
+    olds = list(map(old_lean.get, accounts))
+    return compress(accounts, map(operator.and_, map(operator.is_not, olds, repeat(None)),
+                                  map(operator.ne, olds, map(new_lean.__getitem__, accounts))))
 
 
 class History(Mapping[str, list[dict[str, Any]]]):
