@@ -60,12 +60,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await lab.connect()
         out["floors"] = floors(lab)
         out["first_start"] = await first_start(lab)
-        out["resync"] = [await resync_once(lab) for _ in range(3)]
+        out["resync"] = [await resync_once(lab) for _ in range(args.resyncs)]
         out["quiet"] = await quiet(lab, args.quiet)
         took = statistics.median(r["seen_s"] or 1.0 for r in out["resync"])
-        out["during_resync"] = await during_resync(lab, args.resync, took)
+        out["during_resync"] = await during_resync(lab, args.resync, took,
+                                                   max_rounds=args.max_rounds)
         await lab.daemon.reload(guard=False)  # the storm is 10 %: the guard would hold it
-        out["storm"] = await storms(lab, args.storm)
+        out["storm"] = await storms(lab, args.storm, max_rounds=args.max_rounds + 1)
         out["restart"] = await restart(lab)
         out["reboot"] = await reboot(lab)
     finally:
@@ -101,6 +102,9 @@ def main() -> None:
     parser.add_argument("--quiet", type=int, default=150, help="quiet payment trials")
     parser.add_argument("--storm", type=int, default=100, help="payment trials in storms")
     parser.add_argument("--resync", type=int, default=50, help="payment trials in resyncs")
+    parser.add_argument("--resyncs", type=int, default=3, help="full resyncs timed alone")
+    parser.add_argument("--max-rounds", type=int, default=40,
+                        help="most resync and storm rounds for the payment trials")
     parser.add_argument("--quick", action="store_true", help="10 trials of each kind")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
