@@ -56,18 +56,28 @@ def floors(lab: Lab) -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     lab = await open_lab(args.subscribers)
     out: dict[str, Any] = {}
+    def keep() -> None:  # what is measured so far survives an interrupted run
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1))
+
     try:
         await lab.connect()
         out["floors"] = floors(lab)
         out["first_start"] = await first_start(lab)
+        keep()
         out["resync"] = [await resync_once(lab) for _ in range(args.resyncs)]
+        keep()
         out["quiet"] = await quiet(lab, args.quiet)
+        keep()
         took = statistics.median(r["seen_s"] or 1.0 for r in out["resync"])
         out["during_resync"] = await during_resync(lab, args.resync, took,
                                                    max_rounds=args.max_rounds)
+        keep()
         await lab.daemon.reload(guard=False)  # the storm is 10 %: the guard would hold it
         out["storm"] = await storms(lab, args.storm, max_rounds=args.max_rounds + 1)
+        keep()
         out["restart"] = await restart(lab)
+        keep()
         out["reboot"] = await reboot(lab)
     finally:
         if args.log and lab.daemon.log.exists():

@@ -68,7 +68,7 @@ async def restart(lab: Lab) -> dict[str, Any]:
     async def resynced() -> bool:
         return bool((await lab.daemon.status())["feed"]["last_snapshot"] != last)
 
-    await until(resynced, 30, interval=0.05)
+    await until(resynced, 300, interval=0.05)
     st = await lab.daemon.status()
     out["periodic_resync"] = {"daemon_resync_s": st["feed"].get("last_resync_seconds"),
                               "kernel_writes": st["kernel_writes"] - writes}
@@ -81,9 +81,9 @@ async def reboot(lab: Lab) -> dict[str, Any]:
     await lab.disconnect()
     drop_table(lab.gw)
     await asyncio.to_thread(lab.server.stop)
-    await lab.watcher.begin(_restricted_sample(lab), "refused", timeout=120, pause=0.005)
+    await lab.watcher.begin(_restricted_sample(lab), "refused", timeout=300, pause=0.005)
     t0 = await lab.daemon.start()
-    out = await _enforced(lab, t0, 120)
+    out = await _enforced(lab, t0, 300)
     code, _ = await lab.daemon.api("GET", "/readyz")
     out["readyz_while_billing_down"] = code
     await asyncio.to_thread(lab.server.start)
@@ -93,7 +93,7 @@ async def reboot(lab: Lab) -> dict[str, Any]:
         code, _ = await lab.daemon.api("GET", "/readyz")
         return bool(code == 200)
 
-    seen = await until(ready, 120, interval=0.05)
+    seen = await until(ready, 600, interval=0.05)
     out["ready_after_billing_back_s"] = None if seen is None else round(seen - back, 3)
     await lab.connect()
     return out

@@ -50,7 +50,7 @@ def _persisted(lab: Lab, blocked: int, after_wall: float) -> bool:
 
 
 async def settle(lab: Lab, blocked: int, audit_after: int, audit_want: int,
-                 after_wall: float, deadline: float = 120) -> dict[str, float | None]:
+                 after_wall: float, deadline: float = 600) -> dict[str, float | None]:
     """Monotonic times the status, the audit and the persisted state each showed it."""
 
     async def status() -> bool:
@@ -77,7 +77,7 @@ async def storm_round(lab: Lab, pay: bool) -> dict[str, Any]:
     wanted = set(storm_addresses(plan))
     mark = await lab.audit_mark()
     with RssSampler(lab.daemon.pid) as rss:
-        await lab.watcher.begin(sample, "refused", timeout=60, pause=0.005)
+        await lab.watcher.begin(sample, "refused", timeout=300, pause=0.005)
         t0 = time.perf_counter()
         await lab.conn.execute(plan.storm_sql(block=True))
         commit = time.monotonic()
@@ -85,8 +85,8 @@ async def storm_round(lab: Lab, pay: bool) -> dict[str, Any]:
         update_s = time.perf_counter() - t0
 
         async def enforced() -> tuple[dict[str, float], list[str], float | None]:
-            seen, missing = await lab.watcher.result(timeout=90)
-            return seen, missing, await wait_kernel_holds(lab.gw, wanted, deadline=60)
+            seen, missing = await lab.watcher.result(timeout=320)
+            return seen, missing, await wait_kernel_holds(lab.gw, wanted, deadline=300)
 
         async def payments() -> list[tuple[str, float, float]]:
             if not pay:
@@ -116,7 +116,7 @@ async def storm_round(lab: Lab, pay: bool) -> dict[str, Any]:
     async def undone() -> bool:
         return await _status_ok(lab, base - paid)
 
-    await until(undone, 120)
+    await until(undone, 600)
     if pay:
         await reblock(lab, probers)
     await asyncio.sleep(1.0)
