@@ -68,7 +68,7 @@ async def restart(lab: Lab) -> dict[str, Any]:
     async def resynced() -> bool:
         return bool((await lab.daemon.status())["feed"]["last_snapshot"] != last)
 
-    await until(resynced, 300, interval=0.05)
+    await until(resynced, 300, interval=0.2)
     st = await lab.daemon.status()
     out["periodic_resync"] = {"daemon_resync_s": st["feed"].get("last_resync_seconds"),
                               "kernel_writes": st["kernel_writes"] - writes}

@@ -62,7 +62,7 @@ async def settle(lab: Lab, blocked: int, audit_after: int, audit_want: int,
     async def persisted() -> bool:
         return await asyncio.to_thread(_persisted, lab, blocked, after_wall)
 
-    times = await asyncio.gather(until(status, deadline), until(audit, deadline, 0.1),
+    times = await asyncio.gather(until(status, deadline, 0.2), until(audit, deadline, 0.1),
                                  until(persisted, deadline, 0.1))
     return dict(zip(("status", "audit", "persisted"), times, strict=True))
 
