@@ -31,7 +31,7 @@ def test_product_benchmark_small() -> None:
     import product  # noqa: PLC0415
     import product_docs  # noqa: PLC0415
 
-    args = argparse.Namespace(subscribers=2000, quiet=3, storm=3, resync=3, log=None,
+    args = argparse.Namespace(subscribers=2000, quiet=3, storm=3, resync=3, log=None, json=None,
                               resyncs=1, max_rounds=2)
     result = asyncio.run(product.run(args))
     first, storm = result["first_start"], result["storm"]
