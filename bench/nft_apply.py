@@ -1,16 +1,14 @@
-"""Enforcement benchmarks (issue 2), ratios against `nft -f` floors measured in the same run.
+"""Enforcement components (issue 2), ratios against `nft -f` floors measured in the same run.
 
     sudo .venv/bin/python bench/nft_apply.py [--size 1000000] [--delta 1000] [--load 100000]
 
-Runs in throwaway network namespaces (its own kernel tables). Prints JSON.
+Runs in a throwaway network namespace (its own kernel tables). Prints JSON. These time
+the nft adapter alone (no engine, no daemon); the daemon's own figures (a storm, a full
+load at start) come from ``bench/product.py``, which runs ``debtgate run``.
 1. delta: a set holding SIZE addresses; a change of DELTA addresses (half added, half
    removed) through debtgate's path (pure reconcile scoped to the change -> one libnftables
    transaction) vs `nft -f` of the same delta written by hand.
-2. load: LOAD blocked subscribers from the file source (file read, JSON decode, validation,
-   desired state, reconcile, one transaction) into an empty table vs `nft -f` of the same
-   elements, median of ROUNDS: "enforced" when the transaction returned (the target's
-   measure), "settled" when the engine is done (inventory, placements, transitions).
-3. apply: `NftAdapter.apply` alone of a plan adding LOAD IPv4 hosts into an empty set (the
+2. apply: `NftAdapter.apply` alone of a plan adding LOAD IPv4 hosts into an empty set (the
    netlink fast path; libnftables as well, for comparison) vs `nft -f` of the same elements,
    median of ROUNDS, each into a freshly loaded table.
 """
@@ -19,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import ipaddress
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,8 +51,8 @@ def reset() -> None:
 def fill(elements: list[str], name: str = "blocked_v4_host") -> None:
     for i in range(0, len(elements), 200_000):
         chunk = ", ".join(elements[i:i + 200_000])
-        subprocess.run(["nft", "-f", "-"], input=f"add element inet debtgate {name} {{ {chunk} }}\n",
-                       text=True, check=True)
+        subprocess.run(["nft", "-f", "-"], text=True, check=True,
+                       input=f"add element inet debtgate {name} {{ {chunk} }}\n")
 
 
 def bench_delta(size: int, delta: int, rounds: int) -> dict[str, object]:
@@ -99,65 +95,6 @@ def bench_delta(size: int, delta: int, rounds: int) -> dict[str, object]:
             "debtgate_s": round(mine, 4), "ratio": round(mine / floor, 2), "target": "<= 1.5"}
 
 
-def bench_load(n: int, rounds: int) -> dict[str, object]:
-    """Medians over ``rounds``: the floor, the time until the kernel holds every element
-    ("enforced": the transaction returned) and until the engine has settled (inventory,
-    placements, transitions done: ``handle`` returned)."""
-    from debtgate.adapters.conntrack import NullCutter
-    from debtgate.adapters.nft import NftAdapter
-    from debtgate.core.reconcile import Plan
-    from debtgate.engine import Engine
-    from debtgate.sources.base import Snapshot
-    from debtgate.sources.file import parse_text
-    from debtgate.validate import Policy
-
-    class Stamped(NftAdapter):
-        """The real adapter; notes when the last transaction returned."""
-
-        applied_at = 0.0
-
-        async def apply(self, plan: Plan) -> None:
-            await super().apply(plan)
-            self.applied_at = time.perf_counter()
-
-    elems = addrs(n, "100.64.0.0")
-    script = f"add element inet debtgate blocked_v4_host {{ {', '.join(elems)} }}\n"
-    rows = [{"account": f"A{i}", "addresses": [a], "state": "blocked", "amount_due": "500"}
-            for i, a in enumerate(elems)]
-    floors, enforced, settled = [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "subscribers.json"
-        path.write_text(json.dumps(rows))
-
-        async def run() -> tuple[float, float]:
-            nft = Stamped()
-            engine = Engine(nft, NullCutter(), Policy(min_prefix_v4=8))
-            await engine.adopt_kernel()
-            started = time.perf_counter()
-            parsed = parse_text(path.read_bytes(), "json")
-            await engine.handle(Snapshot(parsed))
-            done = time.perf_counter()
-            assert engine.stats.kernel_writes == n
-            return nft.applied_at - started, done - started
-
-        for _ in range(rounds):
-            reset()
-            floors.append(nft_f(script))
-            reset()
-            gc.collect()  # the previous round's engine is garbage: not this round's cost
-            got = asyncio.run(run())
-            enforced.append(got[0])
-            settled.append(got[1])
-    floor = statistics.median(floors)
-    to_enforced, to_settled = statistics.median(enforced), statistics.median(settled)
-    return {"subscribers": n, "rounds": rounds, "floor_nft_f_s": round(floor, 3),
-            "enforced_s": round(to_enforced, 3), "settled_s": round(to_settled, 3),
-            "rounds_floor_s": [round(x, 3) for x in floors],
-            "rounds_enforced_s": [round(x, 3) for x in enforced],
-            "ratio": round(to_enforced / floor, 2), "ratio_settled": round(to_settled / floor, 2),
-            "target": "<= 1.5 (enforced)"}
-
-
 def bench_apply(n: int, rounds: int) -> dict[str, object]:
     from debtgate.adapters.nft import NftAdapter
     from debtgate.core.reconcile import Plan, SetDelta
@@ -188,7 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=1_000_000)
     ap.add_argument("--delta", type=int, default=1000)
-    ap.add_argument("--load", type=int, default=100_000)
+    ap.add_argument("--load", type=int, default=100_000, help="hosts of the apply part")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--inner", action="store_true")
     args = ap.parse_args()
@@ -202,7 +139,6 @@ def main() -> None:
             subprocess.run(["ip", "netns", "del", ns], check=False)
         sys.exit(rc)
     out = {"delta": bench_delta(args.size, args.delta, args.rounds),
-           "load": bench_load(args.load, args.rounds),
            "apply": bench_apply(args.load, args.rounds)}
     print(json.dumps(out, indent=2))
 
