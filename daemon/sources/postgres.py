@@ -53,6 +53,12 @@ from .pgsync import PgSync
 log = logging.getLogger(__name__)
 BULK_IDS = 2000
 """Above this many ids in one change, cyclic GC is paused while it is fetched and applied."""
+SMALL_NOTIFY = 10
+"""A notification of up to this many ids is a small change of its own (a payment): it
+goes over the lane even when it arrives among a storm's notifications."""
+SMALL_BURST = 50
+"""More small notifications than this pending at once are a burst (row-by-row
+triggers): fetched as one change."""
 LANE_IDS = 500
 """Changes of up to this many accounts are fetched over the lane (see the module
 docstring); larger ones wait for the main connection."""
@@ -136,6 +142,10 @@ class PostgresSource(PgSync):
         self._lane_up = False
         self._pending = PendingIds()
         self._coalesce = Coalescer(settings.coalesce_ms / 1000)
+        self._small = PendingIds()
+        """Ids of small notifications (a payment), fetched over the lane apart from a
+        storm's ids even when they arrive among them."""
+        self._small_coalesce = Coalescer(settings.coalesce_ms / 1000)
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
         self._resync = False
@@ -236,18 +246,32 @@ class PostgresSource(PgSync):
         ids = parse_payload(payload)
         if ids is None:
             self._resync = True
-        else:
-            self._pending.add(ids)
-            self._coalesce.arrived(time.monotonic(), len(payload))
-            if len(ids) <= 3:
-                log.debug("notified: account=%s", ",".join(ids))
-            self._hold()
+            self._wake.set()
+            return
+        now = time.monotonic()
+        # A notification of a few ids is a small change of its own (a payment), unless
+        # it ends a split id list (one statement's) or small ones pile up (a billing
+        # that notifies row by row: a burst, one change).
+        small = (self._lane_up and len(ids) <= SMALL_NOTIFY and not self._coalesce.split
+                 and len(self._small) + len(ids) <= SMALL_BURST)
+        if not small and self._small and len(ids) <= SMALL_NOTIFY:
+            self._pending.add(list(self._small.ids))
+            self._coalesce.arrived(self._small_coalesce.take() or now)
+            self._small.clear()
+        queue, coalescer = ((self._small, self._small_coalesce) if small
+                            else (self._pending, self._coalesce))
+        queue.add(ids)
+        coalescer.arrived(now, len(payload))
+        if len(ids) <= 3:
+            log.debug("notified: account=%s (%s)", ",".join(ids), "small" if small else "bulk")
+        self._hold()
         self._wake.set()
 
     def _hold(self) -> None:
         """Tell the engine whether a small change is pending here (the lane will fetch
         it at once): bulk work waits until it is handed over."""
-        small = bool(self._pending) and len(self._pending) <= LANE_IDS and self._lane_up
+        small = self._lane_up and (bool(self._small) or (
+            bool(self._pending) and len(self._pending) <= LANE_IDS))
         if small != self._holding:
             self._holding = small
             self._urgent(small)
@@ -271,6 +295,15 @@ class PostgresSource(PgSync):
                     job = None
                     done.result()  # the job's failure ends the session
                     beat = time.monotonic() + self.s.heartbeat_interval
+                    continue
+                small_due = self._small_coalesce.due() if self._small else None
+                if lane is not None and small_due is not None and now >= small_due:
+                    try:
+                        await self._apply_pending(lane, sink, small=True, queue=self._small,
+                                                  coalesce=self._small_coalesce)
+                    finally:
+                        self._hold()
+                    self.counters["lane_deltas"] += 1
                     continue
                 due = self._coalesce.due() if self._pending else None
                 if due is not None and now >= due:
@@ -298,11 +331,14 @@ class PostgresSource(PgSync):
                     beat = time.monotonic() + self.s.heartbeat_interval
                     continue
                 until = min(beat, self._next_resync) if job is None else min(beat, now + 1.0)
-                if due is not None:
-                    until = min(until, due)
+                for when in (due, small_due):
+                    if when is not None:
+                        until = min(until, when)
                 await self._sleep(max(0.0, until - now), job)
         finally:
             self._lane_up = False
+            self._small.clear()  # the next session's resync covers them
+            self._small_coalesce.take()
             self._hold()
             if job is not None and not job.done():
                 job.cancel()
@@ -320,12 +356,16 @@ class PostgresSource(PgSync):
             wake.cancel()
 
     async def _apply_pending(self, conn: asyncpg.Connection, sink: Sink,
-                             small: bool = False) -> None:
+                             small: bool = False, queue: PendingIds | None = None,
+                             coalesce: Coalescer | None = None) -> None:
+        """Fetch and hand over the ids of ``queue`` (default: the main pending ids)."""
+        queue = self._pending if queue is None else queue
+        coalescer = self._coalesce if coalesce is None else coalesce
         # A storm's ids keep the billing's order (see PendingIds); a few are sorted.
-        ids, pending = self._pending.take(BULK_IDS)
-        first = self._coalesce.take()
+        ids, pending = queue.take(BULK_IDS)
+        first = coalescer.take()
         if small:  # a burst of small changes is gathered while one is applied
-            self._coalesce.started()
+            coalescer.started()
         try:
             # Many rows (a storm): no cyclic GC passes over the daemon's million objects
             # while they are fetched (see gc_paused).
@@ -341,7 +381,7 @@ class PostgresSource(PgSync):
                 self.health.lag = time.monotonic() - first
         finally:
             if small:
-                self._coalesce.applied(time.monotonic())
+                coalescer.applied(time.monotonic())
 
     def describe(self) -> str:
         return redact(self._dsn())
