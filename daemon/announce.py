@@ -18,6 +18,7 @@ from .audit import audit
 from .core.transitions import History, Transition
 from .model import State, Subscriber
 from .sources.base import release_memory
+from .turn import Turn
 
 if TYPE_CHECKING:
     from .inventory import Inventory
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 BULK_AUDIT = 1000
 """Above this many transitions in one apply, the audit groups them (1,000 accounts a line)
 and they are announced in the background (see :meth:`Engine._announce`)."""
-ANNOUNCE_CHUNK = 2000
+ANNOUNCE_CHUNK = 1000
 """Transitions handed over per turn of the event loop by the background announcer."""
 BACKLOG_MAX = 2_000_000
 """Queued transitions beyond which announcements are handed over at once."""
@@ -71,6 +72,7 @@ class Announcer:
     _backlog: deque[_Pending]
     _backlog_size: int
     _backlog_task: asyncio.Task[None] | None
+    turn: Turn
 
     def _forget_ack(self, account: str, addresses: tuple[str, ...]) -> None:
         raise NotImplementedError
@@ -133,10 +135,14 @@ class Announcer:
         await asyncio.sleep(0)  # let the apply's caller go on first
         backlog = self._backlog
         while backlog:
-            batch = backlog[0]
-            self._hand_over_batch(batch, min(batch.done + ANNOUNCE_CHUNK, len(batch.changes)))
-            if batch.done >= len(batch.changes) and backlog and backlog[0] is batch:
-                backlog.popleft()
+            async with self.turn.slice():  # bulk work: a payment on its way goes first
+                if not backlog:
+                    break
+                batch = backlog[0]
+                self._hand_over_batch(batch, min(batch.done + ANNOUNCE_CHUNK,
+                                                 len(batch.changes)))
+                if batch.done >= len(batch.changes) and backlog and backlog[0] is batch:
+                    backlog.popleft()
             await asyncio.sleep(0)
         release_memory()  # the large batch's transient objects: give the pages back
 
