@@ -148,7 +148,7 @@ class Engine(PortalSide, Announcer):
         """Accounts placed by a small change, with when its rows were read: an older
         event (a storm or a snapshot read before it, applied after) leaves them be."""
         self._waiting: list[int] = []
-        """When the bulk events waiting for their job were read."""
+        """When the bulk events waiting for their job (or running it) were read."""
         self._deferred_cut: list[str] | None = None
 
     def state_of(self, sub: Subscriber) -> State:
@@ -239,13 +239,11 @@ class Engine(PortalSide, Announcer):
         self._waiting.append(event.seq)
         try:
             async with self.turn.bulk_job():
-                self._waiting.remove(event.seq)
                 with gc_paused():
                     await self._timed(self._snapshot(event) if isinstance(event, Snapshot)
                                       else self._bulk_delta(event))
         finally:
-            if event.seq in self._waiting:
-                self._waiting.remove(event.seq)
+            self._waiting.remove(event.seq)
             # What a small change placed matters only to events read before it: the
             # bulk events still waiting (later ones are read after it).
             oldest = min(self._waiting, default=None)
@@ -412,9 +410,9 @@ class Engine(PortalSide, Announcer):
                   time.perf_counter() - started, -(-len(order) // step))
         for at in range(0, len(order), step):
             async with self.turn.slice():
-                part = [a for a in order[at:at + step]
-                        if self.fresh.get(a, -1) <= event.seq] if self.fresh else \
-                    order[at:at + step]
+                chunk = order[at:at + step]
+                stale = self._newer(chunk, event.seq)
+                part = [a for a in chunk if a not in stale] if stale else chunk
                 part_subs = {a: subs[a] for a in part if a in subs}
                 part_gone = [a for a in part if a not in subs]
                 cut: list[str] = []
