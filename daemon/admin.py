@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .core.desired import where_is
 from .core.sets import ACK_SETS, ENFORCEMENT_SETS, GARDEN_SETS
+from .inventory import Placements
 from .persist import subscriber_row
 
 if TYPE_CHECKING:
@@ -71,7 +72,9 @@ class Admin:
 
     def status(self) -> dict[str, Any]:
         eng = self.engine
-        states = Counter(st.value for st in eng.placed.values())
+        placed = eng.placed
+        states = (placed.counts() if isinstance(placed, Placements)
+                  else Counter(st.value for st in placed.values()))
         health = self.daemon.source.health
         feed = health.as_dict()
         feed["rejected"] = dict(eng.rejections)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .adapters.conntrack import ConntrackCutter, NullCutter, PyrouteCutter
+from .adapters.conntrack import BackgroundCutter, ConntrackCutter, NullCutter
+from .adapters.conntrack_child import ProcessCutter
 from .adapters.nft import NftAdapter, read_template, render_ruleset
 from .audit import SINKS as audit_sinks
 from .audit import AuditFile, audit
@@ -73,7 +74,12 @@ class Daemon:
         self.started = time.time()
         self.shutdown = asyncio.Event()
         self.nft = nft or NftAdapter()
-        cutter: ConntrackCutter = PyrouteCutter() if config.nft.conntrack else NullCutter()
+        self.cuts: BackgroundCutter | None = None
+        self.cut_child: ProcessCutter | None = None
+        cutter: ConntrackCutter = NullCutter()
+        if config.nft.conntrack:
+            self.cut_child = ProcessCutter()
+            cutter = self.cuts = BackgroundCutter(self.cut_child, self._count_cut)
         self.engine = Engine(self.nft, cutter, policy_of(config), config.nft.ack_timeout)
         self.engine.guard = guard_of(config)
         state_dir = config.daemon.state_dir
@@ -232,6 +238,17 @@ class Daemon:
         notify(f"READY=1\nSTATUS=enforcing {len(self.engine.inventory)} subscribers")
         log.info("debtgate %s ready: %d subscribers", __version__, len(self.engine.inventory))
 
+    async def _run_cuts(self, cuts: BackgroundCutter) -> None:
+        if self.cut_child is not None:
+            try:
+                await self.cut_child.start()
+            except OSError as exc:  # the next cut tries again
+                log.warning("conntrack child did not start: %s", exc)
+        await cuts.run()
+
+    def _count_cut(self, deleted: int) -> None:
+        self.engine.stats.conntrack_cut += deleted
+
     def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         assert self._tg is not None
         task = self._tg.create_task(coro, name=name)
@@ -291,6 +308,8 @@ class Daemon:
             self._source_task = self.spawn(self._run_source(), "source")
             self.spawn(self._reconcile_loop(), "reconcile")
             self.spawn(self._watchdog(), "watchdog")
+            if self.cuts is not None:
+                self.spawn(self._run_cuts(self.cuts), "conntrack")
             self.spawn(self._ready(), "ready")
             self.spawn(self.statefile.run(self._collect_state), "persist")
             self.spawn(self._expire_overrides(), "overrides")
@@ -314,6 +333,8 @@ class Daemon:
             log.info("stopping; enforcement stays in the kernel")
             for task in self._tasks:
                 task.cancel()
+        if self.cut_child is not None:
+            await self.cut_child.close()
 
 
 async def _serve(config: Config, config_path: Path | None) -> None:

@@ -3,6 +3,7 @@ the plain-row validation fast path (same outcomes as the general path)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from typing import Any
 
@@ -29,6 +30,19 @@ def test_placements_store_only_non_active_accounts() -> None:
     assert placed.other == {} and placed["b"] is State.ACTIVE and placed
     assert placed.pop("b") is State.ACTIVE and placed.pop("zz", None) is None
     assert not Placements(Inventory())
+
+
+def test_placement_counts_match_a_count_over_every_account() -> None:
+    inv = Inventory()
+    inv.replace_all({}, {f"a{i}": f"10.0.0.{i}" for i in range(1, 9)})
+    placed = Placements(inv, {"a1": State.BLOCKED, "a2": State.WARN, "a3": State.BLOCKED,
+                              "x": State.PAUSED})  # "x" placed, not (yet) in the inventory
+    assert placed.counts() == dict(Counter(st.value for st in placed.values()))
+    assert placed.counts() == {"blocked": 2, "warn": 1, "paused": 1, "active": 5}
+    placed.update({"a1": State.ACTIVE, "a2": State.ACTIVE, "a3": State.ACTIVE})
+    placed.pop("x")
+    assert placed.counts() == {"active": 8}
+    assert Placements(Inventory()).counts() == {}
 
 
 def test_history_keeps_the_last_transitions_compactly() -> None:
