@@ -79,13 +79,22 @@ class Inventory:
     def replace_all(self, subs: Mapping[str, Subscriber],
                     lean: dict[str, str] | None = None,
                     hosts: dict[str, str] | None = None) -> None:
-        """``hosts``: a host index of ``lean`` (and maybe ``subs``) built by validation."""
+        """``hosts``: the host index of every host of ``lean`` and ``subs``, built by
+        validation (then only the prefixes are indexed here: at a million accounts
+        indexing the 100,000 restricted hosts again took 0.11 s of the snapshot's
+        slice)."""
         self.full = dict(subs)
         self.lean = lean if lean is not None else {}
         self._nets = {}
+        if hosts is not None:
+            self._hosts = hosts
+            for sub in self.full.values():
+                for addr in sub.addresses:
+                    if "/" in addr:
+                        self._index_net(addr, sub.account)
+            return
         # The lean index first, then the others over it.
-        self._hosts = hosts if hosts is not None else {
-            host: acc for acc, host in self.lean.items() if host}
+        self._hosts = {host: acc for acc, host in self.lean.items() if host}
         for sub in self.full.values():
             self._index(sub)
 
@@ -128,11 +137,14 @@ class Inventory:
     def _index(self, sub: Subscriber) -> None:
         for addr in sub.addresses:
             if "/" in addr:
-                net = ipaddress.ip_network(addr)
-                table = self._nets.setdefault((net.version, net.prefixlen), {})
-                table[int(net.network_address)] = sub.account
+                self._index_net(addr, sub.account)
             else:
                 self._hosts[addr] = sub.account
+
+    def _index_net(self, addr: str, account: str) -> None:
+        net = ipaddress.ip_network(addr)
+        table = self._nets.setdefault((net.version, net.prefixlen), {})
+        table[int(net.network_address)] = account
 
     def _unindex(self, sub: Subscriber) -> None:
         for addr in sub.addresses:

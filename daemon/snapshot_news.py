@@ -20,7 +20,7 @@ from .core.transitions import Transition, lean_moves, transitions
 from .model import State, Subscriber
 from .turn import Turn
 
-CHUNK = 50_000
+CHUNK = 10_000
 """Accounts compared per slice."""
 
 

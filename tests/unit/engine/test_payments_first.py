@@ -12,7 +12,7 @@ from debtgate.core.guard import GuardPolicy
 from debtgate.core.reconcile import Plan
 from debtgate.sources.base import Delta, Snapshot
 
-from tests.unit.helpers import Harness, row
+from tests.unit.helpers import Harness, columns, row
 
 N = 12_000
 
@@ -140,3 +140,20 @@ async def test_the_guard_weighs_a_storm_as_one_change() -> None:
     await h.engine.handle(Delta(blocked(range(N))))
     assert len(h.engine.held) == N  # held whole, though applied in slices
     assert not h.nft.sets.get("blocked_v4_host")
+
+
+async def test_a_snapshot_read_before_an_address_move_keeps_the_moved_address() -> None:
+    h = Harness()
+    h.engine.guard = GuardPolicy(enabled=False)
+    rows = [*blocked(range(10)), *(row(f"a{i}", host(i)) for i in range(10, 20))]
+    await h.engine.handle(Snapshot(columns(rows, ())))
+    snap = Snapshot(columns(rows, ()))  # read before the changes below
+    await h.delta(row("a3", "10.8.8.8"))  # paid, and moved to another address
+    await h.delta(row("a12", "10.8.8.12", "blocked"))  # a lean account moved and blocked
+    await h.engine.handle(snap)
+    inv = h.engine.inventory
+    assert inv.owner("10.8.8.8") == "a3" and inv.owner(host(3)) is None
+    assert inv.owner("10.8.8.12") == "a12" and inv.owner(host(12)) is None
+    assert inv.owner(host(4)) == "a4" and inv.owner(host(15)) == "a15"
+    assert h.nft.sets["blocked_v4_host"] == {host(i) for i in range(10) if i != 3} | {
+        "10.8.8.12"}

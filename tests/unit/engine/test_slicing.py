@@ -53,3 +53,18 @@ def test_rows_that_bear_on_each_other_are_validated_together() -> None:
                 [*plain, row("x", "10.7.0.0/24")],  # a prefix
                 [*plain, row("x", ["10.7.0.1"])]):  # a list: no quick check
         assert slicing.entangled(columns(odd, ()))
+
+
+async def test_the_check_in_steps_answers_as_the_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(slicing, "CHECK_ROWS", 7)  # duplicates fall in different steps
+    plain = storm(50, 0)
+    assert not await slicing.entangled_sliced(columns(plain, ()))
+    nameless = [*plain, row(None, "10.9.9.8"), row(None, "10.9.9.7")]  # type: ignore[arg-type]
+    assert not slicing.entangled(columns(nameless, ()))
+    assert not await slicing.entangled_sliced(columns(nameless, ()))
+    for odd in ([row("a1", "10.9.9.9"), *plain],
+                [*plain[:3], *plain[40:], row("x", plain[3]["addresses"]), *plain[3:40]],
+                [*plain, row("x", "10.7.0.0/24")],
+                [*plain, row("x", ["10.7.0.1"])]):
+        assert slicing.entangled(columns(odd, ()))
+        assert await slicing.entangled_sliced(columns(odd, ()))
