@@ -158,10 +158,14 @@ class Daemon:
         eng = self.engine
         # Only non-active placements matter (Placements stores nothing else).
         placed = getattr(eng.placed, "other", eng.placed)
-        get, active = eng.inventory.get, State.ACTIVE
+        inv, active = eng.inventory, State.ACTIVE
+        accounts = [a for a, st in placed.items() if st is not active]
+        # Restricted accounts are held full: looked up in C; the rest one by one.
+        subs = list(map(inv.full.get, accounts))
+        subs = [sub if sub is not None else inv.get(a)
+                for a, sub in zip(accounts, subs, strict=True)] if not all(subs) else subs
         self.statefile.take({n: eng.committed.get(n, set()) for n in ENFORCEMENT_SETS},
-                            [sub for a, st in placed.items()
-                             if st is not active and (sub := get(a)) is not None])
+                            [sub for sub in subs if sub is not None])
 
     async def _expire_overrides(self) -> None:
         while True:

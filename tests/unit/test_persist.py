@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
+import pytest
+from debtgate import persist
 from debtgate.model import Session, State, Subscriber
 from debtgate.persist import StateFile
 from debtgate.validate import Policy, validate_rows
@@ -37,3 +41,20 @@ def test_saved_state_restores_the_same_subscribers(tmp_path: Path) -> None:
 def test_unreadable_state_is_none(tmp_path: Path) -> None:
     (tmp_path / "applied.json").write_bytes(b"{ half")
     assert StateFile(tmp_path / "applied.json").load() is None
+
+
+async def test_the_stepwise_write_is_the_document_encoded_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(persist, "ENCODE_CHUNK", 2)
+    many = [msgspec.structs.replace(SUBS[i % 2], account=f"A-{i}", addresses=(f"10.0.1.{i}",))
+            for i in range(7)]
+    for subs in ([], SUBS[:1], many):
+        state = StateFile(tmp_path / "applied.json")
+        sets = {"blocked_v4_host": {s.addresses[0] for s in subs}}
+        state.take(sets, subs)
+        await state.save()
+        whole = msgspec.json.encode({"version": 1, "sets": {k: list(v) for k, v in sets.items()},
+                                     "subscribers": subs})
+        assert json.loads((tmp_path / "applied.json").read_bytes()) == json.loads(whole)
+        loaded = state.load()
+        assert loaded is not None and len(loaded[1]) == len(subs) and state.writes == 1
