@@ -234,13 +234,31 @@ class Daemon:
             notify("WATCHDOG=1")
             await asyncio.sleep(5)
 
-    async def _ready(self) -> None:
-        for _ in range(200):
-            if self.engine.stats.synced:
-                break
+    async def _ready(self, grace: float = 10.0) -> None:
+        """sd_notify READY=1 once the first billing sync is applied; after ``grace``
+        seconds without one, only if the kernel already enforces a state (adopted at
+        a restart, restored after a reboot): then the unit is started, degraded, with
+        the reason in STATUS. With nothing enforced and billing not synced, the daemon
+        is not ready (systemd's start timeout decides), rather than "started" while
+        nobody is restricted."""
+        eng = self.engine
+        deadline = time.monotonic() + grace
+        told = False
+        while not eng.stats.synced:
+            if time.monotonic() >= deadline:
+                if any(eng.committed.get(n) for n in ENFORCEMENT_SETS):
+                    why = self.degraded.get("source") or "billing not synced yet"
+                    notify(f"READY=1\nSTATUS=enforcing the last applied state; {why}")
+                    log.warning("ready before the first billing sync (the kernel holds the "
+                                "last applied state): %s", why)
+                    return
+                if not told:
+                    told = True
+                    log.warning("not ready: billing not synced after %.0f s and nothing "
+                                "enforced yet", grace)
             await asyncio.sleep(0.05)
-        notify(f"READY=1\nSTATUS=enforcing {len(self.engine.inventory)} subscribers")
-        log.info("debtgate %s ready: %d subscribers", __version__, len(self.engine.inventory))
+        notify(f"READY=1\nSTATUS=enforcing {len(eng.inventory)} subscribers")
+        log.info("debtgate %s ready: %d subscribers", __version__, len(eng.inventory))
 
     async def _run_cuts(self, cuts: BackgroundCutter) -> None:
         if self.cut_child is not None:
