@@ -249,8 +249,8 @@ class Daemon:
                 if any(eng.committed.get(n) for n in ENFORCEMENT_SETS):
                     why = self.degraded.get("source") or "billing not synced yet"
                     notify(f"READY=1\nSTATUS=enforcing the last applied state; {why}")
-                    log.warning("ready before the first billing sync (the kernel holds the "
-                                "last applied state): %s", why)
+                    log.warning("debtgate %s ready: enforcing the last applied state before "
+                                "the first billing sync (%s)", __version__, why)
                     return
                 if not told:
                     told = True
