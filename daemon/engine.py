@@ -151,7 +151,6 @@ class Engine(PortalSide, Announcer):
         event (a storm or a snapshot read before it, applied after) leaves them be."""
         self._waiting: list[int] = []
         """When the bulk events waiting for their job (or running it) were read."""
-        self._deferred_cut: list[str] | None = None
 
     def state_of(self, sub: Subscriber) -> State:
         """The effective state: an active override wins over billing."""
@@ -308,7 +307,6 @@ class Engine(PortalSide, Announcer):
                 for addr in (*(read.addresses if read else ()), *((host,) if host else ())):
                     if hosts.get(addr) == account:
                         del hosts[addr]
-            kept: Subscriber | None = None
             if account in inv.lean:
                 lean[account] = inv.lean[account]
                 if hosts is not None and inv.lean[account]:
@@ -428,14 +426,8 @@ class Engine(PortalSide, Announcer):
                 part = [a for a in chunk if a not in stale] if stale else chunk
                 part_subs = {a: subs[a] for a in part if a in subs}
                 part_gone = [a for a in part if a not in subs]
-                cut: list[str] = []
-                self._deferred_cut = cut
-                try:
-                    await self._change_many(part_subs, part_gone,
-                                            {a: final[a] for a in part_subs}, "billing")
-                finally:
-                    self._deferred_cut = None
-            await self._cut(cut)  # outside the turn: flows are cut best effort
+                await self._change_many(part_subs, part_gone,
+                                        {a: final[a] for a in part_subs}, "billing")
 
     def _release_first(self, subs: Mapping[str, Subscriber], gone: list[str],
                        final: Mapping[str, State]) -> list[str]:
@@ -539,10 +531,7 @@ class Engine(PortalSide, Announcer):
         self.stats.kernel_writes += plan.writes
         self.stats.last_apply_at = time.time()
         log.info("applied %d set changes (cause=%s)", plan.writes, cause)
-        if self._deferred_cut is not None:
-            self._deferred_cut.extend(plan.conntrack)
-        else:
-            await self._cut(plan.conntrack)
+        await self._cut(plan.conntrack)  # queued: the cutter never holds the turn
 
     async def _cut(self, elements: Sequence[str]) -> None:
         if not elements:

@@ -20,7 +20,6 @@ import asyncio
 import ipaddress
 import logging
 import socket
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -31,6 +30,9 @@ PER_HOST_LIMIT = 64
 
 
 class ConntrackCutter(Protocol):
+    """What the engine calls after each apply, holding its turn: so ``cut`` must not
+    wait for the kernel (:class:`BackgroundCutter` queues)."""
+
     async def cut(self, elements: Sequence[str]) -> int: ...
 
 
@@ -82,18 +84,11 @@ class NullCutter:
 
 
 class PyrouteCutter:
-    """Deletes conntrack entries whose original source is one of the elements."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    async def cut(self, elements: Sequence[str]) -> int:
-        if not elements:
-            return 0
-        return await asyncio.to_thread(self.cut_now, list(elements))
+    """Deletes conntrack entries whose original source is one of the elements,
+    blocking: the child process of :mod:`debtgate.adapters.conntrack_child` runs it."""
 
     def cut_now(self, elements: list[str]) -> int:
-        """The cut itself, blocking (a thread, or the child process)."""
+        """The cut itself; the number of entries deleted."""
         from pyroute2 import Conntrack  # noqa: PLC0415 - netlink only where used
         from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple  # noqa: PLC0415
 
@@ -103,25 +98,24 @@ class PyrouteCutter:
         nets4 = [n for n in nets if n.version == 4]
         nets6 = [n for n in nets if n.version == 6]
         deleted = 0
-        with self._lock:
-            if hosts4 or nets4:
-                with Conntrack() as ct:
-                    if len(hosts4) <= PER_HOST_LIMIT:
-                        # The kernel filters by source (Linux >= 5.8): no full dump.
-                        for host in hosts4:
-                            flt = NFCTAttrTuple(family=socket.AF_INET, saddr=host)
-                            deleted += self._delete_all(ct, ct.dump_entries(tuple_orig=flt))
-                        hosts4 = []
-                    if hosts4 or nets4:
-                        wanted = set(hosts4)
-                        deleted += self._delete_all(
-                            ct, (e for e in ct.dump_entries() if _matches(e, wanted, nets4)))
-            if hosts6 or nets6:
-                # pyroute2's kernel-side filter finds nothing for IPv6: match in user space
-                # over a dump of the IPv6 table only.
-                with Conntrack(nfgen_family=socket.AF_INET6) as ct6:
+        if hosts4 or nets4:
+            with Conntrack() as ct:
+                if len(hosts4) <= PER_HOST_LIMIT:
+                    # The kernel filters by source (Linux >= 5.8): no full dump.
+                    for host in hosts4:
+                        flt = NFCTAttrTuple(family=socket.AF_INET, saddr=host)
+                        deleted += self._delete_all(ct, ct.dump_entries(tuple_orig=flt))
+                    hosts4 = []
+                if hosts4 or nets4:
+                    wanted = set(hosts4)
                     deleted += self._delete_all(
-                        ct6, (e for e in ct6.dump_entries() if _matches(e, hosts6, nets6)))
+                        ct, (e for e in ct.dump_entries() if _matches(e, wanted, nets4)))
+        if hosts6 or nets6:
+            # pyroute2's kernel-side filter finds nothing for IPv6: match in user space
+            # over a dump of the IPv6 table only.
+            with Conntrack(nfgen_family=socket.AF_INET6) as ct6:
+                deleted += self._delete_all(
+                    ct6, (e for e in ct6.dump_entries() if _matches(e, hosts6, nets6)))
         return deleted
 
     @staticmethod

@@ -67,7 +67,7 @@ async def test_a_storm_is_applied_in_slices_releases_first() -> None:
     assert released == 3000
     assert len(plans[0].conntrack) == engine_mod.SLICE
     assert set(h.nft.sets["blocked_v4_host"]) == {host(i) for i in range(3000, N)}
-    # Conntrack is cut for every change, outside the turn.
+    # Conntrack is cut for every change (queued by the cutter, never held in the turn).
     assert sum(len(c) for c in h.cutter.cut_calls[-len(plans):]) == N
     assert h.engine.turn.slices >= len(plans)
 
