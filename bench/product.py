@@ -9,7 +9,8 @@ floors (``nft -f`` of the same elements, ``psql`` of the same rows), first start
 full resyncs (d), quiet payments (a), payments during full resyncs (a), storms with
 payments in their first 2 s (c, a, e), restart and the periodic resync (b, d), reboot
 (b). Prints the JSON; ``--write-docs`` rewrites the product table of
-docs/BENCHMARKS.md (``product_docs``). ``--quick`` takes few trials (development).
+docs/BENCHMARKS.md (``product_docs``). ``--quick`` takes few trials and ``--only``
+some scenarios after the first start (development).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from product_starts import first_start, reboot, restart  # noqa: E402
 from product_storm import storms  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ("resync", "quiet", "during_resync", "storm", "restart", "reboot")
 
 
 def floors(lab: Lab) -> dict[str, Any]:
@@ -60,29 +62,40 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.json:
             args.json.write_text(json.dumps(out, indent=1))
 
+    def wanted(name: str) -> bool:
+        return not args.only or name in args.only
+
     try:
         await lab.connect()
         out["floors"] = floors(lab)
-        out["first_start"] = await first_start(lab)
+        out["first_start"] = await first_start(lab)  # every other scenario needs it
         keep()
-        out["resync"] = [await resync_once(lab) for _ in range(args.resyncs)]
-        keep()
-        out["quiet"] = await quiet(lab, args.quiet)
-        keep()
-        took = statistics.median(r["seen_s"] or 1.0 for r in out["resync"])
-        out["during_resync"] = await during_resync(lab, args.resync, took,
-                                                   max_rounds=args.max_rounds)
-        keep()
-        await lab.daemon.reload(guard=False)  # the storm is 10 %: the guard would hold it
-        out["storm"] = await storms(lab, args.storm, max_rounds=args.max_rounds + 1)
-        keep()
-        out["restart"] = await restart(lab)
-        keep()
-        out["reboot"] = await reboot(lab)
+        if wanted("resync") or wanted("during_resync"):
+            out["resync"] = [await resync_once(lab) for _ in range(args.resyncs)]
+            keep()
+        if wanted("quiet"):
+            out["quiet"] = await quiet(lab, args.quiet)
+            keep()
+        if wanted("during_resync"):
+            took = statistics.median(r["seen_s"] or 1.0 for r in out["resync"])
+            out["during_resync"] = await during_resync(lab, args.resync, took,
+                                                       max_rounds=args.max_rounds)
+            keep()
+        if wanted("storm"):
+            await lab.daemon.reload(guard=False)  # the storm is 10 %: the guard holds it
+            out["storm"] = await storms(lab, args.storm, max_rounds=args.max_rounds + 1)
+            keep()
+        if wanted("restart"):
+            out["restart"] = await restart(lab)
+            keep()
+        if wanted("reboot"):
+            out["reboot"] = await reboot(lab)
     finally:
         if args.log and lab.daemon.log.exists():
             args.log.write_bytes(lab.daemon.log.read_bytes())
         await lab.close()
+    if args.only:
+        return out
     groups = [out["quiet"], out["storm"]["payments"], out["during_resync"]]
     out["payments_overall"] = summary([x for g in groups for x in g["latencies_s"]])
     return out
@@ -116,10 +129,15 @@ def main() -> None:
     parser.add_argument("--max-rounds", type=int, default=40,
                         help="most resync and storm rounds for the payment trials")
     parser.add_argument("--quick", action="store_true", help="10 trials of each kind")
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=[],
+                        help="these scenarios after the first start (development; "
+                             "not with --write-docs)")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--log", type=Path, help="keep the daemon's log here")
     args = parser.parse_args()
+    if args.only and args.write_docs:
+        parser.error("--write-docs needs every scenario")
     if args.quick:
         args.quiet = args.storm = args.resync = 10
     info = meta(args)

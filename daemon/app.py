@@ -114,12 +114,12 @@ class Daemon:
                 self.engine.overrides[override.account] = override
         kernel_empty = not any(self.engine.committed.get(n) for n in ENFORCEMENT_SETS)
         saved = self.statefile.load() if kernel_empty else None
-        if saved is not None and any(saved[0].values()):
+        if saved is not None and any(saved.sets.values()):
             if self.config.daemon.fail_open:
                 log.warning("kernel table is empty (reboot?) and fail_open is set: "
                             "nobody is restricted until billing answers")
             else:
-                writes = await self.engine.restore(*saved)
+                writes = await self.engine.restore(saved.sets, saved.subscribers)
                 log.warning("kernel table was empty (reboot?): restored %d elements of the "
                             "last applied state before billing answers", writes)
         g = self.config.garden

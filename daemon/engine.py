@@ -65,7 +65,7 @@ from .sources.base import (
     release_memory,
 )
 from .turn import Turn
-from .validate import Outcome, Policy, element, validate_batch, validate_rows
+from .validate import Outcome, Policy, element, validate_batch
 
 log = logging.getLogger(__name__)
 
@@ -560,17 +560,18 @@ class Engine(PortalSide, Announcer):
         self.held_since = None
         return {"applied": len(held)}
 
-    async def restore(self, sets: dict[str, set[str]], rows: list[dict[str, Any]]) -> int:
-        """Put a persisted state back into an empty kernel (before billing answers)."""
+    async def restore(self, sets: Mapping[str, set[str]], subs: list[Subscriber]) -> int:
+        """Put a persisted state back into an empty kernel (before billing answers):
+        the sets first (every restriction enforced), then the inventory the portal's
+        page reads."""
         async with self.exclusive():
-            outcome = validate_rows(rows, self.policy, {})
-            desired = {n: sets.get(n, set()) for n in ENFORCEMENT_SETS}
+            desired = {n: set(sets.get(n, ())) for n in ENFORCEMENT_SETS}
             plan = reconcile(desired, self.committed, self.clock(), cut_sets=frozenset())
             await self._apply(plan, cause="restore after reboot")
-            self.inventory.replace_all(outcome.subscribers)
-            self.placed = {a: s.state for a, s in outcome.subscribers.items()}
-            self.desired = {n: set(v) for n, v in desired.items()}
-            audit("restored", writes=plan.writes, subscribers=len(outcome.subscribers))
+            self.desired = desired
+            self.inventory.replace_all({s.account: s for s in subs})
+            self.placed = {s.account: s.state for s in subs}
+            audit("restored", writes=plan.writes, subscribers=len(subs))
             return plan.writes
 
     # -- reconcile -----------------------------------------------------------

@@ -12,7 +12,6 @@ import pytest
 from debtgate import persist
 from debtgate.model import Session, State, Subscriber
 from debtgate.persist import StateFile
-from debtgate.validate import Policy, validate_rows
 
 SUBS = [
     Subscriber("A-1", ("10.0.0.1", "2001:db8::/56"), State.BLOCKED, Decimal("1250.50"), "RUB",
@@ -30,17 +29,22 @@ def test_saved_state_restores_the_same_subscribers(tmp_path: Path) -> None:
     state.save_now()
     loaded = state.load()
     assert loaded is not None
-    got_sets, rows = loaded
-    assert got_sets == {"blocked_v4_host": {"10.0.0.1"}, "warn_v4_host": {"10.0.0.2"}}
-    out = validate_rows(rows, Policy())
-    assert not out.rejections
-    assert out.subscribers == {s.account: s for s in SUBS}
+    assert loaded.sets == {"blocked_v4_host": {"10.0.0.1"}, "warn_v4_host": {"10.0.0.2"}}
+    assert loaded.subscribers == SUBS
     assert state.writes == 1 and not list(tmp_path.glob(".*.tmp"))
 
 
-def test_unreadable_state_is_none(tmp_path: Path) -> None:
-    (tmp_path / "applied.json").write_bytes(b"{ half")
+@pytest.mark.parametrize("data", [
+    b"{ half",
+    b'{"version": 1, "sets": {"blocked_v4_host": ["10.0.0.1"]}}',  # no subscribers
+    b'{"version": 1, "sets": {}, "subscribers": [{"account": "A", "addresses": [],'
+    b' "state": "gone-missing"}]}',  # not a state
+])
+def test_unreadable_state_is_none(tmp_path: Path, data: bytes,
+                                  caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "applied.json").write_bytes(data)
     assert StateFile(tmp_path / "applied.json").load() is None
+    assert "persisted state" in caplog.text and "unreadable" in caplog.text
 
 
 async def test_the_stepwise_write_is_the_document_encoded_whole(
@@ -57,4 +61,4 @@ async def test_the_stepwise_write_is_the_document_encoded_whole(
                                      "subscribers": subs})
         assert json.loads((tmp_path / "applied.json").read_bytes()) == json.loads(whole)
         loaded = state.load()
-        assert loaded is not None and len(loaded[1]) == len(subs) and state.writes == 1
+        assert loaded is not None and loaded.subscribers == subs and state.writes == 1
