@@ -35,10 +35,17 @@ class Admin:
                 "uptime": round(time.time() - self.daemon.started, 1)}
 
     def ready(self) -> tuple[bool, str]:
+        """Ready: synced with billing, or, before the first snapshot is applied, the
+        kernel enforcing a state (adopted at a restart, restored after a reboot) while
+        the feed listens (a payment takes effect at once; the snapshot only repairs
+        what changed while the daemon was down). Not ready: nothing enforced and not
+        synced, or the feed stale for longer than ``readiness_budget``."""
         eng = self.engine
-        if not eng.stats.synced:
-            return False, "not synced with billing yet"
         health = self.daemon.source.health
+        if not eng.stats.synced:
+            if health.listening and eng.enforcing():
+                return True, "following billing; the first snapshot is being applied"
+            return False, "not synced with billing yet"
         budget = self.daemon.config.daemon.readiness_budget
         last = health.last_snapshot or health.last_event
         if health.connected is False and last is not None and time.time() - last > budget:

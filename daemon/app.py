@@ -112,9 +112,12 @@ class Daemon:
         for override in await self.override_store.load():
             if override.active(self.engine.clock()):
                 self.engine.overrides[override.account] = override
-        kernel_empty = not any(self.engine.committed.get(n) for n in ENFORCEMENT_SETS)
-        saved = self.statefile.load() if kernel_empty else None
-        if saved is not None and any(saved.sets.values()):
+        saved = self.statefile.load()
+        if saved is not None and self.engine.enforcing():  # a restart: the kernel holds it
+            self.engine.recall(saved.subscribers)
+            log.info("recalled %d restricted subscribers of the last applied state",
+                     len(saved.subscribers))
+        elif saved is not None and any(saved.sets.values()):  # a reboot: the table is empty
             if self.config.daemon.fail_open:
                 log.warning("kernel table is empty (reboot?) and fail_open is set: "
                             "nobody is restricted until billing answers")
@@ -235,18 +238,19 @@ class Daemon:
             await asyncio.sleep(5)
 
     async def _ready(self, grace: float = 10.0) -> None:
-        """sd_notify READY=1 once the first billing sync is applied; after ``grace``
-        seconds without one, only if the kernel already enforces a state (adopted at
-        a restart, restored after a reboot): then the unit is started, degraded, with
-        the reason in STATUS. With nothing enforced and billing not synced, the daemon
-        is not ready (systemd's start timeout decides), rather than "started" while
-        nobody is restricted."""
+        """sd_notify READY=1 once the management API's readiness holds
+        (:meth:`Admin.ready`: synced, or enforcing while the feed listens). After
+        ``grace`` seconds without it, billing unreachable, READY=1 too if the kernel
+        already enforces a state (adopted at a restart, restored after a reboot): the
+        unit is started, degraded, with the reason in STATUS. With nothing enforced and
+        billing not synced, the daemon is not ready (systemd's start timeout decides),
+        rather than "started" while nobody is restricted."""
         eng = self.engine
         deadline = time.monotonic() + grace
         told = False
-        while not eng.stats.synced:
+        while not (ready := self.management.ready())[0]:
             if time.monotonic() >= deadline:
-                if any(eng.committed.get(n) for n in ENFORCEMENT_SETS):
+                if eng.enforcing():
                     why = self.degraded.get("source") or "billing not synced yet"
                     notify(f"READY=1\nSTATUS=enforcing the last applied state; {why}")
                     log.warning("debtgate %s ready: enforcing the last applied state before "
@@ -257,8 +261,13 @@ class Daemon:
                     log.warning("not ready: billing not synced after %.0f s and nothing "
                                 "enforced yet", grace)
             await asyncio.sleep(0.05)
-        notify(f"READY=1\nSTATUS=enforcing {len(eng.inventory)} subscribers")
-        log.info("debtgate %s ready: %d subscribers", __version__, len(eng.inventory))
+        if eng.stats.synced:
+            notify(f"READY=1\nSTATUS=enforcing {len(eng.inventory)} subscribers")
+            log.info("debtgate %s ready: %d subscribers", __version__, len(eng.inventory))
+        else:
+            notify(f"READY=1\nSTATUS=enforcing the kernel's state; {ready[1]}")
+            log.info("debtgate %s ready: enforcing the kernel's state, %s", __version__,
+                     ready[1])
 
     async def _run_cuts(self, cuts: BackgroundCutter) -> None:
         if self.cut_child is not None:

@@ -211,6 +211,10 @@ class Engine(PortalSide, Announcer):
         return self.stats.synced or bool(self.placed) or any(
             self.committed.get(n) for n in ENFORCEMENT_SETS)
 
+    def enforcing(self) -> bool:
+        """Whether the kernel holds any restriction this daemon applied or adopted."""
+        return any(self.committed.get(n) for n in ENFORCEMENT_SETS)
+
     # -- start-up --------------------------------------------------------
     async def adopt_kernel(self) -> None:
         """Read what the kernel holds: the start applies only the difference."""
@@ -562,17 +566,23 @@ class Engine(PortalSide, Announcer):
 
     async def restore(self, sets: Mapping[str, set[str]], subs: list[Subscriber]) -> int:
         """Put a persisted state back into an empty kernel (before billing answers):
-        the sets first (every restriction enforced), then the inventory the portal's
-        page reads."""
+        the sets first (every restriction enforced), then :meth:`recall`."""
         async with self.exclusive():
             desired = {n: set(sets.get(n, ())) for n in ENFORCEMENT_SETS}
             plan = reconcile(desired, self.committed, self.clock(), cut_sets=frozenset())
             await self._apply(plan, cause="restore after reboot")
-            self.desired = desired
-            self.inventory.replace_all({s.account: s for s in subs})
-            self.placed = {s.account: s.state for s in subs}
+            self.recall(subs)
             audit("restored", writes=plan.writes, subscribers=len(subs))
             return plan.writes
+
+    def recall(self, subs: list[Subscriber]) -> None:
+        """Before the first snapshot: the restricted subscribers of the persisted state
+        as the inventory, and what the kernel enforces as the desired state. A payment
+        then moves its account at once (its old placement is known), the portal's page
+        shows the debt, and the first snapshot announces only what changed."""
+        self.inventory.replace_all({s.account: s for s in subs})
+        self.placed = {s.account: s.state for s in subs}
+        self.desired = {n: set(self.committed.get(n, ())) for n in ENFORCEMENT_SETS}
 
     # -- reconcile -----------------------------------------------------------
     async def full_reconcile(self) -> int:

@@ -346,10 +346,14 @@ class SourceHealth:
     last_error: str | None = None
     lag: float | None = None
     """Seconds between the billing's change and its application, last seen."""
+    listening: bool = False
+    """A change in the billing (a payment) reaches the engine as it happens: the
+    PostgreSQL feed LISTENs and its lane serves small changes, during a snapshot too;
+    a file source once it has read the file."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "connected": self.connected,
+        return {"kind": self.kind, "connected": self.connected, "listening": self.listening,
                 "last_snapshot": self.last_snapshot, "last_event": self.last_event,
                 "last_error": self.last_error, "lag": self.lag, **self.extra}
 

@@ -76,12 +76,12 @@ class FileSource:
                 log.error("subscriber file %s unusable, keeping the last good state: %s",
                           self.path, exc)
             self.health.last_error = str(exc)
-            self.health.connected = False
+            self.health.connected = self.health.listening = False
             return
         if self.health.last_error:
             log.info("subscriber file %s is readable again", self.path)
         self.health.last_error = None
-        self.health.connected = True
+        self.health.connected = self.health.listening = True
         if problems:
             # Each such row is rejected (and logged) by validation; this names the
             # likely cause once per version of the file.
@@ -109,7 +109,7 @@ class FileSource:
                         log.error("subscriber file %s is missing, keeping the last good state",
                                   self.path)
                     self.health.last_error = msg
-                    self.health.connected = False
+                    self.health.connected = self.health.listening = False
                 else:
                     await self._emit(sink, stamp[2] if changed else None)
             try:

@@ -210,12 +210,13 @@ class PostgresSource(PgSync):
             # The server sends a notification only to an idle backend: the listener is
             # the connection that never runs a long query (the lane, if there is one).
             await (lane or conn).add_listener(self.s.channel, self._on_notify)
-            await self._resync_now(conn, sink)
             self._set_connected(True)
-            self.health.last_error = None
-            self.health.extra["stable"] = True
+            # The session's first sync (the daemon's first snapshot) is a job like any
+            # resync: the lane serves payments while it is fetched and applied.
+            self._resync = True
             await self._serve(conn, lane, sink)
         finally:
+            self.health.listening = False
             conn.terminate()
             if lane is not None:
                 lane.terminate()
@@ -285,6 +286,9 @@ class PostgresSource(PgSync):
         beat = time.monotonic() + self.s.heartbeat_interval
         job: asyncio.Task[None] | None = None
         self._lane_up = lane is not None
+        # Without the lane a notification waits for the job in progress: listening
+        # once the first sync is done.
+        self.health.listening = lane is not None
         try:
             while True:
                 now = time.monotonic()
@@ -294,6 +298,9 @@ class PostgresSource(PgSync):
                     done: asyncio.Task[None] = job
                     job = None
                     done.result()  # the job's failure ends the session
+                    if not self.health.extra["stable"]:  # the session's first sync
+                        self.health.last_error = None
+                        self.health.extra["stable"] = self.health.listening = True
                     beat = time.monotonic() + self.s.heartbeat_interval
                     continue
                 small_due = self._small_coalesce.due() if self._small else None

@@ -1,9 +1,13 @@
 """Payments first, on the real daemon, kernel and billing: a payment committed while a
 storm of tens of thousands of blocks is being applied opens the Internet within a
-bound far below the storm's own duration (#17)."""
+bound far below the storm's own duration; at a restart the daemon is ready, and a
+payment takes effect, before its first snapshot is applied (#17)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -85,5 +89,56 @@ def test_a_payment_during_a_storm_passes_long_before_the_storm_ends(
         assert passed < storm_done[0], "the payment waited for the storm"
         assert in_set(topo, storm_host(STORM // 2))
         assert not in_set(topo, "100.64.1.11")
+    finally:
+        d.stop()
+
+
+def _status(d: DaemonProc) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-m", "debtgate.cli", "status", "--json", "--socket",
+                          str(d.workdir / "api.sock")], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+def test_a_restart_is_ready_and_serves_a_payment_before_its_first_snapshot(
+        topo: Topology, billing: PgServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+    billing.psql("UPDATE accounts SET state = 'blocked', balance = -100 WHERE id = 'S7'")
+    host = storm_host(7)
+    # Every snapshot takes 3 s longer (the accounts query a payment is read with does not).
+    slow = ('snapshot_query = "SELECT s.* FROM debtgate_subscribers s, pg_sleep(3)"\n'
+            "[guard]\nenabled = false\n")
+    d = DaemonProc(topo, tmp_path_factory.mktemp("restart"), [],
+                   extra_config=postgres_config(billing.socket_dsn, slow))
+    d.start()
+    try:
+        wait_for(lambda: in_set(topo, host) and _status(d)["sync"]["in_sync"], deadline=30,
+                 what="the first daemon synced")
+        d.stop()
+        offset = len(d.log())
+        started = time.monotonic()
+        d.start()  # returns at its " ready: " line
+        ready = time.monotonic() - started
+        after = d.log()[offset:]
+        assert "ready: enforcing the kernel's state, following billing" in after
+        assert _status(d)["sync"]["in_sync"] is False  # the snapshot is still being read
+        billing.psql("INSERT INTO payments (account_id, amount) VALUES ('S7', 1000)")
+        paid = time.monotonic()
+        wait_for(lambda: not in_set(topo, host), deadline=10, what="the payment applied")
+        latency = time.monotonic() - paid
+        assert _status(d)["sync"]["in_sync"] is False, "the payment waited for the snapshot"
+        print(f"ready {ready:.2f} s after the restart's spawn; the payment passed "
+              f"{latency * 1000:.0f} ms after its commit")
+        assert latency < 1.0
+        wait_for(lambda: _status(d)["sync"]["in_sync"], deadline=30, what="the snapshot")
+        assert not in_set(topo, host)  # the older snapshot did not undo the payment
+        # The persisted state told the restarted daemon who was restricted: the first
+        # snapshot announces no one again, only the payment's transition.
+        after = d.log()[offset:]
+        assert " restricted subscribers of the last applied state" in after
+        assert '"audit": "transitions"' not in after
+        assert after.count('"audit": "transition"') == 1 and '"account": "S7"' in after
+        assert in_set(topo, storm_host(STORM // 2)) == (
+            billing.psql("SELECT state FROM accounts WHERE id = 'S30000'", "-At").strip() == "blocked")
     finally:
         d.stop()

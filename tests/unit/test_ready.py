@@ -1,5 +1,6 @@
-"""sd_notify READY=1: sent once the first sync is applied, or after the grace only when
-the kernel already enforces a state; never "started" with nothing enforced."""
+"""sd_notify READY=1: sent once the first sync is applied, or once the kernel enforces a
+state while the feed listens, or after the grace only when the kernel already enforces a
+state; never "started" with nothing enforced."""
 
 from __future__ import annotations
 
@@ -57,3 +58,22 @@ async def test_a_kernel_state_makes_it_ready_after_the_grace(
     [note] = _notes(sock)
     assert note == ("READY=1\nSTATUS=enforcing the last applied state; "
                     "postgres: connection refused")
+
+
+async def test_a_kernel_state_and_a_listening_feed_are_ready_before_the_snapshot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sock = _listen(tmp_path, monkeypatch)
+    daemon = _daemon(tmp_path)
+    daemon.engine.committed["blocked_v4_host"] = {"100.64.1.11"}  # adopted at a restart
+    task = asyncio.create_task(daemon._ready(grace=30))
+    await asyncio.sleep(0.3)
+    assert not task.done() and _notes(sock) == []  # the feed is not listening yet
+    assert daemon.management.ready() == (False, "not synced with billing yet")
+    daemon.source.health.listening = True  # payments reach the engine as they happen
+    await asyncio.wait_for(task, 2)
+    [note] = _notes(sock)
+    assert note == ("READY=1\nSTATUS=enforcing the kernel's state; following billing; "
+                    "the first snapshot is being applied")
+    assert daemon.management.ready()[0] is True
+    daemon.engine.committed["blocked_v4_host"] = set()  # nothing enforced: not ready
+    assert daemon.management.ready() == (False, "not synced with billing yet")
