@@ -5,8 +5,9 @@
   prober account's, refused; then ``nft -j list set`` holding the N/10 elements) and
   ready (sd_notify READY=1, ``/readyz`` 200);
 * **restart**: SIGTERM, then the same config again (plus ``resync_interval = 5`` so
-  that a periodic resync, the fingerprint kind, follows): ready, and the kernel
-  writes the status counts at ready and 2 s later (the kernel held the state: 0);
+  that a periodic resync, the fingerprint kind, follows): ready, the kernel writes
+  the status counts at ready and 2 s later (the kernel held the state: 0), the first
+  snapshot applied (the status in sync: ``synced_s``) and its writes;
 * **reboot**: SIGTERM, the table deleted and conntrack flushed, the billing stopped;
   from the spawn: every restriction restored from the persisted state (watcher and
   kernel count as above), then the billing started again: seconds until ready.
@@ -62,6 +63,16 @@ async def restart(lab: Lab) -> dict[str, Any]:
     st = await lab.daemon.status()
     out["kernel_writes_2s_later"] = st["kernel_writes"]
     out["spawn_to_status_s"] = round(time.monotonic() - t0, 3)
+
+    # Ready comes before the first snapshot is applied (the kernel's state, the feed
+    # listening): then the snapshot, in the status as in sync.
+    async def synced() -> bool:
+        return bool((await lab.daemon.status())["sync"]["in_sync"])
+
+    seen = await until(synced, 300, interval=0.1)
+    out["synced_s"] = None if seen is None else round(seen - t0, 3)
+    st = await lab.daemon.status()
+    out["kernel_writes_at_sync"] = st["kernel_writes"]
     # The periodic resync (fingerprints: the rows' versions compared) that follows.
     last, writes = st["feed"]["last_snapshot"], st["kernel_writes"]
 

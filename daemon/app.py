@@ -125,6 +125,8 @@ class Daemon:
                 writes = await self.engine.restore(saved.sets, saved.subscribers)
                 log.warning("kernel table was empty (reboot?): restored %d elements of the "
                             "last applied state before billing answers", writes)
+        if not self.engine.enforcing():  # a first start: restrictions before the rest
+            self.source.prefer_restricted()
         g = self.config.garden
         self.engine.set_garden([str(c) for c in g.cidrs], [str(r) for r in g.resolvers])
         await self.engine.apply_garden()

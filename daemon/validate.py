@@ -454,9 +454,8 @@ def validate_columns(cols: Columns, policy: Policy,
         out = Outcome(lean=lean)
         subs = out.subscribers
         clash = len(hosts) != len(lean)
-        # bulk_plain knows nothing of serves: with it, the other rows go one by one.
-        done, plain = (bulk_plain(cols, rest, policy.default_currency, _CONVERT)
-                       if not policy.serves else ([], []))
+        # With serves, bulk_plain takes the hosts inside it (bulk is None otherwise).
+        done, plain = bulk_plain(cols, rest, policy.default_currency, _CONVERT, served)
         if done:
             before = len(hosts)
             accounts = list(map(_ACCOUNT_OF, plain))

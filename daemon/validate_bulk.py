@@ -240,7 +240,8 @@ class PlainRows:
 
 
 def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..., Any]],
-               *, distinct: bool = False) -> PlainRows | None:
+               *, distinct: bool = False, served: tuple[str, ...] | None = None
+               ) -> PlainRows | None:
     """The plain rows among ``indices``: a plain account id (not repeated among them),
     one plain IPv4 host, a known state, display fields as text, values that convert,
     no RADIUS session. None when there is none.
@@ -248,7 +249,9 @@ def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..
     Each check runs over a whole column in C first; only when it fails is the column
     checked row by row. ``convert`` holds the row path's converters: ``amount``,
     ``date`` and ``text`` (kind, raw), so both paths agree. ``distinct``: the caller
-    leaves out every account that occurs twice itself (not checked here)."""
+    leaves out every account that occurs twice itself (not checked here). ``served``:
+    the text prefixes of ``[network] serves`` (:func:`served_prefixes`); a host outside
+    them is left to the row path (another gateway's)."""
     if not indices:
         return None
     names = cols.extra_names
@@ -263,6 +266,10 @@ def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..
         mask.drop([not plain_account(a) for a in account])
     if not plain_hosts(addresses):
         mask.drop([not _plain_host(a) for a in addresses])
+    if served is not None:
+        outside = [type(a) is not str or not a.startswith(served) for a in addresses]
+        if any(outside):
+            mask.drop(outside)
     if None in states:
         mask.drop([s is None for s in states])
     column: dict[str, Sequence[Any]] = {}
@@ -315,11 +322,12 @@ def plain_rows(cols: Columns, indices: list[int], convert: dict[str, Callable[..
 
 
 def bulk_plain(cols: Columns, indices: list[int], default_currency: str,
-               convert: dict[str, Callable[..., Any]]) -> tuple[list[int], list[Subscriber]]:
+               convert: dict[str, Callable[..., Any]], served: tuple[str, ...] | None = None
+               ) -> tuple[list[int], list[Subscriber]]:
     """The plain rows among ``indices`` (the non-lean rows) and their subscribers, in
-    row order (see :func:`plain_rows`); the other rows are left to the row-by-row path
-    (which names problems)."""
-    rows = plain_rows(cols, indices, convert)
+    row order (see :func:`plain_rows`, ``served`` too); the other rows are left to the
+    row-by-row path (which names problems)."""
+    rows = plain_rows(cols, indices, convert, served=served)
     if rows is None:
         return [], []
     indices, account, addresses, states = rows.indices, rows.account, rows.addresses, rows.states

@@ -380,3 +380,8 @@ class BillingSource(Protocol):
         """Ask for a resync soon (periodic reconcile, POST /resync); ``full`` re-checks
         every row even if unchanged (after a policy change)."""
         ...
+
+    def prefer_restricted(self) -> None:
+        """The kernel enforces nothing (a first start): if the source can, the rows
+        that are not active reach the engine before the rest of the first snapshot."""
+        ...

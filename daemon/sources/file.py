@@ -51,6 +51,9 @@ class FileSource:
         del full  # every read of the file is a full snapshot
         self._resync.set()
 
+    def prefer_restricted(self) -> None:
+        """Nothing to do: the file is read whole in one step."""
+
     def _stat(self) -> tuple[int, int, int] | None:
         try:
             st = os.stat(self.path)

@@ -214,6 +214,16 @@ async def copy_snapshot(conn: asyncpg.Connection, query: str, *, what: str,
     return cols, has_version(types)
 
 
+async def copy_restricted(conn: asyncpg.Connection, query: str, *, what: str,
+                          seconds: float | None = None) -> Columns:
+    """The snapshot query's rows whose state is not ``active``, through COPY (the
+    restricted-first fetch of a first start: :meth:`PgSync._restricted_head`)."""
+    types = await describe(conn, query, what=what, seconds=seconds)
+    sql, extras = lean_query(query, types)
+    return await _copy(conn, f"{sql} WHERE q.state::text IS DISTINCT FROM 'active'",
+                       CopyParser(extras), what=what, seconds=seconds)
+
+
 async def copy_accounts(conn: asyncpg.Connection, query: str, ids: Sequence[str],
                         asked: set[str], *, version: bool, seconds: float | None = None
                         ) -> Columns | None:

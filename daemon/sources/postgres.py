@@ -150,6 +150,7 @@ class PostgresSource(PgSync):
         self._lost = asyncio.Event()
         self._resync = False
         self._full = False
+        self._restricted_first = False
         self._next_resync = 0.0
         self.counters = {"snapshots": 0, "deltas": 0, "notifications": 0, "reconnects": 0,
                          "lane_deltas": 0}
@@ -389,6 +390,9 @@ class PostgresSource(PgSync):
         finally:
             if small:
                 coalescer.applied(time.monotonic())
+
+    def prefer_restricted(self) -> None:
+        self._restricted_first = True
 
     def describe(self) -> str:
         return redact(self._dsn())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from ipaddress import ip_network
 from typing import Any
+
+import pytest
 
 from debtgate.inventory import Inventory
 from debtgate.model import State, Subscriber
@@ -45,8 +48,15 @@ def outcome_of(items: list[dict[str, Any]], policy: Policy) -> tuple[Any, Any]:
     by_cols = validate_columns(columns(items, EXTRAS), policy)
     inv = Inventory(default_currency=policy.default_currency)
     inv.replace_all(by_cols.subscribers, by_cols.lean)
-    return ((dict(inv.accounts), sorted((r.account or "", r.reason) for r in by_cols.rejections)),
-            (by_rows.subscribers, sorted((r.account or "", r.reason) for r in by_rows.rejections)))
+    return ((dict(inv.accounts), sorted((r.account or "", r.reason) for r in by_cols.rejections),
+             by_cols.foreign_addresses, sorted(by_cols.foreign_accounts)),
+            (by_rows.subscribers, sorted((r.account or "", r.reason) for r in by_rows.rejections),
+             by_rows.foreign_addresses, sorted(by_rows.foreign_accounts)))
+
+
+SERVES = Policy(serves=(ip_network("10.0.0.0/24"), ip_network("10.1.0.0/16"),
+                        ip_network("2001:db8::/32")))
+"""A gateway that serves part of the rows' hosts: the others are another gateway's."""
 
 
 @settings(max_examples=400, deadline=None)
@@ -56,7 +66,15 @@ def test_columns_outcome_equals_rows_outcome(items: list[dict[str, Any]]) -> Non
     assert got == want
 
 
-def test_a_large_plain_batch_and_a_few_odd_rows() -> None:
+@settings(max_examples=400, deadline=None)
+@given(rows)
+def test_columns_outcome_equals_rows_outcome_with_serves(items: list[dict[str, Any]]) -> None:
+    got, want = outcome_of(items, SERVES)
+    assert got == want
+
+
+@pytest.mark.parametrize("policy", [Policy(), SERVES], ids=["all", "serves"])
+def test_a_large_plain_batch_and_a_few_odd_rows(policy: Policy) -> None:
     items: list[dict[str, Any]] = [
         {"account": f"A{i}", "addresses": f"10.1.{i // 250}.{i % 250 + 1}",
          "state": ("blocked", "warn", "paused", "active")[i % 4], "amount_due": "500",
@@ -66,14 +84,19 @@ def test_a_large_plain_batch_and_a_few_odd_rows() -> None:
     items[11]["account"] = "A12"               # duplicate: the first row keeps it
     items[13]["addresses"] = "10.1.0.15"       # claims row 14's host: the earlier row wins
     items[20]["nas"] = "bras1"                 # a session: the row path builds it
-    items[21]["addresses"] = "10.200.0.0/24"   # a prefix
+    items[21]["addresses"] = "10.1.200.0/24"   # a prefix
     items[22]["addresses"] = "\u0661\u0660.1.0.23"  # Arabic-Indic digits: not an address
-    got, want = outcome_of(items, Policy())
+    items[23]["addresses"] = "10.2.0.24"       # outside SERVES: another gateway's
+    got, want = outcome_of(items, policy)
     assert got == want
-    subs, rejections = got
+    subs, rejections, foreign, foreign_accounts = got
+    if policy is SERVES:
+        assert "A23" not in subs and foreign == 1 and foreign_accounts == ["A23"]
+    else:
+        assert subs["A23"].addresses == ("10.2.0.24",) and foreign == 0
     assert ("A10", "bad_amount") in rejections and ("A12", "duplicate_account") in rejections
     assert ("A14", "address_conflict") in rejections and ("A22", "bad_address") in rejections
-    assert subs["A20"].session is not None and subs["A21"].addresses == ("10.200.0.0/24",)
+    assert subs["A20"].session is not None and subs["A21"].addresses == ("10.1.200.0/24",)
     assert subs["A0"].currency == "RUB" and subs["A0"].name == "Name 0"
 
 

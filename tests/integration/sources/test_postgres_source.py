@@ -249,3 +249,28 @@ async def test_a_storm_whose_whole_rows_copy_fails_fetches_them_row_by_row(
         assert len(rows) == 3000 and {r["state"] for r in rows.values()} == {"blocked"}
         assert source.counters["reconnects"] == 0 and source.health.connected
     assert "fetching them row by row" in caplog.text
+
+
+async def test_a_first_start_gets_the_restricted_rows_before_the_snapshot(
+        billing: Billing) -> None:
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn))
+    source.prefer_restricted()  # the kernel enforces nothing yet
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.listening, what="snapshot")
+        head, snap = rec.events[:2]
+        assert isinstance(head, Delta) and isinstance(snap, Snapshot) and not head.gone
+        assert {r["account"]: r["state"] for r in head.rows} == {
+            "A-blocked": "blocked", "A-warn": "warn", "A-paused": "paused"}
+        assert by_account(head.rows)["A-blocked"]["amount_due"] == "1250.00"
+        assert set(by_account(snap.rows)) == {"A-active", "A-blocked", "A-warn", "A-paused"}
+        assert head.seq < snap.seq  # the snapshot's rows are read after the head's
+        # A later session (after a reconnect) starts with the snapshot alone.
+        billing.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name LIKE 'debtgate%'")
+        await rec.wait(lambda: source.counters["reconnects"] == 1 and source.health.listening
+                       and source.health.extra["stable"], timeout=10, what="the next session")
+        billing.sql("UPDATE accounts SET state = 'blocked', balance = -10 WHERE id = 'A-active'")
+        await rec.wait(lambda: len(rec.events) > 2, what="the block")
+        [block] = rec.events[2:]
+        assert isinstance(block, Delta) and [r["account"] for r in block.rows] == ["A-active"]
