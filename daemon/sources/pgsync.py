@@ -101,7 +101,8 @@ class PgSync:
         active one: the earlier holder keeps it). Measured on the product at 1,000,000
         subscribers, 100,000 restricted (docs/BENCHMARKS.md): every restriction
         enforced SECONDS after the spawn, against 11.5 s when they waited for the
-        whole snapshot's fetch and validation."""
+        whole snapshot's fetch and validation. ``restrictions_first = false`` turns it
+        off."""
         seq = time.monotonic_ns()
         cols = await copy_restricted(conn, self.s.snapshot_query, what="snapshot query",
                                      seconds=self.s.query_timeout)

@@ -105,15 +105,18 @@ class PostgresSourceSection(Section):
     connection (for a pooler or a server short of connections); a payment then waits
     for the bulk fetch in progress."""
 
-    restrictions_first: bool | None = None
-    """Deprecated, ignored (the cold-start head start is gone: one path). Accepted so
-    that an upgraded gateway's config still loads; a warning says to drop it."""
+    restrictions_first: bool = True
+    """On a first start (the kernel enforces nothing, no state restored), fetch the rows
+    whose state is not ``active`` (the snapshot query with ``WHERE state <> 'active'``)
+    and apply them before the whole snapshot: every restriction is enforced in seconds
+    at a million subscribers, not after the whole snapshot. ``false``: the snapshot
+    alone (for a view whose ``state`` is expensive to compute twice)."""
     storm_helper: bool | None = None
     """Deprecated, ignored (small changes have their own connection: ``lane``)."""
 
     @model_validator(mode="after")
     def _deprecated(self) -> PostgresSourceSection:
-        for key in ("restrictions_first", "storm_helper"):
+        for key in ("storm_helper",):
             if getattr(self, key) is not None:
                 log.warning("[source.postgres] %s is deprecated and ignored; remove it", key)
         return self
@@ -392,7 +395,7 @@ class PostgresSource(PgSync):
                 coalescer.applied(time.monotonic())
 
     def prefer_restricted(self) -> None:
-        self._restricted_first = True
+        self._restricted_first = self.s.restrictions_first
 
     def describe(self) -> str:
         return redact(self._dsn())

@@ -274,3 +274,12 @@ async def test_a_first_start_gets_the_restricted_rows_before_the_snapshot(
         await rec.wait(lambda: len(rec.events) > 2, what="the block")
         [block] = rec.events[2:]
         assert isinstance(block, Delta) and [r["account"] for r in block.rows] == ["A-active"]
+
+
+async def test_restrictions_first_false_starts_with_the_snapshot_alone(billing: Billing) -> None:
+    rec = Recorder()
+    source = PostgresSource(settings(billing.dsn, restrictions_first=False))
+    source.prefer_restricted()
+    async with running(source, rec):
+        await rec.wait(lambda: rec.snapshots and source.health.listening, what="snapshot")
+        assert isinstance(rec.events[0], Snapshot) and len(rec.events) == 1
