@@ -2,8 +2,9 @@
 
 * **first start**: no ``inet debtgate`` table, no state directory. From the spawn:
   every restriction enforced (the watcher: every sampled blocked address, and every
-  prober account's, refused; then ``nft -j list set`` holding the N/10 elements) and
-  ready (sd_notify READY=1, ``/readyz`` 200);
+  prober account's, refused; then ``nft -j list set`` holding the N/10 elements),
+  ready (sd_notify READY=1, ``/readyz`` 200) and the first snapshot applied (the
+  status in sync: ``synced_s``);
 * **restart**: SIGTERM, then the same config again (plus ``resync_interval = 5`` so
   that a periodic resync, the fingerprint kind, follows): ready, the kernel writes
   the status counts at ready and 2 s later (the kernel held the state: 0), the first
@@ -37,12 +38,20 @@ async def _enforced(lab: Lab, t0: float, deadline: float) -> dict[str, Any]:
             "kernel_count_s": None if counted is None else round(counted - t0, 3)}
 
 
+async def _synced(lab: Lab) -> bool:
+    return bool((await lab.daemon.status())["sync"]["in_sync"])
+
+
 async def first_start(lab: Lab) -> dict[str, Any]:
     await lab.watcher.begin(_restricted_sample(lab), "refused", timeout=300, pause=0.005)
     t0 = await lab.daemon.start()
     ready = asyncio.create_task(lab.daemon.wait_ready())
     out = await _enforced(lab, t0, 300)
     out.update(await ready)
+    # Ready comes once the restrictions are enforced and the feed listens; the rest of
+    # the first snapshot follows (the status in sync).
+    seen = await until(lambda: _synced(lab), 300, interval=0.1)
+    out["synced_s"] = None if seen is None else round(seen - t0, 3)
     st = await lab.daemon.status()
     out["kernel_writes"] = st["kernel_writes"]
     # At rest: the announcements, the audit copy and the first persisted write are done.
@@ -66,10 +75,7 @@ async def restart(lab: Lab) -> dict[str, Any]:
 
     # Ready comes before the first snapshot is applied (the kernel's state, the feed
     # listening): then the snapshot, in the status as in sync.
-    async def synced() -> bool:
-        return bool((await lab.daemon.status())["sync"]["in_sync"])
-
-    seen = await until(synced, 300, interval=0.1)
+    seen = await until(lambda: _synced(lab), 300, interval=0.1)
     out["synced_s"] = None if seen is None else round(seen - t0, 3)
     st = await lab.daemon.status()
     out["kernel_writes_at_sync"] = st["kernel_writes"]

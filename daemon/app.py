@@ -114,9 +114,9 @@ class Daemon:
                 self.engine.overrides[override.account] = override
         saved = self.statefile.load()
         if saved is not None and self.engine.enforcing():  # a restart: the kernel holds it
-            self.engine.recall(saved.subscribers)
-            log.info("recalled %d restricted subscribers of the last applied state",
-                     len(saved.subscribers))
+            recalled = self.engine.recall(saved.subscribers)
+            log.info("recalled %d restricted subscribers of the last applied state (%d "
+                     "persisted)", recalled, len(saved.subscribers))
         elif saved is not None and any(saved.sets.values()):  # a reboot: the table is empty
             if self.config.daemon.fail_open:
                 log.warning("kernel table is empty (reboot?) and fail_open is set: "
@@ -270,6 +270,12 @@ class Daemon:
             notify(f"READY=1\nSTATUS=enforcing the kernel's state; {ready[1]}")
             log.info("debtgate %s ready: enforcing the kernel's state, %s", __version__,
                      ready[1])
+            while True:  # the status line follows the first snapshot
+                if eng.stats.synced:
+                    break
+                await asyncio.sleep(0.05)
+            notify(f"STATUS=enforcing {len(eng.inventory)} subscribers")
+            log.info("debtgate %s synced: %d subscribers", __version__, len(eng.inventory))
 
     async def _run_cuts(self, cuts: BackgroundCutter) -> None:
         if self.cut_child is not None:
@@ -344,7 +350,8 @@ class Daemon:
             if self.cuts is not None:
                 self.spawn(self._run_cuts(self.cuts), "conntrack")
             self.spawn(self._ready(), "ready")
-            self.spawn(self.statefile.run(self._collect_state), "persist")
+            self.spawn(self.statefile.run(self._collect_state, self.engine.turn.no_bulk_job),
+                       "persist")
             self.spawn(self._expire_overrides(), "overrides")
             if self.shared is not None:
                 self.spawn(self.shared.run_audit(), "shared-audit")
@@ -366,6 +373,13 @@ class Daemon:
             log.info("stopping; enforcement stays in the kernel")
             for task in self._tasks:
                 task.cancel()
+        # The state as the kernel holds it now (a restart recalls it, a reboot restores it):
+        # the writer task may not have run since the last change.
+        try:
+            self._collect_state()
+            self.statefile.save_now()
+        except OSError as exc:
+            log.error("cannot persist the applied state at shutdown: %s", exc)
         if self.cut_child is not None:
             await self.cut_child.close()
 

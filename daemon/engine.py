@@ -33,7 +33,13 @@ from .adapters.conntrack import ConntrackCutter
 from .adapters.nft import NftAdapter
 from .announce import Announcer, TransitionListener, _Pending
 from .audit import audit
-from .core.desired import build_desired, build_desired_bulk, garden_desired, update_desired
+from .core.desired import (
+    build_desired,
+    build_desired_bulk,
+    garden_desired,
+    placements,
+    update_desired,
+)
 from .core.guard import GuardPolicy, hold
 from .core.placement import place_many
 from .core.reconcile import Plan, commit, reconcile
@@ -575,14 +581,21 @@ class Engine(PortalSide, Announcer):
             audit("restored", writes=plan.writes, subscribers=len(subs))
             return plan.writes
 
-    def recall(self, subs: list[Subscriber]) -> None:
+    def recall(self, subs: list[Subscriber]) -> int:
         """Before the first snapshot: the restricted subscribers of the persisted state
-        as the inventory, and what the kernel enforces as the desired state. A payment
-        then moves its account at once (its old placement is known), the portal's page
-        shows the debt, and the first snapshot announces only what changed."""
-        self.inventory.replace_all({s.account: s for s in subs})
-        self.placed = {s.account: s.state for s in subs}
-        self.desired = {n: set(self.committed.get(n, ())) for n in ENFORCEMENT_SETS}
+        whose placement the kernel holds as the inventory, and what the kernel enforces
+        as the desired state. A payment then moves its account at once (its old
+        placement is known), the portal's page shows the debt, and the first snapshot
+        announces only what changed. A subscriber the kernel does not hold as written
+        (the file older than the last change, an override) stays unknown until the
+        snapshot. Returns how many were recalled."""
+        committed = self.committed
+        held = [s for s in subs if all(elem in committed.get(name, ())
+                                       for name, elem in placements(s, s.state))]
+        self.inventory.replace_all({s.account: s for s in held})
+        self.placed = {s.account: s.state for s in held}
+        self.desired = {n: set(committed.get(n, ())) for n in ENFORCEMENT_SETS}
+        return len(held)
 
     # -- reconcile -----------------------------------------------------------
     async def full_reconcile(self) -> int:

@@ -9,6 +9,7 @@ always the latest state, always atomic (temp file, fsync, rename).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -35,6 +36,10 @@ def subscriber_row(sub: Subscriber) -> dict[str, Any]:
                    user_name=sub.session.user_name)
     return row
 
+
+DEFER_MAX = 10.0
+"""Seconds a write may wait for a bulk job to end (the state a reboot would restore is
+at most this much older than the kernel's during a long job)."""
 
 ENCODE_CHUNK = 5_000
 """Subscribers encoded per step on the event loop (msgspec holds the interpreter lock
@@ -94,10 +99,18 @@ class StateFile:
         self._snapshot = None  # its lists are not kept between writes
         self.writes += 1
 
-    async def run(self, collect: Callable[[], None]) -> None:
-        """Write the latest state at most once a second; ``collect`` calls :meth:`take`."""
+    async def run(self, collect: Callable[[], None], idle: asyncio.Event | None = None
+                  ) -> None:
+        """Write the latest state at most once a second; ``collect`` calls :meth:`take`.
+        Until ``idle`` is set (no bulk job: a storm, a snapshot) the write waits for it,
+        at most :data:`DEFER_MAX` seconds: one write after a storm instead of one per
+        second of it, each encoding every restricted subscriber (~10 % of a 100,000
+        account storm's loop at 1,000,000 subscribers)."""
         while True:
             await self._dirty.wait()
+            if idle is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(idle.wait(), DEFER_MAX)
             self._dirty.clear()
             collect()
             try:

@@ -33,6 +33,9 @@ class Turn:
         self._urgent = 0
         self._no_urgent = asyncio.Event()
         self._no_urgent.set()
+        self.no_bulk_job = asyncio.Event()
+        """Set while no bulk job (a snapshot, a large change, a read-back) is under way."""
+        self.no_bulk_job.set()
         self.slices = 0
         """Bulk slices run (for the status page)."""
         self.overtaken = 0
@@ -85,4 +88,8 @@ class Turn:
     async def bulk_job(self) -> AsyncIterator[None]:
         """One bulk job at a time (its slices still interleave with urgent work)."""
         async with self._jobs:
-            yield
+            self.no_bulk_job.clear()
+            try:
+                yield
+            finally:
+                self.no_bulk_job.set()

@@ -117,7 +117,7 @@ def test_a_restart_is_ready_and_serves_a_payment_before_its_first_snapshot(
         d.stop()
         offset = len(d.log())
         started = time.monotonic()
-        d.start()  # returns at its " ready: " line
+        d.start(synced=False)  # returns at its " ready: " line
         ready = time.monotonic() - started
         after = d.log()[offset:]
         assert "ready: enforcing the kernel's state, following billing" in after
@@ -131,11 +131,12 @@ def test_a_restart_is_ready_and_serves_a_payment_before_its_first_snapshot(
               f"{latency * 1000:.0f} ms after its commit")
         assert latency < 1.0
         wait_for(lambda: _status(d)["sync"]["in_sync"], deadline=30, what="the snapshot")
+        wait_for(lambda: " synced: " in d.log()[offset:], what="the synced line")
         assert not in_set(topo, host)  # the older snapshot did not undo the payment
         # The persisted state told the restarted daemon who was restricted: the first
         # snapshot announces no one again, only the payment's transition.
         after = d.log()[offset:]
-        assert " restricted subscribers of the last applied state" in after
+        assert " restricted subscribers of the last applied state (" in after
         assert '"audit": "transitions"' not in after
         assert after.count('"audit": "transition"') == 1 and '"account": "S7"' in after
         middle = billing.psql("SELECT state FROM accounts WHERE id = 'S30000'", "-At")

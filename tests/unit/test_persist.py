@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -62,3 +64,38 @@ async def test_the_stepwise_write_is_the_document_encoded_whole(
         assert json.loads((tmp_path / "applied.json").read_bytes()) == json.loads(whole)
         loaded = state.load()
         assert loaded is not None and loaded.subscribers == subs and state.writes == 1
+
+
+async def test_a_write_waits_for_the_bulk_job_then_for_at_most_defer_max(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = StateFile(tmp_path / "applied.json")
+    idle = asyncio.Event()  # a bulk job is under way
+    collected: list[int] = []
+
+    def collect() -> None:
+        collected.append(1)
+        state.take({"blocked_v4_host": {"10.0.0.1"}}, SUBS[:1])
+
+    task = asyncio.create_task(state.run(collect, idle))
+    try:
+        state.mark()
+        await asyncio.sleep(0.3)
+        assert collected == [] and state.writes == 0  # waits for the job's end
+        idle.set()
+        await _until(lambda: state.writes == 1)
+        assert collected == [1]
+        # A job that does not end: written after DEFER_MAX anyway.
+        monkeypatch.setattr(persist, "DEFER_MAX", 0.2)
+        idle.clear()
+        await asyncio.sleep(1.1)  # the at-most-once-a-second pause
+        state.mark()
+        await _until(lambda: state.writes == 2, deadline=3)
+    finally:
+        task.cancel()
+
+
+async def _until(pred: Any, deadline: float = 2.0) -> None:
+    end = asyncio.get_running_loop().time() + deadline
+    while not pred():
+        assert asyncio.get_running_loop().time() < end, "timed out"
+        await asyncio.sleep(0.02)
