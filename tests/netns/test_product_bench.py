@@ -32,11 +32,12 @@ def test_product_benchmark_small() -> None:
     import product_docs  # noqa: PLC0415
 
     args = argparse.Namespace(subscribers=2000, quiet=3, storm=3, resync=3, log=None, json=None,
-                              resyncs=1, max_rounds=2)
+                              resyncs=1, max_rounds=2, only=[])
     result = asyncio.run(product.run(args))
     first, storm = result["first_start"], result["storm"]
     assert first["kernel_count_s"] is not None and first["kernel_count_s"] < 30
     assert first["ready_readyz_s"] is not None and 0 < first["rss_rest_mb"] < 400
+    assert first["synced_s"] is not None and first["synced_s"] >= first["ready_readyz_s"] - 1
     assert result["quiet"]["trials"] == 3 and 0 < result["quiet"]["p50_ms"] < 2000
     assert result["during_resync"]["trials"] + \
         result["during_resync"]["after_the_snapshot"]["trials"] >= 3
@@ -44,6 +45,8 @@ def test_product_benchmark_small() -> None:
                for r in storm["rounds"])
     assert storm["payments"]["trials"] >= 3 and storm["kernel_after"] == 200
     assert result["restart"]["kernel_writes_2s_later"] == 0
+    assert result["restart"]["synced_s"] is not None
+    assert result["restart"]["kernel_writes_at_sync"] == 0
     assert all(r["kernel_writes"] == 0 for r in result["resync"])
     assert result["reboot"]["kernel_count_s"] is not None
     assert result["reboot"]["readyz_while_billing_down"] == 503
