@@ -13,10 +13,7 @@ bind parameters, row by row.
 
 from __future__ import annotations
 
-import asyncio
-import queue
 import re
-import threading
 from collections.abc import Mapping, Sequence
 
 import asyncpg
@@ -190,50 +187,8 @@ class CopyParser:
             cols.extra[len(cols.account) - 1] = tuple(fields[4:4 + self._extras])
 
 
-class ParsingThread:
-    """:class:`CopyParser` fed in a worker thread: the event loop only queues the
-    chunks asyncpg hands over. Parsed on the loop, a full snapshot's chunks kept it
-    ~90 % busy at 1,000,000 rows (the parser ~4.8 s of a 9.6 s resync), and each hop of
-    a payment (notification, lane fetch, urgent turn, netlink commit) waited behind
-    queued chunks: payments during a full resync p99 827 ms. In a thread the parser
-    gives the interpreter back every switch interval (5 ms). Figures:
-    docs/BENCHMARKS.md."""
-
-    def __init__(self, parser: CopyParser) -> None:
-        self.parser = parser
-        self._chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._error: BaseException | None = None
-        self._abandoned = False
-        self._thread = threading.Thread(target=self._run, name="copy-parser", daemon=True)
-        self._thread.start()
-
-    async def feed(self, chunk: bytes) -> None:
-        self._chunks.put(bytes(chunk))
-
-    def _run(self) -> None:
-        while (chunk := self._chunks.get()) is not None:
-            if self._error is None and not self._abandoned:
-                try:
-                    self.parser.feed_sync(chunk)
-                except Exception as exc:  # noqa: BLE001 - raised again by close()
-                    self._error = exc
-
-    async def close(self) -> Columns:
-        """Wait for the queued chunks; the columns (the parser's error, if any)."""
-        await self.stop()
-        if self._error is not None:
-            raise self._error
-        return self.parser.close()
-
-    async def stop(self, abandon: bool = False) -> None:
-        """End the worker once the queued chunks are parsed (``abandon``: dropped)."""
-        self._abandoned = self._abandoned or abandon
-        self._chunks.put(None)
-        await asyncio.to_thread(self._thread.join)
-
-
-async def copy_into(conn: asyncpg.Connection, sql: str, parser: CopyParser | ParsingThread,
-                    *, what: str, seconds: float | None, args: Sequence[object] = ()) -> None:
+async def copy_into(conn: asyncpg.Connection, sql: str, parser: CopyParser, *, what: str,
+                    seconds: float | None, args: Sequence[object] = ()) -> None:
     """The rows of ``sql`` into ``parser`` (not closed: more may follow)."""
     try:
         await conn.copy_from_query(sql, *args, output=parser.feed, format="text", null="",
@@ -246,13 +201,8 @@ async def copy_into(conn: asyncpg.Connection, sql: str, parser: CopyParser | Par
 
 async def _copy(conn: asyncpg.Connection, sql: str, parser: CopyParser, *, what: str,
                 seconds: float | None, args: Sequence[object] = ()) -> Columns:
-    threaded = ParsingThread(parser)
-    try:
-        await copy_into(conn, sql, threaded, what=what, seconds=seconds, args=args)
-    except BaseException:
-        await asyncio.shield(threaded.stop(abandon=True))
-        raise
-    return await threaded.close()
+    await copy_into(conn, sql, parser, what=what, seconds=seconds, args=args)
+    return parser.close()
 
 
 async def copy_snapshot(conn: asyncpg.Connection, query: str, *, what: str,

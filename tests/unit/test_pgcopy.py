@@ -7,13 +7,7 @@ import random
 
 import pytest
 from debtgate.sources.base import NO_MARK, Columns, MarkColumn, Row
-from debtgate.sources.pgcopy import (
-    CopyParser,
-    ParsingThread,
-    copyable,
-    lean_query,
-    only_accounts,
-)
+from debtgate.sources.pgcopy import CopyParser, copyable, lean_query, only_accounts
 from debtgate.sources.pgfetch import Marks, parse_payload
 
 EXTRAS = ("amount_due", "since", "name")
@@ -73,26 +67,6 @@ def test_chunking_does_not_change_the_columns() -> None:
         part = parse(data, every_row=False, chunk=chunk)
         assert (part.account, part.addresses, part.state, part.marks, part.extra) == (
             whole.account, whole.addresses, whole.state, whole.marks, whole.extra)
-
-
-async def test_the_parsing_thread_gives_the_same_columns_and_its_errors() -> None:
-    for every_row in (True, False):
-        threaded = ParsingThread(CopyParser(EXTRAS, every_row=every_row))
-        for i in range(0, len(LINES), 7):
-            await threaded.feed(LINES[i:i + 7])
-        got, want = await threaded.close(), parse(LINES, every_row=every_row)
-        assert list(got) == list(want) and got.marks == want.marks
-        assert not threaded._thread.is_alive()
-    broken = ParsingThread(CopyParser(EXTRAS))
-    await broken.feed(b"a1\t10.0.0.1\tblocked\t1\t\t\t\xff\xfe\n")  # not UTF-8
-    await broken.feed(LINES)
-    with pytest.raises(UnicodeDecodeError):
-        await broken.close()
-    abandoned = ParsingThread(CopyParser(EXTRAS))
-    for _ in range(200):
-        await abandoned.feed(LINES)
-    await abandoned.stop(abandon=True)  # a failed COPY: the worker ends
-    assert not abandoned._thread.is_alive() and len(abandoned.parser.cols) <= 1000
 
 
 def test_lean_query_every_row() -> None:
