@@ -32,7 +32,7 @@ from .model import State
 from .overrides import FileOverrideStore, Override, OverrideStore, new_override
 from .persist import StateFile
 from .sdnotify import notify
-from .sources.base import BillingSource
+from .sources.base import BillingSource, watch_gc
 from .sources.file import FileSource
 from .validate import Policy
 
@@ -342,6 +342,7 @@ class Daemon:
                 else AuditFile(self.config.daemon.state_dir / "audit.jsonl"))
         audit_sinks.append(sink)
         await self.start()
+        watch_gc()
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             self._source_task = self.spawn(self._run_source(), "source")

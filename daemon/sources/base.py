@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import operator
 import time
 from array import array
@@ -19,6 +20,8 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from typing import Any, Protocol, overload
+
+log = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
 
@@ -38,6 +41,31 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+_GC_STARTED: list[float] = []
+
+
+def _gc_timer(phase: str, info: dict[str, int]) -> None:
+    """``gc.callbacks`` hook: a collection that held the interpreter for long is logged
+    (it holds every task: a payment waits for it)."""
+    if phase == "start":
+        _GC_STARTED[:] = [time.perf_counter()]
+    elif _GC_STARTED:
+        took = time.perf_counter() - _GC_STARTED[0]
+        if took > GC_SLOW:
+            log.warning("garbage collection of generation %d took %.0f ms (%d collected)",
+                        info.get("generation", -1), took * 1000, info.get("collected", 0))
+
+
+GC_SLOW = 0.05
+"""Seconds above which a garbage collection is logged."""
+
+
+def watch_gc() -> None:
+    """Log slow garbage collections from now on (once per process)."""
+    if _gc_timer not in gc.callbacks:
+        gc.callbacks.append(_gc_timer)
 
 
 def release_memory() -> None:

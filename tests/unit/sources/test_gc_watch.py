@@ -1,0 +1,26 @@
+"""A garbage collection that held the interpreter for long is logged (it holds every
+task, a payment's too)."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from debtgate.sources import base
+
+
+def test_a_slow_collection_is_logged(monkeypatch: pytest.MonkeyPatch,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    base.watch_gc()
+    base.watch_gc()  # once per process
+    try:
+        assert gc.callbacks.count(base._gc_timer) == 1
+        monkeypatch.setattr(base, "GC_SLOW", -1.0)  # every collection is "slow"
+        gc.collect()
+        assert "garbage collection of generation 2 took" in caplog.text
+        caplog.clear()
+        monkeypatch.setattr(base, "GC_SLOW", 60.0)
+        gc.collect()
+        assert "garbage collection" not in caplog.text
+    finally:
+        gc.callbacks.remove(base._gc_timer)
