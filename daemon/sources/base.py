@@ -80,7 +80,11 @@ def release_memory() -> None:
         except (OSError, AttributeError):
             _TRIM = False
     if _TRIM:
+        started = time.perf_counter()
         _TRIM(0)
+        took = time.perf_counter() - started
+        if took > GC_SLOW:  # it runs on the caller's thread: the event loop, usually
+            log.warning("returning freed memory (malloc_trim) took %.0f ms", took * 1000)
 
 
 _TRIM: Any = None

@@ -1,5 +1,5 @@
-"""A garbage collection that held the interpreter for long is logged (it holds every
-task, a payment's too)."""
+"""A garbage collection or a malloc_trim that held the event loop for long is logged
+(it holds every task, a payment's too)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,10 @@ def test_a_slow_collection_is_logged(monkeypatch: pytest.MonkeyPatch,
         assert "garbage collection" not in caplog.text
     finally:
         gc.callbacks.remove(base._gc_timer)
+
+
+def test_a_slow_trim_is_logged(monkeypatch: pytest.MonkeyPatch,
+                               caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(base, "GC_SLOW", -1.0)
+    base.release_memory()  # glibc here: malloc_trim runs and is timed
+    assert "returning freed memory (malloc_trim) took" in caplog.text
