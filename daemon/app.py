@@ -249,9 +249,26 @@ class Daemon:
         rather than "started" while nobody is restricted."""
         eng = self.engine
         deadline = time.monotonic() + grace
-        told = False
-        while not (ready := self.management.ready())[0]:
-            if time.monotonic() >= deadline:
+        told = early = False
+        while True:
+            ok, why = self.management.ready()
+            if eng.stats.synced and (ok or early):
+                status = f"STATUS=enforcing {len(eng.inventory)} subscribers"
+                if early:  # READY=1 was sent: the status line follows the first snapshot
+                    notify(status)
+                    log.info("debtgate %s synced: %d subscribers", __version__,
+                             len(eng.inventory))
+                else:
+                    notify(f"READY=1\n{status}")
+                    log.info("debtgate %s ready: %d subscribers", __version__,
+                             len(eng.inventory))
+                return
+            if ok and not early:
+                early = True
+                notify(f"READY=1\nSTATUS=enforcing the kernel's state; {why}")
+                log.info("debtgate %s ready: enforcing the kernel's state, %s", __version__,
+                         why)
+            elif not early and time.monotonic() >= deadline:
                 if eng.enforcing():
                     why = self.degraded.get("source") or "billing not synced yet"
                     notify(f"READY=1\nSTATUS=enforcing the last applied state; {why}")
@@ -263,19 +280,6 @@ class Daemon:
                     log.warning("not ready: billing not synced after %.0f s and nothing "
                                 "enforced yet", grace)
             await asyncio.sleep(0.05)
-        if eng.stats.synced:
-            notify(f"READY=1\nSTATUS=enforcing {len(eng.inventory)} subscribers")
-            log.info("debtgate %s ready: %d subscribers", __version__, len(eng.inventory))
-        else:
-            notify(f"READY=1\nSTATUS=enforcing the kernel's state; {ready[1]}")
-            log.info("debtgate %s ready: enforcing the kernel's state, %s", __version__,
-                     ready[1])
-            while True:  # the status line follows the first snapshot
-                if eng.stats.synced:
-                    break
-                await asyncio.sleep(0.05)
-            notify(f"STATUS=enforcing {len(eng.inventory)} subscribers")
-            log.info("debtgate %s synced: %d subscribers", __version__, len(eng.inventory))
 
     async def _run_cuts(self, cuts: BackgroundCutter) -> None:
         if self.cut_child is not None:

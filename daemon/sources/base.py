@@ -59,7 +59,8 @@ def _gc_timer(phase: str, info: dict[str, int]) -> None:
 
 
 GC_SLOW = 0.05
-"""Seconds above which a garbage collection is logged."""
+"""Seconds above which a garbage collection or a ``malloc_trim`` (both hold the event
+loop) is logged."""
 
 
 def watch_gc() -> None:

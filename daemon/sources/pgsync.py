@@ -99,10 +99,11 @@ class PgSync:
         as any large change; the snapshot that follows applies the rest and repairs
         what the head could not see (an address a restricted row shares with an
         active one: the earlier holder keeps it). Measured on the product at 1,000,000
-        subscribers, 100,000 restricted (docs/BENCHMARKS.md): every restriction
-        enforced SECONDS after the spawn, against 11.5 s when they waited for the
-        whole snapshot's fetch and validation. ``restrictions_first = false`` turns it
-        off."""
+        subscribers, 100,000 restricted (docs/BENCHMARKS.md, two full passes): every
+        sampled restriction enforced 4.2-5.2 s after the spawn (the kernel listing
+        holding all of them 5.9-8.0 s), ready 2.9-3.5 s, against 10.0 s (11.4 s) and
+        10.6 s when they waited for the whole snapshot's fetch and validation.
+        ``restrictions_first = false`` turns it off."""
         seq = time.monotonic_ns()
         cols = await copy_restricted(conn, self.s.snapshot_query, what="snapshot query",
                                      seconds=self.s.query_timeout)
