@@ -10,7 +10,8 @@ blocks the storm's accounts (N/10, autocommit); from its COMMIT returning:
   status (``sets.blocked_v4_host`` desired = kernel = expected, ``subscribers.blocked``
   = expected, ``sync.in_sync``), the audit trail (``debtgate.audit`` in the billing
   records every storm account as blocked), the persisted state (``state_dir/applied.json``
-  rewritten holding the expected blocked set);
+  and its journal, read as the daemon reads them at a start, holding the expected
+  blocked set and written after the commit);
 * meanwhile the prober accounts pay at 0, 0.25, ... 1.75 s after the commit;
 * the daemon's VmRSS is sampled every 50 ms.
 
@@ -20,10 +21,10 @@ Then the storm is undone (one UPDATE) and the prober accounts blocked again.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
+from debtgate.persist import StateFile
 from product_billing import storm_addresses
 from product_daemon import RssSampler
 from product_lab import Lab, summary, until
@@ -41,12 +42,12 @@ async def _status_ok(lab: Lab, blocked: int) -> bool:
 def _persisted(lab: Lab, blocked: int, after_wall: float) -> bool:
     path = lab.work / "state" / "applied.json"
     try:
-        if path.stat().st_mtime < after_wall:
+        if max(p.stat().st_mtime for p in (path, path.with_suffix(".journal"))) < after_wall:
             return False
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except OSError:
         return False
-    return len(data["sets"].get("blocked_v4_host", ())) == blocked
+    saved = StateFile(path).load()  # the base and the journal, as a start reads them
+    return saved is not None and len(saved.sets.get("blocked_v4_host", ())) == blocked
 
 
 async def settle(lab: Lab, blocked: int, audit_after: int, audit_want: int,

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,13 @@ from .audit import SINKS as audit_sinks
 from .audit import AuditFile, audit
 from .config import Config, load_config
 from .core.guard import GuardPolicy
+from .core.reconcile import Plan
 from .core.sets import ENFORCEMENT_SETS
 from .engine import Engine
 from .errors import ConfigError, DebtgateError
-from .model import State
+from .model import State, Subscriber
 from .overrides import FileOverrideStore, Override, OverrideStore, new_override
-from .persist import StateFile
+from .persist import Change, StateFile
 from .sdnotify import notify
 from .sources.base import BillingSource, watch_gc
 from .sources.file import FileSource
@@ -93,7 +95,7 @@ class Daemon:
             pg = config.source.postgres
             self.shared = PgShared(pg.dsn.get_secret_value() if pg.dsn else None, pg.dsn_file)
             self.override_store = SharedOverrides(self.shared, self.local_overrides)
-        self.engine.on_applied = self.statefile.mark
+        self.engine.on_applied = self._persist_change
         from .admin import Admin  # noqa: PLC0415 - admin imports this module's type
 
         self.management = Admin(self)
@@ -171,6 +173,29 @@ class Daemon:
                 for a, sub in zip(accounts, subs, strict=True)] if not all(subs) else subs
         self.statefile.take({n: eng.committed.get(n, set()) for n in ENFORCEMENT_SETS},
                             [sub for sub in subs if sub is not None])
+
+    def _persist_change(self, plan: Plan | None, accounts: Sequence[str]) -> None:
+        """The engine applied a change: a small one goes to the journal as it is now (the
+        restricted accounts' subscribers, the others dropped), bulk work gets a new base."""
+        if plan is None:
+            self.statefile.mark()
+            return
+        eng = self.engine
+        inv, placed, active = eng.inventory, eng.placed, State.ACTIVE
+        put: list[Subscriber] = []
+        drop: list[str] = []
+        for account in accounts:
+            state = placed.get(account)
+            sub = inv.get(account) if state is not None and state is not active else None
+            if sub is not None:
+                put.append(sub)
+            else:
+                drop.append(account)
+        self.statefile.record(Change(
+            add={d.name: list(d.add) for d in plan.changes if d.add and d.name in ENFORCEMENT_SETS},
+            delete={d.name: list(d.delete) for d in plan.changes
+                    if d.delete and d.name in ENFORCEMENT_SETS},
+            put=put, drop=drop))
 
     async def _expire_overrides(self) -> None:
         while True:

@@ -149,7 +149,9 @@ class Engine(PortalSide, Announcer):
         self.held: dict[str, State] = {}
         """Restrictions the guard holds: account -> the state billing wants."""
         self.held_since: float | None = None
-        self.on_applied: Callable[[], None] = lambda: None
+        self.on_applied: Callable[[Plan | None, Sequence[str]], None] = lambda p, a: None
+        """Called after every change of the applied state: the plan of a small change and
+        its accounts, or ``(None, ())`` after bulk work (the persisted state's writer)."""
         self.turn = Turn()
         """Whose turn it is: urgent work before the next slice of bulk work."""
         self.fresh: dict[str, int] = {}
@@ -362,7 +364,7 @@ class Engine(PortalSide, Announcer):
         self.desired = {k: v for k, v in desired.items() if k in ENFORCEMENT_SETS}
         del desired, plan, outcome
         self.stats.synced = True
-        self.on_applied()
+        self.on_applied(None, ())
         if first:  # every account is new
             self._announce(arrivals(subs, final, self.clock(), "billing"), subs)
             return None
@@ -494,7 +496,7 @@ class Engine(PortalSide, Announcer):
         self._announce(transitions(before, after,
                                    lambda sub: before_state.get(sub.account, sub.state),
                                    lambda sub: final[sub.account], self.clock(), cause), after)
-        self.on_applied()
+        self.on_applied(plan, [*subs, *gone])
 
     async def _change_many(self, subs: Mapping[str, Subscriber], gone: list[str],
                            final: Mapping[str, State], cause: str) -> None:
@@ -525,7 +527,7 @@ class Engine(PortalSide, Announcer):
         placed.update(final)
         self._announce(bulk_transitions(subs, gone, olds, final, self.clock(), cause),
                        {**subs, **dict.fromkeys(gone)})
-        self.on_applied()
+        self.on_applied(None, ())
 
     async def _apply(self, plan: Plan, cause: str) -> None:
         if plan.empty:
@@ -625,6 +627,8 @@ class Engine(PortalSide, Announcer):
                     audit("drift_repair", writes=plan.writes,
                           sets=[d.name for d in plan.changes])
                 await self._apply(plan, cause="reconcile repair")
+                if not plan.empty:
+                    self.on_applied(None, ())
                 return plan.writes
 
     async def apply_garden(self) -> None:

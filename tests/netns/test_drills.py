@@ -101,6 +101,43 @@ def test_reboot_with_billing_unreachable_restores_last_state(daemon: DaemonProc)
     assert explained["enforced_state"] == "blocked"  # the portal can still show the debt
 
 
+def test_a_small_change_survives_kill_9_and_a_reboot(
+        topo: Topology, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A small change (an override: one account) goes to the persisted journal within
+    a fraction of a second, not to a rewrite of the whole state: killed without its
+    shutdown save, then rebooted with billing unreachable, the daemon restores it.
+    (The default reconcile interval: the drills' 1 s would write a new base each
+    second, a file snapshot being bulk work.)"""
+    t = topo
+    daemon = DaemonProc(topo, tmp_path_factory.mktemp("journal"), SUBSCRIBERS + CROWD)
+    sh("nft", "delete", "table", "inet", "debtgate", ns=topo.gw, check=False)
+    try:
+        daemon.start()
+        base = daemon.workdir / "state" / "applied.json"
+        wait_for(lambda: base.exists(), what="the first snapshot's base written")
+        time.sleep(1.2)  # the writer's pause after a base
+        added = cli(daemon, "override", "add", "A-active", "--restrict", "--reason", "drill",
+                    "--ttl", "1h")
+        assert added.returncode == 0, added.stderr
+        wait_for(lambda: "100.64.1.10" in nft_set(t, "locked_v4_host"), what="override applied")
+        journal = daemon.workdir / "state" / "applied.journal"
+        wait_for(lambda: journal.exists() and len(journal.read_bytes().splitlines()) >= 2,
+                 what="the change journaled")
+        daemon.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+        daemon.proc.wait(10)  # type: ignore[union-attr]
+        sh("nft", "delete", "table", "inet", "debtgate", ns=t.gw)  # the reboot
+        daemon.subs_path.unlink()  # billing unreachable
+        daemon.start()
+        assert nft_set(t, "locked_v4_host") == {"100.64.1.10", "100.64.1.13"}
+        assert curl(t, "act", f"http://{WEB_V4}/") == (0, "portal\n")
+        assert blocked_sees_portal(t)
+        assert "persisted journal: 1 changes applied to the base" in daemon.log()
+    finally:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.stop()
+        sh("nft", "delete", "table", "inet", "debtgate", ns=topo.gw, check=False)
+
+
 def test_billing_bug_blocking_80_percent_is_held_until_approved(daemon: DaemonProc) -> None:
     t = daemon.topo
     bug = [dict(s, state="blocked") for s in SUBSCRIBERS + CROWD]
