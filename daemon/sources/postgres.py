@@ -254,11 +254,14 @@ class PostgresSource(PgSync):
             self._wake.set()
             return
         now = time.monotonic()
-        # A notification of a few ids is a small change of its own (a payment), unless
-        # it ends a split id list (one statement's) or small ones pile up (a billing
+        # A notification of a few ids is a small change of its own (a payment), even
+        # right after a storm's split id list (it ends the list: the storm's remainder
+        # of a few ids goes over the lane too), unless small ones pile up (a billing
         # that notifies row by row: a burst, one change).
-        small = (self._lane_up and len(ids) <= SMALL_NOTIFY and not self._coalesce.split
+        small = (self._lane_up and len(ids) <= SMALL_NOTIFY
                  and len(self._small) + len(ids) <= SMALL_BURST)
+        if small:
+            self._coalesce.list_ended()
         if not small and self._small and len(ids) <= SMALL_NOTIFY:
             self._pending.add(list(self._small.ids))
             self._coalesce.arrived(self._small_coalesce.take() or now)

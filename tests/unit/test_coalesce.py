@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from debtgate.sources.coalesce import Coalescer, PendingIds, quiet_for
+from debtgate.sources.coalesce import FULL_PAYLOAD, Coalescer, PendingIds, quiet_for
+from debtgate.sources.postgres import PostgresSource, PostgresSourceSection
 
 
 def test_idle_feed_applies_a_single_notification_after_the_quiet_time() -> None:
@@ -98,3 +99,35 @@ def test_a_few_pending_ids_come_sorted_and_clear_forgets_all() -> None:
     p.add(["x"])
     p.clear()
     assert not p and p.take(sort_below=0) == ([], set())
+
+
+def test_a_short_notification_elsewhere_ends_a_split_list() -> None:
+    c = Coalescer(0.020)
+    c.arrived(100.0, size=6_116)  # the reference trigger's last part can be this long
+    assert c.due() == pytest.approx(100.200)
+    c.list_ended()  # a payment's notification went to the lane: the list is over
+    assert c.due() == pytest.approx(100.002)
+
+
+def _storm_payloads(n: int) -> list[str]:
+    """The reference trigger's split of ``n`` sorted ids (``debtgate_send``)."""
+    parts, payload = [], ""
+    for one in sorted(f"S{i}" for i in range(1, n + 1)):
+        if len(payload) + len(one) + 1 > 7900:
+            parts.append(payload)
+            payload = ""
+        payload = one if not payload else f"{payload},{one}"
+    return [*parts, payload]
+
+
+def test_a_payment_right_after_a_storm_with_a_long_last_part_goes_over_the_lane() -> None:
+    source = PostgresSource(PostgresSourceSection(dsn="postgresql:///billing"))
+    source._lane_up = True  # as in a session with its second connection
+    parts = _storm_payloads(60_000)
+    assert len(parts[-1]) >= FULL_PAYLOAD  # the case that held the payment (606 ms)
+    for payload in parts:
+        source._on_notify(None, 1, "debtgate", payload)
+    source._on_notify(None, 2, "debtgate", "A-blocked")
+    assert "A-blocked" in source._small.ids and "A-blocked" not in source._pending.ids
+    assert len(source._pending) == 60_000
+    assert not source._coalesce.split  # the storm is due after its window, not 10 of them
