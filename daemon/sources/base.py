@@ -40,19 +40,7 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was:
-            if gc.get_count()[0] > FREEZE_AFTER:
-                gc.freeze()
             gc.enable()
-
-
-FREEZE_AFTER = 50_000
-"""Objects allocated (and still tracked) during a paused block above which the collector
-freezes them when it starts again (``gc.freeze``: they move to the permanent generation,
-never walked again; reference counting still frees them). Without it the first
-collection after a storm or a snapshot walked every survivor of the bulk work at once:
-66-95 ms with 100,000 accounts blocked at 1,000,000 subscribers, 289 ms at the most
-(logged by :func:`watch_gc`), each holding every payment. A cycle among frozen objects
-is never collected: the bulk work builds none (a few asyncio objects may: bytes)."""
 
 
 _GC_STARTED: list[float] = []

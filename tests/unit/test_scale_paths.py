@@ -59,6 +59,24 @@ def test_history_keeps_the_last_transitions_compactly() -> None:
     assert [t["cause"] for t in one["b"]] == ["y"]
 
 
+def test_history_holds_at_most_its_total_forgetting_the_oldest_accounts() -> None:
+    hist = History(3, total=10)
+    for i in range(6):  # a0..a5, one transition each
+        hist.add(Transition(f"a{i}", None, State.BLOCKED, NOW, "storm"))
+    hist.add(Transition("a0", State.BLOCKED, State.ACTIVE, NOW, "paid"))  # a0 is newest now
+    assert hist.transitions == 7 and list(hist)[-1] == "a0"
+    for i in range(6, 9):
+        hist.add(Transition(f"a{i}", None, State.BLOCKED, NOW, "storm"))
+    assert hist.transitions == 10 and list(hist)[:2] == ["a1", "a2"]
+    hist.add(Transition("a5", State.BLOCKED, State.ACTIVE, NOW, "paid"))
+    # 11 > 10: the accounts whose last transition is oldest go until at most 5 remain
+    # (a0's two would make 6: it goes too, though it paid after a1..a4 were blocked).
+    assert hist.transitions == 5 and list(hist) == ["a6", "a7", "a8", "a5"]
+    assert [t["cause"] for t in hist["a5"]] == ["storm", "paid"]
+    hist.add(Transition("a0", State.ACTIVE, State.BLOCKED, NOW, "again"))
+    assert hist.transitions == 6 and [t["cause"] for t in hist["a0"]] == ["again"]
+
+
 async def test_large_batches_are_announced_after_the_apply_in_order() -> None:
     h = Harness()
     n = BULK_AUDIT + 5
