@@ -67,17 +67,26 @@ def validate_rows_of(rows: Sequence[Row], policy: Policy, inventory: Inventory) 
 def check_against(outcome: Outcome, inventory: Inventory, gone: Collection[str] = ()) -> None:
     """The second half of :func:`validate_delta`: the outcome's subscribers against the
     accounts the change does not carry (on the loop: the inventory as it is now)."""
+    prefixes = check_clashes(outcome, inventory, list(outcome.subscribers.values()))
+    if prefixes or inventory.has_prefixes():
+        carve_against(outcome, inventory, {*outcome.subscribers, *gone})
+
+
+def check_clashes(outcome: Outcome, inventory: Inventory, part: Sequence[Subscriber]) -> bool:
+    """:func:`check_against`'s exact-address half for ``part`` of the outcome's
+    subscribers (a large change checks its subscribers a slice at a time: 100,000 at
+    once held the loop for 0.15-0.27 s at 1,000,000 subscribers, and a payment's
+    notification with it); returns whether ``part`` carries a prefix (then
+    :func:`carve_against` must follow, once, over the whole outcome)."""
     subs = outcome.subscribers
-    for account, clash in inventory.clashes(subs.values()).items():
+    for account, clash in inventory.clashes(part).items():
         del subs[account]
         old = inventory.get(account)
         if old is not None:
             subs[account] = old
         outcome.rejections.append(Rejection(
             account, "address_conflict", f"address {clash} is held by another account"))
-    if inventory.has_prefixes() or any(
-            "/" in a for sub in subs.values() for a in sub.addresses):
-        carve_against(outcome, inventory, {*subs, *gone})
+    return any("/" in a for sub in part for a in sub.addresses)
 
 
 def carve_against(outcome: Outcome, inventory: Inventory, changing: Collection[str]) -> None:

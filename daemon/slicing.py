@@ -101,7 +101,6 @@ async def validate_sliced(rows: Sequence[Row], validate: Callable[[Sequence[Row]
         return await asyncio.to_thread(validate, rows)
     out = Outcome(hosts={})
     for at in range(0, len(rows), ROWS):
-        async with turn.slice():  # urgent work first
+        async with turn.slice():  # urgent work first, and the loop reads its sockets
             merge(out, validate(rows.pick(range(at, min(at + ROWS, len(rows))))))
-        await asyncio.sleep(0)  # and what it waits for (a fetch) gets the loop
     return out

@@ -23,6 +23,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+BREATHS = 2
+"""Loop iterations each bulk slice lets run first. A free asyncio.Lock is taken without
+yielding, so back-to-back slices never let the loop poll its sockets: a payment's
+notification sat unread in the billing connection for up to 0.27 s of a storm's slices
+(1,000,000 subscribers). The first iteration reads the socket, the second runs the
+listener callback the driver schedules from it, which marks the urgent work (:meth:`hold`)
+before this slice looks."""
+
 
 class Turn:
     """A lock with two priorities: urgent holders overtake bulk slices."""
@@ -31,6 +39,7 @@ class Turn:
         self._lock = asyncio.Lock()
         self._jobs = asyncio.Lock()
         self._urgent = 0
+        self._urgent_done = 0
         self._no_urgent = asyncio.Event()
         self._no_urgent.set()
         self.no_bulk_job = asyncio.Event()
@@ -64,20 +73,25 @@ class Turn:
             async with self._lock:
                 yield
         finally:
+            self._urgent_done += 1
             self.hold(False)
 
     @contextlib.asynccontextmanager
     async def slice(self) -> AsyncIterator[None]:
         """Hold the turn for one bounded slice of bulk work, after every urgent holder
-        already waiting."""
+        already waiting, and after the loop has read its sockets (:data:`BREATHS`)."""
+        done = self._urgent_done
+        for _ in range(BREATHS):
+            await asyncio.sleep(0)
         while True:
             if self._urgent:
-                self.overtaken += 1
                 await self._no_urgent.wait()
             await self._lock.acquire()
             if not self._urgent:
                 break
             self._lock.release()  # an urgent holder came while this slice waited
+        if self._urgent_done != done:
+            self.overtaken += 1
         try:
             self.slices += 1
             yield

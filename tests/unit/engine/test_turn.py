@@ -80,3 +80,31 @@ async def test_bulk_jobs_run_one_at_a_time() -> None:
 
     await asyncio.gather(*(job() for _ in range(3)))
     assert most == 1
+
+
+async def test_back_to_back_slices_let_the_loop_deliver_a_notification_between_them() -> None:
+    """Slices that never await (CPU work) still let callbacks run between them: a
+    driver reads a socket in one loop iteration and calls its listener in the next;
+    the listener's urgent work goes before the following slice."""
+    turn, order = Turn(), []
+    loop = asyncio.get_running_loop()
+
+    async def pay() -> None:
+        async with turn.urgent():
+            order.append("pay")
+
+    def listener() -> None:  # as a billing source's: the turn is held at once
+        turn.hold(True)
+        task = loop.create_task(pay())
+        task.add_done_callback(lambda _: turn.hold(False))
+        tasks.append(task)
+
+    tasks: list[asyncio.Task[None]] = []
+    for i in range(4):
+        async with turn.slice():
+            order.append(f"slice{i}")
+            if i == 0:  # the socket became readable during this slice
+                loop.call_soon(loop.call_soon, listener)
+    await asyncio.gather(*tasks)
+    assert order == ["slice0", "pay", "slice1", "slice2", "slice3"]
+    assert turn.overtaken == 1
