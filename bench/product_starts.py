@@ -79,11 +79,14 @@ async def restart(lab: Lab) -> dict[str, Any]:
     out["synced_s"] = None if seen is None else round(seen - t0, 3)
     st = await lab.daemon.status()
     out["kernel_writes_at_sync"] = st["kernel_writes"]
-    # The periodic resync (fingerprints: the rows' versions compared) that follows.
-    last, writes = st["feed"]["last_snapshot"], st["kernel_writes"]
+    # The periodic resync (fingerprints: the rows' versions compared) that follows
+    # (resync_interval = 5 s). The first snapshot's own end may be stamped just after
+    # the status shows it in sync: a resync counts if it ended over a second later.
+    synced_wall, writes = time.time(), st["kernel_writes"]
 
     async def resynced() -> bool:
-        return bool((await lab.daemon.status())["feed"]["last_snapshot"] != last)
+        last = (await lab.daemon.status())["feed"]["last_snapshot"]
+        return last is not None and last > synced_wall + 1.0
 
     await until(resynced, 300, interval=0.2)
     st = await lab.daemon.status()
