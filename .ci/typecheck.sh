@@ -1,13 +1,5 @@
 #!/usr/bin/env bash
-# mypy needs the import name `debtgate`; the package lives in daemon/ (pyproject maps it).
+# mypy over the package where it lives: src/debtgate is the import name `debtgate`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tree=$(mktemp -d)
-trap 'rm -rf "$tree"' EXIT
-mkdir -p "$tree/debtgate"
-cp -r daemon/. "$tree/debtgate/"
-cp -r portal "$tree/debtgate/portal"
-cp -r radius "$tree/debtgate/radius"
-cd "$tree"
-"$OLDPWD/.venv/bin/mypy" --config-file "$OLDPWD/pyproject.toml" --cache-dir /tmp/debtgate-mypy-cache \
-  -p debtgate
+exec .venv/bin/mypy --config-file pyproject.toml --cache-dir /tmp/debtgate-mypy-cache -p debtgate

@@ -459,8 +459,8 @@ def tree_state() -> str:
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "daemon",
-                                "portal"], capture_output=True, text=True,
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                                "src"], capture_output=True, text=True,
                                check=True).stdout.split("\n")
         changed = sorted(line[3:] for line in dirty if line.strip())
         return head + (f" + uncommitted {', '.join(changed)}" if changed else "")

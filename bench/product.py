@@ -110,7 +110,7 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
                          check=False).stdout.strip()
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "commit": git("rev-parse", "--short", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--", "daemon")),
+            "dirty": bool(git("status", "--porcelain", "--", "src")),
             "subscribers": args.subscribers, "blocked": args.subscribers // 10,
             "machine": f"{os.cpu_count()} cores, Linux {platform.release()}, {nft}, "
                        f"Python {platform.python_version()}",

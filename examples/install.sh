@@ -41,9 +41,8 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip setuptools wheel
 extra=""
 (( want_test )) && extra="[test]"
-# pyproject maps debtgate to daemon/ (package-dir), so every editable install of it ends
-# with setuptools' "Editable installation" notice (an InformationOnly, not a warning about
-# this project); that one notice is turned off, everything else setuptools says is shown.
+# An editable install ends with setuptools' "Editable installation" notice (an
+# InformationOnly, not a warning about this project); that one notice is turned off, everything else setuptools says is shown.
 PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra}"
 echo ">> debtgate installed: $(.venv/bin/debtgate --version)"

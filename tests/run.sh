@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash examples/install.sh --test
 echo ">> ruff"
-.venv/bin/ruff check daemon portal radius
+.venv/bin/ruff check src
 echo ">> mypy (strict on the core)"
 bash .ci/typecheck.sh
 echo ">> pytest"

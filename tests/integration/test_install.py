@@ -55,8 +55,9 @@ def shipped_data(python: Path) -> tuple[Path, int, list[str]]:
 
 
 def expected_data() -> tuple[int, list[str]]:
-    templates = len(list((ROOT / "portal" / "templates").rglob("*.html")))
-    profiles = sorted(p.stem for p in (ROOT / "radius" / "profiles").glob("*.toml"))
+    package = ROOT / "src" / "debtgate"
+    templates = len(list((package / "portal" / "templates").rglob("*.html")))
+    profiles = sorted(p.stem for p in (package / "radius" / "profiles").glob("*.toml"))
     return templates, profiles
 
 
@@ -103,5 +104,5 @@ def test_examples_install_is_quiet(tmp_path: Path) -> None:
     assert ">> debtgate installed: debtgate " in output, output
     assert warnings_in(output) == [], output
     where, templates, profiles = shipped_data(checkout / ".venv/bin/python")
-    assert where == checkout / "daemon"  # editable: the checkout's own files
+    assert where == checkout / "src" / "debtgate"  # editable: the checkout's own files
     assert (templates, profiles) == expected_data()

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyrad import packet as rp
+from pyrad.dictionary import Dictionary
+
 from debtgate.radius.config import NasConfig
 from debtgate.radius.profiles import (
     IDENTIFIERS,
@@ -24,8 +27,6 @@ from debtgate.radius.profiles import (
     fill,
     template_fields,
 )
-from pyrad import packet as rp
-from pyrad.dictionary import Dictionary
 
 DICTIONARY_FILE = Path(__file__).parent / "dictionaries" / "dictionary"
 CODE_NAMES = {

@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from debtgate.radius.config import AccountingConfig
-from debtgate.radius.sessions import AcctSession, SessionTable
 from pyrad import packet as rp
 from pyrad.dictionary import Dictionary
+
+from debtgate.radius.config import AccountingConfig
+from debtgate.radius.sessions import AcctSession, SessionTable
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, field_validator, model_validator
+
 from debtgate.configbase import Section
 from debtgate.errors import RadiusError
-from pydantic import Field, field_validator, model_validator
 
 
 def read_secret(path: Path) -> bytes:

@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 import jinja2
 import segno
-from debtgate.portal.i18n import format_date, format_money, mask_account, minor_units
 from markupsafe import Markup
+
+from debtgate.portal.i18n import format_date, format_money, mask_account, minor_units
 
 from ..model import State
 from .config import PortalConfig

@@ -42,7 +42,7 @@ DETECTION_HOSTS = frozenset({
 
 def _default_ruleset() -> Path:
     """The shipped ruleset: in the source tree, or where ``pip install`` put its data files."""
-    in_tree = Path(__file__).resolve().parent.parent / "nft-rules" / "debtgate.nft"
+    in_tree = Path(__file__).resolve().parents[2] / "nft-rules" / "debtgate.nft"
     installed = Path(sys.prefix) / "share" / "debtgate" / "nft-rules" / "debtgate.nft"
     return in_tree if in_tree.exists() or not installed.exists() else installed
 

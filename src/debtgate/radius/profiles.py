@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from debtgate.errors import RadiusError
 from pyrad.dictionary import Dictionary
+
+from debtgate.errors import RadiusError
 
 INTENTS = ("restrict", "warn", "restore")
 SUBSCRIBER_FIELDS = frozenset(

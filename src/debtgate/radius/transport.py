@@ -28,9 +28,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from pyrad.dictionary import Dictionary
+
 from debtgate.radius.packets import Reply, verify_reply
 from debtgate.radius.stats import NasStats
-from pyrad.dictionary import Dictionary
 
 log = logging.getLogger(__name__)
 

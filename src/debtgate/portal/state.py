@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
 from debtgate.portal.i18n import choose_language
 
 from .config import PortalConfig

@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
+from pyrad.dictionary import Dictionary
+
 from debtgate.radius.causes import Decision, backoff_delay, cause_label, decide
 from debtgate.radius.coalesce import CoalescingQueue, QueueFull
 from debtgate.radius.config import NasConfig
@@ -26,7 +28,6 @@ from debtgate.radius.profiles import Action, Profile, ProfileError
 from debtgate.radius.sessions import SessionTable
 from debtgate.radius.stats import NasStats
 from debtgate.radius.transport import NasTransport
-from pyrad.dictionary import Dictionary
 
 log = logging.getLogger(__name__)
 

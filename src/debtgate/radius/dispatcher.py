@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from pyrad.dictionary import Dictionary
+
 from debtgate.errors import RadiusError
 from debtgate.model import Session, State
 from debtgate.radius.accounting import AccountingListener
@@ -28,7 +30,6 @@ from debtgate.radius.packets import load_dictionary
 from debtgate.radius.profiles import Profile, load_profiles
 from debtgate.radius.sessions import SessionTable
 from debtgate.radius.worker import NasWorker
-from pyrad.dictionary import Dictionary
 
 __all__ = ["CoaDispatcher", "Intent", "Session", "State"]
 
