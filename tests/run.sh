@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash examples/install.sh --test
 echo ">> ruff"
 .venv/bin/ruff check src
+echo ">> import-linter (imports point down, no cycles)"
+.venv/bin/lint-imports
 echo ">> mypy (strict on the core)"
 bash .ci/typecheck.sh
 echo ">> pytest"

@@ -10,20 +10,18 @@ import ipaddress
 import time
 from collections import Counter
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import __version__
 from .core.desired import where_is
 from .core.sets import ACK_SETS, ENFORCEMENT_SETS, GARDEN_SETS
+from .host import AdminHost
 from .inventory import Placements
 from .persist import subscriber_row
 
-if TYPE_CHECKING:
-    from .app import Daemon
-
 
 class Admin:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: AdminHost) -> None:
         self.daemon = daemon
 
     @property

@@ -22,6 +22,7 @@ from . import __version__
 from .adapters.conntrack import BackgroundCutter, ConntrackCutter, NullCutter
 from .adapters.conntrack_child import ProcessCutter
 from .adapters.nft import NftAdapter, read_template, render_ruleset
+from .admin import Admin
 from .audit import SINKS as audit_sinks
 from .audit import AuditFile, audit
 from .config import Config, load_config
@@ -30,6 +31,7 @@ from .core.reconcile import Plan
 from .core.sets import ENFORCEMENT_SETS
 from .engine import Engine
 from .errors import ConfigError, DebtgateError
+from .extensions import default_extensions
 from .model import State, Subscriber
 from .overrides import FileOverrideStore, Override, OverrideStore, new_override
 from .persist import Change, StateFile
@@ -96,8 +98,6 @@ class Daemon:
             self.shared = PgShared(pg.dsn.get_secret_value() if pg.dsn else None, pg.dsn_file)
             self.override_store = SharedOverrides(self.shared, self.local_overrides)
         self.engine.on_applied = self._persist_change
-        from .admin import Admin  # noqa: PLC0415 - admin imports this module's type
-
         self.management = Admin(self)
         self.source = make_source(config)
         self.degraded: dict[str, str] = {}
@@ -416,8 +416,6 @@ class Daemon:
 
 async def _serve(config: Config, config_path: Path | None) -> None:
     daemon = Daemon(config, config_path)
-    from .extensions import default_extensions  # noqa: PLC0415
-
     daemon.extensions = default_extensions(config)
     grace = config.daemon.shutdown_grace
     main = asyncio.ensure_future(daemon.main())

@@ -29,7 +29,7 @@ from .errors import ConfigError
 from .portal.config import PortalConfig
 from .radius.config import RadiusConfig
 from .selfservice_config import SelfServiceSection
-from .sources.postgres import PostgresSourceSection
+from .sources.pgconfig import PostgresSourceSection
 
 DETECTION_HOSTS = frozenset({
     "connectivitycheck.gstatic.com", "connectivitycheck.android.com", "clients3.google.com",

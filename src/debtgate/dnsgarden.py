@@ -12,16 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
 from .config import Config
-
-if TYPE_CHECKING:
-    from .app import Daemon
+from .host import ExtensionHost
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +58,7 @@ class DnsGarden:
             raise dns.exception.DNSException("; ".join(errors))  # type: ignore[no-untyped-call]
         return v4, v6, ttl
 
-    async def refresh(self, daemon: Daemon, domain: str) -> float:
+    async def refresh(self, daemon: ExtensionHost, domain: str) -> float:
         """Resolve one domain and refresh its elements; returns seconds until the next time."""
         try:
             v4, v6, ttl = await self.resolve(domain)
@@ -79,7 +77,7 @@ class DnsGarden:
         log.debug("garden domain %s: %s (ttl %d s)", domain, v4 + v6, ttl)
         return max(float(ttl), self.refresh_min)
 
-    async def run(self, daemon: Daemon) -> None:
+    async def run(self, daemon: ExtensionHost) -> None:
         due = {d: 0.0 for d in self.domains}
         while True:
             now = time.monotonic()

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import Config
 from .core.transitions import Transition
+from .dnsgarden import DnsGarden
+from .host import ExtensionHost
+from .mgmt_ext import ManagementExtension
 from .model import Session, Subscriber
-
-if TYPE_CHECKING:
-    from .app import Daemon
+from .portal_api import make_portal_api, serve_unix
+from .radius.dispatcher import CoaDispatcher
+from .radius.intent import Intent
+from .selfservice import SelfService
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +31,7 @@ class PortalChannel:
         self.path = config.api.portal_socket
         self.group = config.api.portal_socket_group
 
-    async def run(self, daemon: Daemon) -> None:
-        from .portal_api import make_portal_api, serve_unix  # noqa: PLC0415
-
+    async def run(self, daemon: ExtensionHost) -> None:
         runner = await serve_unix(make_portal_api(daemon.engine), self.path, group=self.group)
         try:
             await asyncio.Event().wait()
@@ -41,19 +43,15 @@ class Radius:
     """Tells the BRAS/NAS about every transition (CoA / Disconnect-Message)."""
 
     def __init__(self, config: Config) -> None:
-        from .radius.dispatcher import CoaDispatcher  # noqa: PLC0415
-
         self.dispatcher = CoaDispatcher(config.radius)
 
     def on_transition(self, change: Transition, sub: Subscriber | None) -> None:
-        from .radius.intent import Intent  # noqa: PLC0415
-
         if change.new is None or sub is None:
             return  # gone from billing: nothing to tell the NAS
         self.dispatcher.submit(Intent(change.account, change.new, sub.session or Session(),
                                       sub.addresses))
 
-    async def run(self, daemon: Daemon) -> None:
+    async def run(self, daemon: ExtensionHost) -> None:
         daemon.engine.listeners.append(self.on_transition)
         try:
             await self.dispatcher.run()
@@ -74,19 +72,13 @@ class Radius:
 
 
 def default_extensions(config: Config) -> list[Any]:
-    from .mgmt_ext import ManagementExtension  # noqa: PLC0415
-
     exts: list[Any] = [PortalChannel(config), ManagementExtension(config)]
     # -- self-service (issue 7): promised payment and resume; docs/selfservice.md --
     if config.selfservice.enabled:
-        from .selfservice import SelfService  # noqa: PLC0415
-
         exts.append(SelfService(config))
     # -----------------------------------------------------------------------------
     if config.radius.enabled:
         exts.append(Radius(config))
     if config.garden.domains:
-        from .dnsgarden import DnsGarden  # noqa: PLC0415
-
         exts.append(DnsGarden(config))
     return exts

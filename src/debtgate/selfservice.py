@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .audit import audit
 from .hooks import Hook, HookFailed, make_hook
+from .host import ExtensionHost
 from .model import State, Subscriber
 from .selfservice_config import SelfServiceSection
 from .selfservice_policy import RecentRequests, WindowLimiter, promise_offer, promise_refusal
 
 if TYPE_CHECKING:
-    from .app import Daemon
     from .config import Config
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class SelfService:
         self.hook = hook
 
     # -- the extension ---------------------------------------------------------
-    async def run(self, daemon: Daemon) -> None:
+    async def run(self, daemon: ExtensionHost) -> None:
         self.attach(daemon.engine)
         try:
             await asyncio.Event().wait()

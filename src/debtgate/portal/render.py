@@ -16,16 +16,29 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 from ..model import State
+from .config import PortalConfig
 from .lookup import SubscriberView
-from .pages import Rendered
+from .offers import context
+from .pages import Pages, Rendered
+from .security import Csrf, UrlSigner
 from .urls import Original, points_to, sanitize_url
 
-if TYPE_CHECKING:
-    from .state import Portal
+
+class PortalParts(Protocol):
+    """What the page builder reads of the portal's state (:class:`.state.Portal`, which
+    holds the builder: the builder sees only these parts)."""
+
+    config: PortalConfig
+    pages: Pages
+    csrf: Csrf
+    signer: UrlSigner
+
+    def choose_language(self, explicit: str | None, subscriber: str | None,
+                        accept: str | None) -> str: ...
 
 PAGE_CACHE_SIZE = 2048
 """Rendered pages kept per worker (≈ 7 KB each)."""
@@ -74,7 +87,7 @@ def first_values(query_string: str) -> dict[str, str]:
     return out
 
 
-def original(portal: Portal, ip: str, raw: str | None, sig: str | None) -> Original | None:
+def original(portal: PortalParts, ip: str, raw: str | None, sig: str | None) -> Original | None:
     """The original URL ``raw`` if the interception produced it for ``ip`` (its
     signature ``sig`` is valid) and it is still a sane URL not pointing at the portal;
     else None: a URL from anywhere else is never shown, linked or redirected to."""
@@ -89,7 +102,7 @@ def original(portal: Portal, ip: str, raw: str | None, sig: str | None) -> Origi
 class PageBuilder:
     """Renders and caches the portal's pages of one worker."""
 
-    def __init__(self, portal: Portal, ttl: float,
+    def __init__(self, portal: PortalParts, ttl: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._portal = portal
         self._ttl = ttl
@@ -149,8 +162,6 @@ class PageBuilder:
 
     def _render(self, ip: str, view: SubscriberView | None, query_string: str,
                 accept: str | None) -> Page:
-        from .selfservice import context  # noqa: PLC0415 - it imports the handlers
-
         portal = self._portal
         query = first_values(query_string)
         lang = portal.choose_language(query.get("lang"), view.language if view else None,
@@ -159,7 +170,7 @@ class PageBuilder:
         if view is None:
             return self._page(portal.pages.render("unknown", lang, **ctx), 200, lang, view)
         ctx.update(portal.pages.subscriber(view, lang))
-        ctx.update(context(portal, view, lang, query.get("done"), self))
+        ctx.update(context(view, lang, query.get("done"), self.key_slot, self.csrf_slot))
         if view.state is State.WARN:
             ctx["csrf"] = self.csrf_slot
         rendered = portal.pages.render(view.state.value, lang, **ctx)

@@ -14,13 +14,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 
 from ..errors import SourceError
 from .base import Columns, Delta, Row, Sink, Snapshot, SourceHealth, release_memory
 from .coalesce import Coalescer, PendingIds
+from .pgconfig import PostgresSourceSection
 from .pgcopy import copy_accounts, copy_restricted, copy_snapshot
 from .pgfetch import (
     Marks,
@@ -31,9 +32,6 @@ from .pgfetch import (
     row_mark,
     summary_query,
 )
-
-if TYPE_CHECKING:
-    from .postgres import PostgresSourceSection
 
 log = logging.getLogger(__name__)
 COPY_IDS = 500

@@ -1,0 +1,65 @@
+"""What the daemon's parts get of the daemon: narrow interfaces, not the whole process.
+
+The daemon (:class:`debtgate.app.Daemon`) owns the loop, the engine, the kernel adapter and
+the billing source; the parts that run beside the engine see only what they need:
+
+* an **extension** (the portal channel, self-service, RADIUS, the DNS garden:
+  :mod:`debtgate.extensions`) gets an :class:`ExtensionHost`: the engine and the kernel
+  adapter;
+* the **management API** (:mod:`debtgate.admin`) gets an :class:`AdminHost`: that, plus
+  the config, the source's health, the overrides and the status of the extensions.
+
+They import this module, never :mod:`debtgate.app`, which imports them: the imports point
+down only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any, Protocol
+
+from .adapters.nft import NftAdapter
+from .config import Config
+from .engine import Engine
+from .overrides import Override
+from .sources.base import BillingSource
+
+
+class ExtensionHost(Protocol):
+    """What an extension gets of the daemon (its ``run(host)`` argument)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def nft(self) -> NftAdapter: ...
+
+
+class AdminHost(ExtensionHost, Protocol):
+    """What the management API gets of the daemon."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def source(self) -> BillingSource: ...
+
+    @property
+    def started(self) -> float:
+        """When the process started (wall clock)."""
+
+    @property
+    def degraded(self) -> dict[str, str]:
+        """Transient outside failures, by part: shown on the status."""
+
+    @property
+    def extensions(self) -> list[Any]: ...
+
+    async def add_override(self, account: str, action: str, reason: str,
+                           expires_at: datetime | None, author: str) -> Override: ...
+
+    async def delete_override(self, override_id: str, author: str) -> bool: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]: ...
