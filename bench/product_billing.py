@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from debtgate.sources.pglab import PgServer  # noqa: E402
+from debtgate_lab.pglab import PgServer  # noqa: E402
 
 STORM_SQL = ("UPDATE accounts SET state = '{state}', balance = {balance}, since = {since}"
              " WHERE id = ANY(ARRAY(SELECT 'acc' || i FROM generate_series(1, {hi}) i"

@@ -1,6 +1,6 @@
 """Network side of the product benchmarks: namespaces, a web host, the prober, the kernel.
 
-The namespaces come from :class:`debtgate.netlab.Topology` (gateway ``gw``, the
+The namespaces come from :class:`debtgate_lab.netlab.Topology` (gateway ``gw``, the
 subscriber namespace ``sub`` holding the planned accounts' addresses, the upstream
 web host ``web`` with a TCP listener). Everything is read from outside the daemon:
 the prober's connects and ``nft -j list set`` in the gateway namespace.
@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from debtgate.netlab import Topology, sh  # noqa: E402
+from debtgate_lab.netlab import Topology, sh  # noqa: E402
 
 WEB_V4 = "198.18.0.10"
 WEB_PORT = 8000

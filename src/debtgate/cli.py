@@ -52,7 +52,7 @@ def _cmd_ruleset(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
-    from .lab import main as lab_main  # noqa: PLC0415
+    from debtgate_lab.lab import main as lab_main  # noqa: PLC0415 - the lab, on demand
 
     return lab_main(args)
 

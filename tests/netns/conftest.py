@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from debtgate.netlab import PORTAL_V4, PORTAL_V6, Topology, can_run, sh
+from debtgate_lab.netlab import PORTAL_V4, PORTAL_V6, Topology, can_run, sh
 
 WEB_V4, WEB_V6 = "198.18.0.10", "2001:db8:ff::10"
 PAY_V4, PAY_V6 = "198.18.0.20", "2001:db8:ff::20"

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from debtgate.lab import build, wait_ready
-from debtgate.netlab import Topology, can_run, sh
+from debtgate_lab.lab import build, wait_ready
+from debtgate_lab.netlab import Topology, can_run, sh
 
 from .conftest import curl, wait_http
 

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from debtgate.netlab import Topology, sh
+from debtgate_lab.netlab import Topology, sh
 
 SCRIPT = """
 import asyncio, json, os, signal

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from debtgate.netlab import Topology, can_run
+from debtgate_lab.netlab import Topology, can_run
 
 from .conftest import DaemonProc, curl, nft_set, wait_for
 

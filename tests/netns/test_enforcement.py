@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from debtgate.netlab import Topology, sh
+from debtgate_lab.netlab import Topology, sh
 
 from .conftest import (
     PAY_V4,

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from debtgate.lab import build
-from debtgate.netlab import PORTAL_V4, can_run, sh
-from debtgate.sources.pglab import pg_bindir
+from debtgate_lab.lab import build
+from debtgate_lab.netlab import PORTAL_V4, can_run, sh
+from debtgate_lab.pglab import pg_bindir
 
 from .lab_fixture import (
     ReadmeLab,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from debtgate.netlab import can_run, sh
+from debtgate_lab.netlab import can_run, sh
 
 pytestmark = pytest.mark.netns
 RULESET = Path(__file__).resolve().parents[2] / "nft-rules" / "debtgate.nft"

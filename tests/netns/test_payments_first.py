@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from debtgate.netlab import Topology, sh
+from debtgate_lab.netlab import Topology, sh
 
 from tests.pgserver import PgServer, reference_billing
 

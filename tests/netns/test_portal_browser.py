@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from debtgate.netlab import sh
+from debtgate_lab.netlab import sh
 
 from .lab_fixture import Lab, lab  # noqa: F401
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from debtgate.netlab import Topology
+from debtgate_lab.netlab import Topology
 
 from tests.pgserver import PgServer, reference_billing
 

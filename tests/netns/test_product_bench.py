@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from debtgate.netlab import can_run
-from debtgate.sources.pglab import pg_bindir
+from debtgate_lab.netlab import can_run
+from debtgate_lab.pglab import pg_bindir
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

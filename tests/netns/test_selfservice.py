@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from debtgate.netlab import PORTAL_V4, PORTAL_V6, Topology, can_run
+from debtgate_lab.netlab import PORTAL_V4, PORTAL_V6, Topology, can_run
 
 from tests.pgserver import PgServer, require_pg
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from debtgate.netlab import Topology, can_run
+from debtgate_lab.netlab import Topology, can_run
 
 from tests.pgserver import PgServer, reference_billing
 

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from debtgate.sources.pglab import PgServer
+from debtgate_lab.pglab import PgServer
 
 from tests.pgserver import require_pg
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from debtgate.sources.base import Snapshot
-from debtgate.sources.pglab import free_port
+from debtgate_lab.pglab import free_port
 from debtgate.sources.postgres import PostgresSource
 
 from tests.pgserver import PgServer, reference_billing

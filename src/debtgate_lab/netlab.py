@@ -110,7 +110,7 @@ class Topology:
     def serve_text(self, ns: str, body: str, ports: tuple[int, ...]) -> None:
         for port in ports:
             self.procs.append(subprocess.Popen(
-                ["ip", "netns", "exec", ns, sys.executable, "-m", "debtgate.netlab", "serve",
+                ["ip", "netns", "exec", ns, sys.executable, "-m", "debtgate_lab.netlab", "serve",
                  str(port), body], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def popen(self, ns: str, args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:

@@ -212,7 +212,7 @@ def main(args: argparse.Namespace) -> int:
         if args.billing == "postgres":
             import asyncio  # noqa: PLC0415
 
-            from .sources.pglab import start_lab_billing  # noqa: PLC0415
+            from .pglab import start_lab_billing  # noqa: PLC0415
 
             pg, _dsn = asyncio.run(start_lab_billing(workdir))
         topo = build(workdir, args.billing, not args.no_portal,

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SCHEMA = Path(__file__).resolve().parents[3] / "examples" / "billing" / "schema.sql"
+SCHEMA = Path(__file__).resolve().parents[2] / "examples" / "billing" / "schema.sql"
 SAMPLE = SCHEMA.with_name("sample.sql")
 DATABASE = "billing"
 
