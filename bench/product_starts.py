@@ -20,6 +20,7 @@ import asyncio
 import time
 from typing import Any
 
+import aiohttp
 from product_billing import restricted_addresses
 from product_daemon import rss_mb
 from product_lab import Lab, until
@@ -104,8 +105,20 @@ async def reboot(lab: Lab) -> dict[str, Any]:
     await lab.watcher.begin(_restricted_sample(lab), "refused", timeout=300, pause=0.005)
     t0 = await lab.daemon.start()
     out = await _enforced(lab, t0, 300)
-    code, _ = await lab.daemon.api("GET", "/readyz")
-    out["readyz_while_billing_down"] = code
+    # The restore comes before the management API listens (a small lab restores first):
+    # /readyz is asked once the socket answers.
+    answered: list[int] = []
+
+    async def readyz() -> bool:
+        try:
+            code, _ = await lab.daemon.api("GET", "/readyz")
+        except aiohttp.ClientConnectionError:
+            return False
+        answered.append(code)
+        return True
+
+    await until(readyz, 60, interval=0.05)
+    out["readyz_while_billing_down"] = answered[0] if answered else None
     await asyncio.to_thread(lab.server.start)
     back = time.monotonic()
 
