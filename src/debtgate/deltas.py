@@ -68,8 +68,7 @@ def check_against(outcome: Outcome, inventory: Inventory, gone: Collection[str] 
     """The second half of :func:`validate_delta`: the outcome's subscribers against the
     accounts the change does not carry (on the loop: the inventory as it is now)."""
     prefixes = check_clashes(outcome, inventory, list(outcome.subscribers.values()))
-    if prefixes or inventory.has_prefixes():
-        carve_against(outcome, inventory, {*outcome.subscribers, *gone})
+    carve_if_needed(outcome, inventory, gone, prefixes)
 
 
 def check_clashes(outcome: Outcome, inventory: Inventory, part: Sequence[Subscriber]) -> bool:
@@ -87,6 +86,18 @@ def check_clashes(outcome: Outcome, inventory: Inventory, part: Sequence[Subscri
         outcome.rejections.append(Rejection(
             account, "address_conflict", f"address {clash} is held by another account"))
     return any("/" in a for sub in part for a in sub.addresses)
+
+
+def carve_if_needed(outcome: Outcome, inventory: Inventory, gone: Collection[str],
+                    prefixes: bool) -> bool:
+    """:func:`check_against`'s prefix half, once :func:`check_clashes` has seen every
+    subscriber (``prefixes``: whether any carried a prefix): containment is carved only
+    when a prefix is involved. Returns whether the outcome then carries a prefix (its
+    accounts must be applied together)."""
+    if not (prefixes or inventory.has_prefixes()):
+        return False
+    carve_against(outcome, inventory, {*outcome.subscribers, *gone})
+    return any("/" in a for sub in outcome.subscribers.values() for a in sub.addresses)
 
 
 def carve_against(outcome: Outcome, inventory: Inventory, changing: Collection[str]) -> None:

@@ -54,7 +54,7 @@ from .core.transitions import (
     bulk_transitions,
     transitions,
 )
-from .deltas import carve_against, check_clashes, validate_delta, validate_rows_of
+from .deltas import carve_if_needed, check_clashes, validate_delta, validate_rows_of
 from .engine_portal import PortalSide
 from .errors import ApplyError
 from .inventory import Inventory, Placements
@@ -428,10 +428,7 @@ class Engine(PortalSide, Announcer):
         del everyone
         async with self.turn.slice():
             inv = self.inventory
-            if prefixes or inv.has_prefixes():
-                carve_against(outcome, inv, {*subs, *event.gone})
-                # Carving may add prefix accounts' new versions: such a change is whole.
-                prefixes = any("/" in a for sub in subs.values() for a in sub.addresses)
+            prefixes = carve_if_needed(outcome, inv, event.gone, prefixes)
             self._record_rejections(outcome)
             gone = [*event.gone, *(a for a in outcome.foreign_accounts
                                    if inv.get(a) is not None)]

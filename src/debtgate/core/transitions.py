@@ -151,11 +151,10 @@ class History(Mapping[str, list[dict[str, Any]]]):
         kept: list[tuple[str, Transition | tuple[Transition, ...]]] = []
         count, half = 0, self.total // 2
         for item in reversed(self._data.items()):
-            held = item[1]
-            count += len(held) if type(held) is tuple else 1
-            if count > half and kept:
-                count -= len(held) if type(held) is tuple else 1
+            n = len(item[1]) if type(item[1]) is tuple else 1
+            if count + n > half and kept:
                 break
+            count += n
             kept.append(item)
         kept.reverse()
         self._data = dict(kept)

@@ -12,7 +12,6 @@ from ..model import State
 from .i18n import format_money
 from .lookup import SelfServiceResult, SubscriberView
 
-ACTIONS = ("promise", "resume")
 REASONS = frozenset({
     "limit", "state", "no_debt", "debt_too_high", "tariff", "rate_limited", "disabled",
     "billing_timeout", "billing_unavailable", "billing_error", "unknown_account", "days",
