@@ -158,16 +158,20 @@ def test_billing_bug_blocking_80_percent_is_held_until_approved(daemon: DaemonPr
 def test_override_outlives_restart_and_expires_on_time(daemon: DaemonProc) -> None:
     t = daemon.topo
     added = cli(daemon, "override", "add", "A-active", "--restrict", "--reason",
-                "abuse report 4711", "--ttl", "8s")
+                "abuse report 4711", "--ttl", "15s")
     assert added.returncode == 0, added.stderr
     wait_for(lambda: "100.64.1.10" in nft_set(t, "locked_v4_host"), what="override applied")
     assert curl(t, "act", f"http://{WEB_V4}/") == (0, "portal\n")
+    added_at = time.monotonic()
     daemon.stop()
     daemon.start()
-    assert "100.64.1.10" in nft_set(t, "locked_v4_host")
+    # A loaded CI machine once took the restart past a shorter TTL: say so if it recurs.
+    elapsed = time.monotonic() - added_at
+    assert "100.64.1.10" in nft_set(t, "locked_v4_host"), (
+        f"override gone {elapsed:.1f} s after it was added (TTL 15 s):\n{daemon.log()[-3000:]}")
     listed = json.loads(cli(daemon, "override", "list", "--json").stdout)
     assert [o["account"] for o in listed] == ["A-active"]
-    wait_for(lambda: "100.64.1.10" not in nft_set(t, "locked_v4_host"), deadline=12,
+    wait_for(lambda: "100.64.1.10" not in nft_set(t, "locked_v4_host"), deadline=19,
              what="override expired")
     assert curl(t, "act", f"http://{WEB_V4}/") == (0, "web host\n")
     # When the restart outlasts the TTL, the snapshot already places the account as
