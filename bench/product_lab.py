@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from debtgate_lab.netlab import Topology
-from debtgate_lab.pglab import PgServer
 from product_billing import Plan, make_plan, start_billing
 from product_daemon import Daemon
 from product_net import Prober, build
+
+from debtgate_lab.netlab import Topology
+from debtgate_lab.pglab import PgServer
 
 
 @dataclass

@@ -23,11 +23,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration" / "radius"))
 
+from fakenas import Answer, FakeNas  # noqa: E402
+
 from debtgate.model import Session, State  # noqa: E402
 from debtgate.radius.config import RadiusConfig  # noqa: E402
 from debtgate.radius.dispatcher import CoaDispatcher, Intent  # noqa: E402
 from debtgate.radius.packets import load_dictionary  # noqa: E402
-from fakenas import Answer, FakeNas  # noqa: E402
 
 SECRET = "bench-secret"
 

@@ -39,10 +39,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration" / "radius"))
 
+from freeradius import FreeRadius, free_udp_port  # noqa: E402
+
 from debtgate.model import Session, State  # noqa: E402
 from debtgate.radius.config import RadiusConfig  # noqa: E402
 from debtgate.radius.dispatcher import CoaDispatcher, Intent  # noqa: E402
-from freeradius import FreeRadius, free_udp_port  # noqa: E402
 
 SECRET = "bench-secret"
 

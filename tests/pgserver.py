@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
+
 from debtgate_lab.pglab import PgServer, pg_bindir, start_lab_billing
 
 __all__ = ["PgServer", "billing_db", "pg_server", "reference_billing", "require_pg",

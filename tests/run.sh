@@ -5,10 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash examples/install.sh --test
 echo ">> ruff"
-.venv/bin/ruff check src
+.venv/bin/ruff check src tests bench
 echo ">> import-linter (imports point down, no cycles)"
 .venv/bin/lint-imports
-echo ">> mypy (strict on the core)"
+echo ">> mypy (strict, every package)"
 bash .ci/typecheck.sh
 echo ">> pytest"
 exec .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"

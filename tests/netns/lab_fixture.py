@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from debtgate_lab.lab import build, wait_ready
 from debtgate_lab.netlab import Topology, can_run, sh
 

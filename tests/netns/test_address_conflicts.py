@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from debtgate_lab.netlab import Topology
 
+from debtgate_lab.netlab import Topology
 from tests.pgserver import PgServer, reference_billing
 
 from .conftest import (

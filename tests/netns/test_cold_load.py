@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from debtgate_lab.netlab import can_run, sh
 
 pytestmark = pytest.mark.netns

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from debtgate_lab.netlab import Topology, sh
 
 from .conftest import SUBSCRIBERS, WEB_V4, DaemonProc, curl, nft_set, wait_for

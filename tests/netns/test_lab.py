@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from debtgate_lab.lab import build
 from debtgate_lab.netlab import PORTAL_V4, can_run, sh
 from debtgate_lab.pglab import pg_bindir

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from debtgate_lab.netlab import can_run, sh
 
 pytestmark = pytest.mark.netns
@@ -147,6 +148,7 @@ def test_protocol_constants_match_pyroute2() -> None:
     import pyroute2.netlink as nl
     import pyroute2.netlink.nfnetlink as nfnl
     import pyroute2.netlink.nfnetlink.nftsocket as nft
+
     from debtgate.adapters import nftnl
 
     for mod, names in ((nl, ["NETLINK_NETFILTER", "NLM_F_REQUEST", "NLM_F_ACK", "NLM_F_CREATE",

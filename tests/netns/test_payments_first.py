@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from debtgate_lab.netlab import Topology, sh
 
+from debtgate_lab.netlab import Topology, sh
 from tests.pgserver import PgServer, reference_billing
 
 from .conftest import WEB_V4, DaemonProc, curl, postgres_config, wait_for, wait_http

@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from debtgate_lab.netlab import Topology
 
+from debtgate_lab.netlab import Topology
 from tests.pgserver import PgServer, reference_billing
 
 from .conftest import WEB_V4, DaemonProc, curl, nft_set, postgres_config, wait_for, wait_http

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from debtgate_lab.netlab import can_run
 from debtgate_lab.pglab import pg_bindir
 

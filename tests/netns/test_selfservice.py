@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from debtgate_lab.netlab import PORTAL_V4, PORTAL_V6, Topology, can_run
 
+from debtgate_lab.netlab import PORTAL_V4, PORTAL_V6, Topology, can_run
 from tests.pgserver import PgServer, require_pg
 
 from .conftest import WEB_V4, DaemonProc, curl, nft_set, wait_for, wait_http

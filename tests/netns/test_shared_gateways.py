@@ -10,8 +10,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from debtgate_lab.netlab import Topology, can_run
 
+from debtgate_lab.netlab import Topology, can_run
 from tests.pgserver import PgServer, reference_billing
 
 from .conftest import WEB_V4, DaemonProc, curl, nft_set, wait_for

@@ -7,13 +7,13 @@ from ipaddress import ip_network
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from debtgate.inventory import Inventory
 from debtgate.model import State, Subscriber
 from debtgate.validate import Policy, validate_columns, validate_rows
 from debtgate.validate_bulk import LEAN_V4, plain_hosts
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from .helpers import columns
 

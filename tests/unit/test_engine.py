@@ -138,7 +138,8 @@ async def test_a_dump_missing_elements_once_is_not_drift() -> None:
 
 async def test_acknowledge_only_in_warn() -> None:
     h = Harness()
-    await h.snapshot(row("w", ["10.0.0.7", "2001:db8::7"], "warn"), row("b", ["10.0.0.2"], "blocked"))
+    await h.snapshot(row("w", ["10.0.0.7", "2001:db8::7"], "warn"),
+                     row("b", ["10.0.0.2"], "blocked"))
     assert await h.engine.acknowledge("10.0.0.2") is None
     result = await h.engine.acknowledge("10.0.0.7")
     assert result == {"acknowledged": True, "expires_in": 3600}

@@ -8,8 +8,9 @@ from datetime import date
 from typing import Any
 
 import pytest
-from debtgate.core.transitions import History, Transition
+
 from debtgate.announce import BULK_AUDIT
+from debtgate.core.transitions import History, Transition
 from debtgate.inventory import Inventory, Placements
 from debtgate.model import State
 from debtgate.sources.base import Snapshot

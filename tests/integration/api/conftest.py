@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+
 from debtgate.mgmt_api import make_mgmt_app, serve_mgmt
 
 from .backend import MemoryBackend

@@ -13,9 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "radius"))
 
-from debtgate.radius.packets import load_dictionary  # noqa: E402
 from fakenas import Answer, FakeNas  # noqa: E402
 from pyrad import packet as rp  # noqa: E402
+
+from debtgate.radius.packets import load_dictionary  # noqa: E402
 
 
 def policy(pkt: rp.CoAPacket, seen: int) -> Answer:

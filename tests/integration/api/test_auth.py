@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from aiohttp import web
+
 from debtgate.mgmt_api import make_mgmt_app, serve_mgmt
 
 from .backend import MemoryBackend

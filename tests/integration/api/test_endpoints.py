@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from debtgate.errors import ApplyError
 
 from .conftest import Served

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
 from debtgate.config import ApiSection, Config
 from debtgate.errors import ConfigError
 from debtgate.mgmt_ext import ManagementExtension, read_token

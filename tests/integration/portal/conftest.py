@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+
 from debtgate.model import State
 from debtgate.portal.app import make_app
 from debtgate.portal.config import PortalConfig

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from debtgate.model import State, Subscriber
 from debtgate.portal.lookup import AckResult, DaemonUnavailable, UnixSocketLink
 from debtgate.portal_api import make_portal_api, serve_unix, view_dict

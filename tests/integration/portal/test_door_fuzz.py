@@ -42,12 +42,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import uvloop
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from debtgate.model import State
 from debtgate.portal import fastpath, intercept
 from debtgate.portal.security import UrlSigner
 from debtgate.portal.server import start
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from .conftest import make_config, subscriber
 from .test_fastpath import PeekLink, free_port

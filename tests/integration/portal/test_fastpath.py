@@ -10,6 +10,7 @@ import re
 import socket
 
 import pytest
+
 from debtgate.model import State
 from debtgate.portal.lookup import SubscriberView
 from debtgate.portal.server import start

@@ -6,6 +6,7 @@ import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 from debtgate.model import State
 from debtgate.portal.state import PORTAL
 

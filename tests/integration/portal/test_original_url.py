@@ -10,6 +10,7 @@ import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+
 from debtgate.model import State
 from debtgate.portal.security import UrlSigner
 from debtgate.portal.server import start

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from debtgate.model import State
 
 from .conftest import MemoryLink, as_ip, make_config, signed, subscriber

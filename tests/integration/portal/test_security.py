@@ -9,6 +9,7 @@ import re
 from decimal import Decimal
 
 import pytest
+
 from debtgate.model import State
 
 from .conftest import (

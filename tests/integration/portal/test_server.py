@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
 from debtgate.model import State
 from debtgate.portal.server import start
 

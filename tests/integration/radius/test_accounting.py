@@ -8,10 +8,11 @@ import subprocess
 
 import pytest
 from conftest import SECRET, make_config, running, wait_result, wait_until
-from debtgate.model import Session, State
-from debtgate.radius.dispatcher import CoaDispatcher, Intent
 from freeradius import BINARY, free_udp_port
 from test_freeradius import packets_for
+
+from debtgate.model import Session, State
+from debtgate.radius.dispatcher import CoaDispatcher, Intent
 
 pytestmark = [
     pytest.mark.radius,

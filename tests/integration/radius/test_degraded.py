@@ -7,14 +7,15 @@ import asyncio
 import socket
 
 from conftest import SECRET, make_config, running, wait_until
+from fakenas import Answer, FakeNas
+from prometheus_client.parser import text_string_to_metric_families
+
 from debtgate.config import Config
 from debtgate.extensions import Radius
 from debtgate.metrics import make_registry, render
 from debtgate.model import Session, State
 from debtgate.radius.intent import Intent
 from debtgate.radius.packets import load_dictionary
-from fakenas import Answer, FakeNas
-from prometheus_client.parser import text_string_to_metric_families
 
 DICT = load_dictionary()
 

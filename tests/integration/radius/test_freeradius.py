@@ -6,9 +6,10 @@ import time
 
 import pytest
 from conftest import PROFILES, make_config, running, wait_result
+from freeradius import BINARY, FreeRadius
+
 from debtgate.model import Session, State
 from debtgate.radius.dispatcher import CoaDispatcher, Intent
-from freeradius import BINARY, FreeRadius
 
 pytestmark = [
     pytest.mark.radius,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from conftest import SECRET, make_config, running, wait_result, wait_until
+from fakenas import Answer, FakeNas
+
 from debtgate.model import Session, State
 from debtgate.radius.dispatcher import CoaDispatcher, Intent
 from debtgate.radius.packets import load_dictionary
-from fakenas import Answer, FakeNas
 
 DICT = load_dictionary()
 

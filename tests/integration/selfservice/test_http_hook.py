@@ -10,6 +10,7 @@ import json
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
 from debtgate.hooks import HookFailed, HttpHook, sign
 from debtgate.selfservice_config import HookSection
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from debtgate.hooks import HookFailed, SqlHook
 from debtgate.selfservice_config import HookSection
-
 from tests.pgserver import billing_db  # noqa: F401
 
 pytestmark = pytest.mark.postgres

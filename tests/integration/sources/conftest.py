@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+
 from debtgate.sources.base import Delta, Event, Snapshot
 from debtgate.sources.postgres import PostgresSource, PostgresSourceSection
-
 from tests.pgserver import PgServer, reference_billing
 
 pytestmark = pytest.mark.postgres

@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from debtgate_lab.pglab import PgServer
 
+from debtgate_lab.pglab import PgServer
 from tests.pgserver import require_pg
 
 pytestmark = pytest.mark.postgres

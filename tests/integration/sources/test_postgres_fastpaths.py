@@ -8,11 +8,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+
 from debtgate.sources import pgsync
 from debtgate.sources.base import Columns, Delta, Snapshot
 from debtgate.sources.pgfetch import fetch_rows, setup_codecs
 from debtgate.sources.postgres import PostgresSource
-
 from tests.unit.helpers import Harness
 
 from .conftest import Billing, Recorder, by_account, running, settings

@@ -7,10 +7,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from debtgate.sources.base import Snapshot
-from debtgate_lab.pglab import free_port
-from debtgate.sources.postgres import PostgresSource
 
+from debtgate.sources.base import Snapshot
+from debtgate.sources.postgres import PostgresSource
+from debtgate_lab.pglab import free_port
 from tests.pgserver import PgServer, reference_billing
 
 from .conftest import Recorder, by_account, running, settings

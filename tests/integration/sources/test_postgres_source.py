@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+
 from debtgate.errors import SourceError
 from debtgate.sources import pgsync
 from debtgate.sources.base import Delta, Snapshot

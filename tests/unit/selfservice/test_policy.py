@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from msgspec.structs import replace
 from decimal import Decimal
 
 import pytest
+from msgspec.structs import replace
+
 from debtgate.model import State, Subscriber
 from debtgate.selfservice_config import PromiseSection
 from debtgate.selfservice_policy import (

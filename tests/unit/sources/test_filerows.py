@@ -88,7 +88,8 @@ def test_csv_into_columns() -> None:
     got = parse_text(text, "csv")
     assert isinstance(got, Columns) and len(got) == 4
     subs, rejections = outcome(got)
-    assert subs["b"].addresses == ("10.0.0.2", "2001:db8::2") and str(subs["b"].amount_due) == "10.5"
+    assert subs["b"].addresses == ("10.0.0.2", "2001:db8::2")
+    assert str(subs["b"].amount_due) == "10.5"
     assert subs["a"].state.value == "active"
     assert rejections == [("c", "unknown_state"), ("d", "missing_field")]
     with pytest.raises(SourceError, match="header"):
