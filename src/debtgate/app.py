@@ -30,11 +30,12 @@ from .core.guard import GuardPolicy
 from .core.reconcile import Plan
 from .core.sets import ENFORCEMENT_SETS
 from .engine import Engine
-from .errors import ConfigError, DebtgateError
+from .errors import DebtgateError
 from .extensions import default_extensions
 from .model import State, Subscriber
 from .overrides import FileOverrideStore, Override, OverrideStore, new_override
 from .persist import Change, StateFile
+from .reloads import Reloads
 from .sdnotify import notify
 from .sources.base import BillingSource, watch_gc
 from .sources.file import FileSource
@@ -73,7 +74,7 @@ def make_source(config: Config) -> BillingSource:
 class Daemon:
     def __init__(self, config: Config, config_path: Path | None = None,
                  nft: NftAdapter | None = None) -> None:
-        self.config = config
+        self.reloads = Reloads(config)
         self.config_path = config_path
         self.started = time.time()
         self.shutdown = asyncio.Event()
@@ -323,42 +324,62 @@ class Daemon:
         self._tasks.append(task)
         return task
 
-    async def reload(self) -> None:
-        if self.config_path is None:
-            return
-        try:
-            new = load_config(self.config_path)
-            if new.nft != self.config.nft:
-                await self.nft.check_ruleset(ruleset_of(new))
-        except (ConfigError, DebtgateError) as exc:
-            log.error("reload refused, keeping the running config: %s", exc)
-            return
-        old, self.config = self.config, new
-        if new.nft != old.nft:
-            await self.nft.load_ruleset(ruleset_of(new))
-            self.engine.ack_timeout = new.nft.ack_timeout
-            log.info("reload: nft section changed, ruleset reloaded")
-        if new.garden != old.garden:
-            g = new.garden
-            self.engine.set_garden([str(c) for c in g.cidrs], [str(r) for r in g.resolvers])
-            await self.engine.apply_garden()
-            log.info("reload: garden changed")
-        if new.guard != old.guard:
-            self.engine.guard = guard_of(new)
-            log.info("reload: guard changed")
-        if new.network != old.network:
-            self.engine.policy = policy_of(new)
-            self.source.request_resync(full=True)
-            log.info("reload: network policy changed, resyncing")
-        if new.source != old.source and self._source_task is not None:
+    @property
+    def config(self) -> Config:
+        """The running config (the reload registry owns it)."""
+        return self.reloads.current
+
+    def _watch(self) -> None:
+        """The daemon's own parts, each reloaded when its sections change."""
+        r = self.reloads
+        r.check("the ruleset (nft -c)", ["nft"],
+                lambda _old, new: self.nft.check_ruleset(ruleset_of(new)))
+        r.on("the ruleset", ["nft"], self._reload_nft)
+        r.on("the walled garden", ["garden.cidrs", "garden.resolvers"], self._reload_garden)
+        r.on("the guard", ["guard"], self._reload_guard)
+        r.on("the network policy (a full resync)", ["network"], self._reload_network)
+        r.on("the billing source (restarted)", ["source"], self._reload_source)
+        r.on("the log level", ["daemon.log_level"], self._reload_log_level)
+        r.live("read where used", ["daemon.reconcile_interval", "daemon.readiness_budget"])
+        r.on("the portal (its own process)", ["portal"], self._reload_portal)
+
+    async def _reload_nft(self, _old: Config, new: Config) -> None:
+        await self.nft.load_ruleset(ruleset_of(new))
+        self.engine.ack_timeout = new.nft.ack_timeout
+
+    async def _reload_garden(self, _old: Config, new: Config) -> None:
+        g = new.garden
+        self.engine.set_garden([str(c) for c in g.cidrs], [str(r) for r in g.resolvers])
+        await self.engine.apply_garden()
+
+    async def _reload_guard(self, _old: Config, new: Config) -> None:
+        self.engine.guard = guard_of(new)
+
+    async def _reload_network(self, _old: Config, new: Config) -> None:
+        self.engine.policy = policy_of(new)
+        self.source.request_resync(full=True)
+
+    async def _reload_source(self, _old: Config, new: Config) -> None:
+        if self._source_task is not None:
             self._source_task.cancel()
             self.source = make_source(new)
             self._source_task = self.spawn(self._run_source(), "source")
-            log.info("reload: billing source changed, restarted")
+
+    async def _reload_log_level(self, _old: Config, new: Config) -> None:
         logging.getLogger("debtgate").setLevel(new.daemon.log_level.upper())
-        for ext in self.extensions:
-            if hasattr(ext, "reload"):
-                await ext.reload(old, new)
+
+    async def _reload_portal(self, _old: Config, _new: Config) -> None:
+        log.warning("reload: [portal] is read by the portal process: restart "
+                    "debtgate-portal to apply it")
+
+    async def reload(self) -> None:
+        """SIGHUP: read the config file again; refused as a whole when invalid."""
+        if self.config_path is None:
+            return
+        try:
+            await self.reloads.reload(load_config(self.config_path))
+        except DebtgateError as exc:  # ConfigError included
+            log.error("reload refused, keeping the running config: %s", exc)
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
@@ -388,7 +409,9 @@ class Daemon:
                 self.spawn(self._listen_overrides(), "shared-overrides")
                 self.spawn(self.shared.run_held(
                     lambda: {a: str(st) for a, st in self.engine.held.items()}), "shared-held")
+            self._watch()
             for ext in self.extensions:
+                ext.watch(self.reloads)
                 self.spawn(ext.run(self), type(ext).__name__)
             while not self.shutdown.is_set():
                 waiter = asyncio.ensure_future(reload_wanted.wait())

@@ -20,6 +20,7 @@ import dns.resolver
 
 from .config import Config
 from .host import ExtensionHost
+from .reloads import Reloads
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,13 @@ class DnsGarden:
             wait = min((t for t in due.values()), default=now + 60) - time.monotonic()
             await asyncio.sleep(max(0.2, min(wait, 60.0)))
 
-    async def reload(self, old: Config, new: Config) -> None:
-        if old.garden != new.garden:
-            self.apply_config(new)
+    def watch(self, reloads: Reloads) -> None:
+        reloads.on("the garden's domains", ["garden.domains", "garden.dns_servers",
+                                            "garden.refresh_min", "garden.ttl_slack"],
+                   self._reload)
+
+    async def _reload(self, _old: Config, new: Config) -> None:
+        self.apply_config(new)
 
     def status(self, out: dict[str, Any]) -> None:
         now = time.time()

@@ -1,24 +1,29 @@
 """Optional parts the daemon runs beside the engine (portal channel, APIs, RADIUS, DNS garden).
 
-Each extension has ``async run(daemon)`` (a named task in the daemon's TaskGroup)
-and may have ``async reload(old_config, new_config)``.
+Each extension has ``async run(daemon)`` (a named task in the daemon's TaskGroup) and
+``watch(reloads)``, where it registers the config sections it follows
+(:mod:`debtgate.reloads`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import grp
 import logging
 from typing import Any
 
 from .config import Config
 from .core.transitions import Transition
 from .dnsgarden import DnsGarden
+from .errors import ConfigError
 from .host import ExtensionHost
 from .mgmt_ext import ManagementExtension
 from .model import Session, Subscriber
 from .portal_api import make_portal_api, serve_unix
 from .radius.dispatcher import CoaDispatcher
 from .radius.intent import Intent
+from .reloads import Reloads
 from .selfservice import SelfService
 
 log = logging.getLogger(__name__)
@@ -30,13 +35,39 @@ class PortalChannel:
     def __init__(self, config: Config) -> None:
         self.path = config.api.portal_socket
         self.group = config.api.portal_socket_group
+        self._restart = asyncio.Event()
+
+    def watch(self, reloads: Reloads) -> None:
+        reloads.check("the portal socket's group", ["api.portal_socket_group"],
+                      self._check_group)
+        reloads.on("the portal channel (socket re-created)",
+                   ["api.portal_socket", "api.portal_socket_group"], self._reload)
+
+    async def _check_group(self, _old: Config, new: Config) -> None:
+        group = new.api.portal_socket_group
+        if group is not None:
+            try:
+                grp.getgrnam(group)
+            except KeyError:
+                raise ConfigError([f"api.portal_socket_group: no group {group!r}"]) from None
+
+    async def _reload(self, _old: Config, new: Config) -> None:
+        self.path, self.group = new.api.portal_socket, new.api.portal_socket_group
+        self._restart.set()
 
     async def run(self, daemon: ExtensionHost) -> None:
-        runner = await serve_unix(make_portal_api(daemon.engine), self.path, group=self.group)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+        while True:
+            runner = await serve_unix(make_portal_api(daemon.engine), self.path,
+                                      group=self.group)
+            served = self.path
+            try:
+                await self._restart.wait()
+                self._restart.clear()
+            finally:
+                await runner.cleanup()
+                if self.path != served:  # moved: no stale socket left behind
+                    with contextlib.suppress(OSError):
+                        served.unlink()
 
 
 class Radius:
@@ -44,6 +75,10 @@ class Radius:
 
     def __init__(self, config: Config) -> None:
         self.dispatcher = CoaDispatcher(config.radius)
+
+    def watch(self, reloads: Reloads) -> None:
+        """Nothing: ``[radius]`` (its NAS list, secrets, pacing) is read at start; a reload
+        that changes it says so in the log (it takes effect on restart)."""
 
     def on_transition(self, change: Transition, sub: Subscriber | None) -> None:
         if change.new is None or sub is None:

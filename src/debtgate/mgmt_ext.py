@@ -4,8 +4,8 @@
 ``run(daemon)`` serves :func:`~debtgate.mgmt_api.make_mgmt_app` over
 ``daemon.management`` if the daemon has that attribute, else over the daemon
 itself (either must implement :class:`~debtgate.mgmt_api.ManagementBackend`).
-A reload that changes ``[api]`` or the token file's content restarts the
-listeners (so rotating the token is: write the file, ``systemctl reload``).
+A reload that changes the listeners' ``[api]`` fields or the token file's content
+restarts the listeners (so rotating the token is: write the file, ``systemctl reload``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from aiohttp import web
 from .config import ApiSection, Config
 from .errors import ConfigError
 from .mgmt_api import make_mgmt_app, serve_mgmt
+from .reloads import Reloads
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,13 @@ class ManagementExtension:
                 for runner in runners:
                     await runner.cleanup()
 
-    async def reload(self, old: Config, new: Config) -> None:
-        try:
-            token = token_for(new.api)
-        except ConfigError as exc:
-            log.error("reload: management API keeps its listeners: %s", exc)
-            return
-        if new.api != self.api or token != self.token:
-            self.api, self.token = new.api, token
-            self._restart.set()
+    def watch(self, reloads: Reloads) -> None:
+        """Restart the listeners when their settings or the token file's content change
+        (an unreadable token file refuses the reload)."""
+        reloads.on("the management API (listeners restarted)",
+                   ["api.socket", "api.listen", "api.token_file"], self._reload,
+                   outside=lambda config: token_for(config.api))
+
+    async def _reload(self, _old: Config, new: Config) -> None:
+        self.api, self.token = new.api, token_for(new.api)
+        self._restart.set()

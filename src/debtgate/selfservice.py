@@ -17,17 +17,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from .audit import audit
+from .config import Config
 from .hooks import Hook, HookFailed, make_hook
 from .host import ExtensionHost
 from .model import State, Subscriber
+from .reloads import Reloads
 from .selfservice_config import SelfServiceSection
 from .selfservice_policy import RecentRequests, WindowLimiter, promise_offer, promise_refusal
-
-if TYPE_CHECKING:
-    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +77,16 @@ class SelfService:
             log.info("self-service enabled: promise=%s resume=%s hook=%s",
                      self.cfg.promise.enabled, self.cfg.resume.enabled, self.cfg.hook.kind)
 
-    async def reload(self, old: Config, new: Config) -> None:
-        if (old.selfservice, old.source.postgres, old.network.default_currency) == (
-                new.selfservice, new.source.postgres, new.network.default_currency):
-            return
+    def watch(self, reloads: Reloads) -> None:
+        reloads.on("self-service (its hook replaced)",
+                   ["selfservice", "source.postgres", "network.default_currency"],
+                   self._reload)
+
+    async def _reload(self, _old: Config, new: Config) -> None:
         previous = self.hook
         self.configure(new)
         if previous is not None:
             await previous.close()
-        log.info("reload: self-service settings changed")
 
     # -- the view ---------------------------------------------------------------
     def view_fields(self, sub: Subscriber, state: State) -> dict[str, Any]:

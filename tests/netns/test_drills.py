@@ -199,4 +199,15 @@ def test_sighup_refuses_a_bad_config_and_applies_a_good_one(daemon: DaemonProc) 
     daemon.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
     wait_for(lambda: "198.18.0.10" in nft_set(t, "garden_v4"), what="garden reloaded")
     assert curl(t, "blk", f"http://{WEB_V4}/") == (0, "web host\n")  # now in the garden
-    assert "ruleset reloaded" not in daemon.log()  # the nft section did not change
+    # Only the garden's part was called: the nft section did not change.
+    wait_for(lambda: "reload: garden.cidrs changed: the walled garden" in daemon.log(),
+             what="the garden's reload logged")
+    assert "reload: nft changed" not in daemon.log()
+    # A section no part applies while running is named, not silently dropped.
+    grown = good.replace('cidrs = ["198.18.0.20/32"',
+                         'cidrs = ["198.18.0.10/32", "198.18.0.20/32"')
+    daemon.config_path.write_text(grown.replace("[daemon]\n", "[daemon]\nshutdown_grace = 5\n"))
+    daemon.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    wait_for(lambda: "reload: daemon.shutdown_grace changed but no part applies it while "
+             "running: it takes effect on restart" in daemon.log(), what="named as restart-only")
+    assert daemon.log().count("reload: garden.cidrs changed") == 1  # not applied twice

@@ -82,11 +82,11 @@ per_account = 50
 """
 
     def reconfigure(self, hook: str) -> None:
-        mark = self.daemon.log().count("reload: self-service settings changed")
+        mark = self.daemon.log().count("self-service (its hook replaced)")
         self.daemon.config_path.write_text(self.config(hook))
         assert self.daemon.proc is not None
         self.daemon.proc.send_signal(1)  # SIGHUP
-        wait_for(lambda: self.daemon.log().count("reload: self-service settings changed") > mark,
+        wait_for(lambda: self.daemon.log().count("self-service (its hook replaced)") > mark,
                  deadline=5, what="the reload")
 
     def browser(self, host: str) -> subprocess.Popen[str]:

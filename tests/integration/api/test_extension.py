@@ -15,6 +15,7 @@ import pytest
 from debtgate.config import ApiSection, Config
 from debtgate.errors import ConfigError
 from debtgate.mgmt_ext import ManagementExtension, read_token
+from debtgate.reloads import Reloads
 
 from .backend import MemoryBackend
 
@@ -59,6 +60,8 @@ async def test_run_and_reload() -> None:
     token.chmod(0o600)
     cfg = config(workdir)
     ext, daemon = ManagementExtension(cfg), FakeDaemon()
+    reloads = Reloads(cfg)
+    ext.watch(reloads)
     task = asyncio.create_task(ext.run(daemon))
     try:
         for _ in range(100):
@@ -70,7 +73,7 @@ async def test_run_and_reload() -> None:
             assert r.status == 202 and daemon.management.resyncs == 1
         port = free_port()
         new = config(workdir, listen=f"127.0.0.1:{port}", token_file=token)
-        await ext.reload(cfg, new)
+        assert await reloads.reload(new) == ["the management API (listeners restarted)"]
         await asyncio.sleep(0.2)
         async with aiohttp.ClientSession() as s:
             url = f"http://127.0.0.1:{port}/healthz"
@@ -79,8 +82,10 @@ async def test_run_and_reload() -> None:
             auth = {"Authorization": "Bearer first-token-0123456789"}
             async with s.get(url, headers=auth) as r:
                 assert r.status == 200
+            assert await reloads.reload(new) == []  # nothing changed: nothing restarted
             token.write_text("second-token-0123456789")
-            await ext.reload(new, new)
+            # The same config, the token file rotated: the listeners take the new token.
+            assert await reloads.reload(new) == ["the management API (listeners restarted)"]
             await asyncio.sleep(0.2)
             async with s.get(url, headers=auth) as r:
                 assert r.status == 401

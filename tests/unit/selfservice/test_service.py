@@ -7,6 +7,7 @@ import json
 import logging
 
 from debtgate.hooks import HookAnswer, HookFailed
+from debtgate.reloads import Reloads
 from debtgate.selfservice import SelfService
 
 from .helpers import (
@@ -133,7 +134,9 @@ async def test_reload_replaces_the_hook():
     service, hook, engine = make()
     old = service.cfg
     new_config = config(days=3)
-    await service.reload(config(), config())
+    reloads = Reloads(config())
+    service.watch(reloads)
+    assert await reloads.reload(config()) == []
     assert service.hook is hook and not hook.closed
-    await service.reload(config(), new_config)
+    assert await reloads.reload(new_config) == ["self-service (its hook replaced)"]
     assert hook.closed and service.cfg != old and service.cfg.promise.days == 3
