@@ -30,7 +30,8 @@ from typing import Any
 
 from pyrad.dictionary import Dictionary
 
-from debtgate.radius.packets import Reply, verify_reply
+from debtgate.radius.hotpath import verify_reply
+from debtgate.radius.packets import Reply
 from debtgate.radius.stats import NasStats
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,10 @@ from pyrad.dictionary import Dictionary
 from debtgate.radius.causes import Decision, backoff_delay, cause_label, decide
 from debtgate.radius.coalesce import CoalescingQueue, QueueFull
 from debtgate.radius.config import NasConfig
+from debtgate.radius.hotpath import CompiledAction
 from debtgate.radius.intent import Intent
 from debtgate.radius.pacing import TokenBucket
-from debtgate.radius.packets import CODE_NAMES, CompiledAction, Facts, Reply
+from debtgate.radius.packets import CODE_NAMES, Facts, Reply
 from debtgate.radius.profiles import Action, Profile, ProfileError
 from debtgate.radius.sessions import SessionTable
 from debtgate.radius.stats import NasStats

@@ -6,18 +6,18 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from pyrad import packet as rp
+
 from debtgate.radius.config import NasConfig
+from debtgate.radius.hotpath import CompiledAction, verify_reply
 from debtgate.radius.packets import (
-    CompiledAction,
     Facts,
     Reply,
     encode,
     load_dictionary,
     request_attributes,
-    verify_reply,
 )
 from debtgate.radius.profiles import ProfileError, load_profiles
-from pyrad import packet as rp
 
 D = load_dictionary()
 PROFILES = load_profiles(D)
