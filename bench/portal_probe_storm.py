@@ -97,6 +97,7 @@ async def daemon(sock: str, n: int, out: str, interval: float) -> None:
     from debtgate.portal_api import make_portal_api, serve_unix
     from debtgate.sources.base import Delta, Snapshot
     from debtgate.validate import Policy
+    from debtgate.view import SubscriberView
 
     nft = NftAdapter()
     await nft.load_ruleset(render_ruleset(read_template(DEFAULT_RULESET), portal_v4=PORTAL_V4,
@@ -114,7 +115,7 @@ async def daemon(sock: str, n: int, out: str, interval: float) -> None:
     views: list[float] = []
 
     class Backend:
-        def view(self, ip: str) -> dict[str, object] | None:
+        def view(self, ip: str) -> SubscriberView | None:
             views.append(time.monotonic())
             return engine.view(ip)
 

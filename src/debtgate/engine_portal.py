@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .audit import audit
 from .core.sets import ACK_SETS
 from .model import State, Subscriber
-from .portal_api import view_dict
+from .view import SubscriberView, view_of
 
 if TYPE_CHECKING:
     from .adapters.conntrack import ConntrackCutter
@@ -36,7 +36,7 @@ class PortalSide:
     state_of: Callable[[Subscriber], State]
 
     # -- the portal's view (PortalBackend) ---------------------------------------
-    def view(self, ip: str) -> dict[str, Any] | None:
+    def view(self, ip: str) -> SubscriberView | None:
         """What the portal may show to the holder of ``ip`` (and nobody else)."""
         # One address lookup (owner), then the account by id: O(1) for a host address.
         # Only the owner of the address is ever shown (an account id that merely looks
@@ -48,13 +48,14 @@ class PortalSide:
         self.portal_views += 1
         effective = self.placed.get(sub.account, self.state_of(sub))
         acked = self.acked.get(sub.account, 0.0) > time.time()
-        data = view_dict(sub, ip, acknowledged=acked, ack_timeout=self.ack_timeout,
-                         default_currency=self.policy.default_currency)
-        data["state"] = effective.value
+        promise, can_resume = None, False
         selfservice = getattr(self, "selfservice", None)  # attached by debtgate.selfservice
         if selfservice is not None:
-            data.update(selfservice.view_fields(sub, effective))
-        return data
+            promise, can_resume = selfservice.offers(sub, effective)
+        return view_of(sub, ip, state=effective, acknowledged=acked,
+                       ack_timeout=self.ack_timeout,
+                       default_currency=self.policy.default_currency, promise=promise,
+                       can_resume=can_resume)
 
     # -- acknowledgements ------------------------------------------------------
     async def acknowledge(self, ip: str) -> dict[str, Any] | None:

@@ -3,7 +3,8 @@
 The portal process (unprivileged, no CAP_NET_ADMIN) asks the daemon two things:
 
 ``GET /v1/view?ip=IP``
-    200 with the JSON view of the subscriber owning IP (see :func:`view_dict`),
+    200 with the JSON view of the subscriber owning IP (:class:`debtgate.view.SubscriberView`,
+    the type the portal decodes),
     404 when the address belongs to no subscriber of this gateway.
 ``POST /v1/ack`` with ``{"ip": IP}``
     200 ``{"acknowledged": true, "expires_in": seconds}``, or 409 when the
@@ -35,7 +36,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from .model import Subscriber
+from .view import SubscriberView, encode_view
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ MAX_BODY = 1024
 class PortalBackend(Protocol):
     """What the daemon's engine provides to the portal."""
 
-    def view(self, ip: str) -> dict[str, Any] | None:
-        """The wire view (see :func:`view_dict`) of the subscriber owning ``ip``, or None."""
+    def view(self, ip: str) -> SubscriberView | None:
+        """The view of the subscriber owning ``ip``, or None."""
         ...
 
     async def acknowledge(self, ip: str) -> dict[str, Any] | None:
@@ -70,30 +71,6 @@ class SelfServiceBackend(Protocol):
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 """An idempotency key: the portal puts a fresh one in each page's form."""
-
-
-def view_dict(
-    sub: Subscriber,
-    address: str,
-    *,
-    acknowledged: bool = False,
-    ack_timeout: int = 0,
-    default_currency: str = "",
-) -> dict[str, Any]:
-    """The wire view of ``sub`` as seen from ``address`` (helper for the engine)."""
-    return {
-        "address": address,
-        "account": sub.account,
-        "state": str(sub.state),
-        "amount_due": str(sub.amount_due),
-        "currency": sub.currency or default_currency,
-        "since": sub.since.isoformat() if sub.since else None,
-        "block_at": sub.block_at.isoformat() if sub.block_at else None,
-        "name": sub.name,
-        "language": sub.language,
-        "acknowledged": acknowledged,
-        "ack_timeout": ack_timeout,
-    }
 
 
 def _default(value: object) -> str:
@@ -127,10 +104,10 @@ async def _view(request: web.Request) -> web.Response:
     ip = _address(request.query.get("ip"))
     if ip is None:
         return _json({"error": "ip must be one IPv4 or IPv6 address"}, 400)
-    data = request.app[BACKEND].view(ip)
-    if data is None:
+    view = request.app[BACKEND].view(ip)
+    if view is None:
         return _json({"error": "unknown address"}, 404)
-    return _json(data)
+    return web.Response(body=encode_view(view), content_type="application/json")
 
 
 async def _ack(request: web.Request) -> web.Response:

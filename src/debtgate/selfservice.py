@@ -27,6 +27,7 @@ from .model import State, Subscriber
 from .reloads import Reloads
 from .selfservice_config import SelfServiceSection
 from .selfservice_policy import RecentRequests, WindowLimiter, promise_offer, promise_refusal
+from .view import PromiseOffer
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,11 @@ class SelfService:
             await previous.close()
 
     # -- the view ---------------------------------------------------------------
-    def view_fields(self, sub: Subscriber, state: State) -> dict[str, Any]:
-        """What :meth:`Engine.view` adds for the portal."""
-        return {"promise": promise_offer(self.cfg.promise, sub, state, self.currency),
-                "can_resume": self.cfg.resume.enabled and state is State.PAUSED}
+    def offers(self, sub: Subscriber, state: State) -> tuple[PromiseOffer, bool]:
+        """What the view offers ``sub`` in enforced ``state``: the promised payment, and
+        whether a pause may be resumed from the page."""
+        return (promise_offer(self.cfg.promise, sub, state, self.currency),
+                self.cfg.resume.enabled and state is State.PAUSED)
 
     # -- requests -------------------------------------------------------------------
     async def promise(self, ip: str, request_id: str) -> dict[str, Any] | None:

@@ -17,22 +17,10 @@ from typing import Any
 
 from .model import State, Subscriber
 from .selfservice_config import PromiseSection
+from .view import PromiseOffer
 
 TRANSIENT = frozenset({"billing_timeout", "billing_unavailable", "billing_error"})
 """Failures that say nothing about the request itself: its id may be retried."""
-
-
-def conditions(cfg: PromiseSection, currency: str) -> dict[str, Any]:
-    """The operator's policy as shown to the subscriber."""
-    return {
-        "days": cfg.days,
-        "per_period": cfg.per_period,
-        "period_days": cfg.period_days,
-        "max_debt": str(cfg.max_debt) if cfg.max_debt is not None else None,
-        "currency": currency,
-        "states": list(cfg.states),
-        "tariffs": list(cfg.tariffs),
-    }
 
 
 def promise_refusal(cfg: PromiseSection, sub: Subscriber, state: State) -> str | None:
@@ -51,11 +39,13 @@ def promise_refusal(cfg: PromiseSection, sub: Subscriber, state: State) -> str |
 
 
 def promise_offer(cfg: PromiseSection, sub: Subscriber, state: State,
-                  currency: str) -> dict[str, Any]:
-    """The ``"promise"`` member of the portal's view."""
+                  currency: str) -> PromiseOffer:
+    """The promised-payment offer of the portal's view, with the operator's conditions."""
     reason = promise_refusal(cfg, sub, state)
-    return {"eligible": reason is None, "reason": reason, "days": cfg.days,
-            "conditions": conditions(cfg, sub.currency or currency)}
+    return PromiseOffer(eligible=reason is None, reason=reason, days=cfg.days,
+                        per_period=cfg.per_period, period_days=cfg.period_days,
+                        max_debt=cfg.max_debt, currency=sub.currency or currency,
+                        states=tuple(str(s) for s in cfg.states), tariffs=tuple(cfg.tariffs))
 
 
 class WindowLimiter:

@@ -44,8 +44,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ..view import SubscriberView
 from .head import Intercept, Parsed, read_head
-from .lookup import DaemonUnavailable, SubscriberView
+from .lookup import DaemonUnavailable
 from .nat import reached_by_dnat
 from .render import first_values
 from .security import client_address

@@ -6,17 +6,15 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 
 from ..errors import DebtgateError
-from ..model import State
+from ..view import SubscriberView, decode_view
 
 log = logging.getLogger(__name__)
 
@@ -35,100 +33,12 @@ class DaemonUnavailable(DebtgateError):
 
 
 @dataclass(frozen=True, slots=True)
-class PromiseOffer:
-    """The promised-payment offer and its conditions, as the daemon's policy says."""
-
-    eligible: bool
-    reason: str | None = None
-    days: int = 0
-    per_period: int = 0
-    period_days: int = 0
-    max_debt: Decimal | None = None
-    tariffs: tuple[str, ...] = ()
-
-    @classmethod
-    def from_wire(cls, data: object) -> PromiseOffer | None:
-        if not isinstance(data, Mapping):
-            return None
-        cond = data.get("conditions") or {}
-        if not isinstance(cond, Mapping):
-            raise ValueError("promise conditions must be an object")
-        max_debt = cond.get("max_debt")
-        return cls(
-            eligible=data.get("eligible") is True,
-            reason=str(data["reason"]) if data.get("reason") else None,
-            days=int(data.get("days") or 0),
-            per_period=int(cond.get("per_period") or 0),
-            period_days=int(cond.get("period_days") or 0),
-            max_debt=Decimal(str(max_debt)) if max_debt not in (None, "") else None,
-            tariffs=tuple(str(t) for t in cond.get("tariffs") or ()),
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class SelfServiceResult:
     """The daemon's (the billing's) answer to a promise or a resume."""
 
     ok: bool
     reason: str | None = None
     days: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriberView:
-    """What the portal may show to the subscriber behind one address."""
-
-    address: str
-    account: str
-    state: State
-    amount_due: Decimal = Decimal(0)
-    currency: str = ""
-    since: date | None = None
-    block_at: date | None = None
-    name: str = ""
-    language: str = ""
-    acknowledged: bool = False
-    ack_timeout: int = 0
-    promise: PromiseOffer | None = None
-    """The promised-payment offer (None when self-service is off)."""
-    can_resume: bool = False
-    """True when the subscriber may resume a voluntary pause from the page."""
-
-    @property
-    def captive(self) -> bool:
-        """True when web requests of this address are sent to the portal."""
-        return self.state.restricted or (self.state is State.WARN and not self.acknowledged)
-
-    @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> SubscriberView:
-        """Build a view from the JSON of ``GET /v1/view``; raise ValueError if malformed."""
-        try:
-            amount = Decimal(str(data.get("amount_due") or "0"))
-        except InvalidOperation as exc:
-            raise ValueError("amount_due is not a decimal") from exc
-        if not amount.is_finite():
-            raise ValueError("amount_due is not finite")
-        return cls(
-            address=str(data["address"]),
-            account=str(data["account"]),
-            state=State(data["state"]),
-            amount_due=amount,
-            currency=str(data.get("currency") or ""),
-            since=_date(data.get("since")),
-            block_at=_date(data.get("block_at")),
-            name=str(data.get("name") or ""),
-            language=str(data.get("language") or ""),
-            acknowledged=bool(data.get("acknowledged", False)),
-            ack_timeout=int(data.get("ack_timeout") or 0),
-            promise=PromiseOffer.from_wire(data.get("promise")),
-            can_resume=data.get("can_resume") is True,
-        )
-
-
-def _date(value: object) -> date | None:
-    if value in (None, ""):
-        return None
-    return date.fromisoformat(str(value)[:10])
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +179,7 @@ class UnixSocketLink:
                 if resp.status == 404:
                     view = None
                 elif resp.status == 200:
-                    view = SubscriberView.from_wire(await resp.json())
+                    view = decode_view(await resp.read())
                 else:
                     raise DaemonUnavailable(f"daemon answered {resp.status} to a view")
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:

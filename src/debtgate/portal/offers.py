@@ -9,8 +9,9 @@ import re
 from typing import Any
 
 from ..model import State
+from ..view import SubscriberView
 from .i18n import format_money
-from .lookup import SelfServiceResult, SubscriberView
+from .lookup import SelfServiceResult
 
 REASONS = frozenset({
     "limit", "state", "no_debt", "debt_too_high", "tariff", "rate_limited", "disabled",

@@ -21,8 +21,8 @@ from markupsafe import Markup
 from debtgate.portal.i18n import format_date, format_money, mask_account, minor_units
 
 from ..model import State
+from ..view import SubscriberView
 from .config import PortalConfig
-from .lookup import SubscriberView
 from .urls import Original, portal_redirect, sanitize_url
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from typing import Protocol
 from urllib.parse import parse_qsl
 
 from ..model import State
+from ..view import SubscriberView
 from .config import PortalConfig
-from .lookup import SubscriberView
 from .offers import context
 from .pages import Pages, Rendered
 from .security import Csrf, UrlSigner

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
+import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from debtgate.model import State
 from debtgate.portal.app import make_app
 from debtgate.portal.config import PortalConfig
-from debtgate.portal.lookup import AckResult, DaemonUnavailable, SubscriberView
+from debtgate.portal.lookup import AckResult, DaemonUnavailable
 from debtgate.portal.security import UrlSigner
+from debtgate.view import SubscriberView
 
 PUBLIC = "http://10.255.255.1:8080/"
 PORTAL_HOST = "10.255.255.1:8080"
@@ -44,7 +45,7 @@ class MemoryLink:
         if view is None or view.state is not State.WARN:
             return AckResult(acknowledged=False)
         self.acks.append(ip)
-        self.views[ip] = replace(view, acknowledged=True)
+        self.views[ip] = msgspec.structs.replace(view, acknowledged=True)
         return AckResult(acknowledged=True, expires_in=view.ack_timeout)
 
 

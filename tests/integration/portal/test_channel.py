@@ -12,7 +12,8 @@ import pytest
 
 from debtgate.model import State, Subscriber
 from debtgate.portal.lookup import AckResult, DaemonUnavailable, UnixSocketLink
-from debtgate.portal_api import make_portal_api, serve_unix, view_dict
+from debtgate.portal_api import make_portal_api, serve_unix
+from debtgate.view import SubscriberView, view_of
 
 WARN_IP, BLOCKED_IP = "100.64.0.20", "2001:db8::20"
 
@@ -32,13 +33,13 @@ class MemoryBackend:
         self.acked: set[str] = set()
         self.lookups = 0
 
-    def view(self, ip: str) -> dict[str, Any] | None:
+    def view(self, ip: str) -> SubscriberView | None:
         self.lookups += 1
         sub = self.subs.get(ip)
         if sub is None:
             return None
-        return view_dict(sub, ip, acknowledged=ip in self.acked, ack_timeout=3600,
-                         default_currency="RUB")
+        return view_of(sub, ip, acknowledged=ip in self.acked, ack_timeout=3600,
+                       default_currency="RUB")
 
     async def acknowledge(self, ip: str) -> dict[str, Any] | None:
         sub = self.subs.get(ip)

@@ -12,8 +12,8 @@ import socket
 import pytest
 
 from debtgate.model import State
-from debtgate.portal.lookup import SubscriberView
 from debtgate.portal.server import start
+from debtgate.view import SubscriberView
 
 from .conftest import MemoryLink, make_config, subscriber
 

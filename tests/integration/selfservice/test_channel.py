@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from debtgate.hooks import HookAnswer
 from debtgate.portal.app import make_app
 from debtgate.portal.lookup import UnixSocketLink
-from debtgate.portal_api import make_portal_api, serve_unix, view_dict
+from debtgate.portal_api import make_portal_api, serve_unix
 from debtgate.selfservice import SelfService
+from debtgate.view import view_of
 from tests.integration.portal.conftest import as_ip, make_config
 from tests.unit.selfservice.helpers import BLOCKED_IP, PAUSED_IP, FakeEngine, ScriptedHook, config
 
@@ -24,10 +25,10 @@ class Backend(FakeEngine):
         sub = self.inventory.find(ip)
         if sub is None:
             return None
-        data = view_dict(sub, ip, default_currency="RUB")
-        if self.selfservice is not None:
-            data.update(self.selfservice.view_fields(sub, sub.state))
-        return data
+        promise, can_resume = (self.selfservice.offers(sub, sub.state)
+                               if self.selfservice is not None else (None, False))
+        return view_of(sub, ip, default_currency="RUB", promise=promise,
+                       can_resume=can_resume)
 
     async def acknowledge(self, ip):
         return None

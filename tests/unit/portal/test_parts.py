@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
-from debtgate.model import State
+from pydantic import ValidationError
+
+from debtgate.model import State, Subscriber
 from debtgate.portal.config import PortalConfig
-from debtgate.portal.lookup import SubscriberView, ViewCache
+from debtgate.portal.lookup import ViewCache
 from debtgate.portal.pages import fill_template, qr_svg
 from debtgate.portal.probes import APPLE, FIREFOX, GENERATE_204, WINDOWS_CONNECTTEST, match_probe
-from pydantic import ValidationError
+from debtgate.view import PromiseOffer, SubscriberView, decode_view, encode_view, view_of
 
 
 @pytest.mark.parametrize(
@@ -68,20 +71,31 @@ def test_https_portal_url_for_ipv6_public_url(tmp_path):
     assert config.canonical_hosts == {"[fd00::1]"}
 
 
-def test_view_from_wire():
-    view = SubscriberView.from_wire({
-        "address": "10.0.0.1", "account": "42", "state": "warn", "amount_due": "10.5",
-        "currency": "RUB", "since": "2025-03-05", "block_at": "2025-03-20T00:00:00",
-        "name": "", "language": "ru", "acknowledged": False, "ack_timeout": 600,
-    })
-    assert view.state is State.WARN and view.amount_due == Decimal("10.5")
-    assert view.block_at is not None and view.block_at.day == 20
+def test_the_view_decodes_what_the_daemon_encodes():
+    sub = Subscriber(account="42", addresses=("10.0.0.1",), state=State.WARN,
+                     amount_due=Decimal("10.5"), since=date(2025, 3, 5),
+                     block_at=datetime(2025, 3, 20, 12, 30), language="ru")
+    offer = PromiseOffer(eligible=True, days=5, per_period=1, period_days=30,
+                         max_debt=Decimal("3000"), tariffs=("home",))
+    sent = view_of(sub, "10.0.0.1", ack_timeout=600, default_currency="RUB", promise=offer)
+    view = decode_view(encode_view(sent))
+    assert view == sent and view.state is State.WARN and view.amount_due == Decimal("10.5")
+    assert view.currency == "RUB" and view.block_at == date(2025, 3, 20)  # the day only
+    assert view.promise is not None and view.promise.max_debt == Decimal("3000")
     assert view.captive
-    for bad in ({"account": "1", "state": "warn"}, {"address": "a", "account": "1",
-                "state": "nope"}, {"address": "a", "account": "1", "state": "warn",
-                "amount_due": "NaN"}):
-        with pytest.raises((ValueError, KeyError)):
-            SubscriberView.from_wire(bad)
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    (b'{"account": "1", "state": "warn"}', "address"),
+    (b'{"address": "a", "account": "1", "state": "nope"}', "state"),
+    (b'{"address": "a", "account": "1", "state": "warn", "amount_due": "NaN"}', "finite"),
+    (b'{"address": "a", "account": "1", "state": "warn", "since": "soon"}', "since"),
+    (b'{"address": "a", "account": "1", "state": "blocked", "promise": {"days": 3}}',
+     "eligible"),
+])
+def test_a_malformed_view_is_refused_naming_the_field(bad: bytes, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        decode_view(bad)
 
 
 def test_view_cache_ttl_and_bound():

@@ -16,6 +16,7 @@ from debtgate.selfservice_policy import (
     promise_offer,
     promise_refusal,
 )
+from debtgate.view import PromiseOffer
 
 from .helpers import Clock
 
@@ -44,9 +45,9 @@ def test_promise_refusal(cfg, sub, state, reason):
 def test_offer_carries_the_conditions():
     offer = promise_offer(ON.model_copy(update={"per_period": 2, "period_days": 28}), SUB,
                           State.BLOCKED, "USD")
-    assert offer == {"eligible": True, "reason": None, "days": 5, "conditions": {
-        "days": 5, "per_period": 2, "period_days": 28, "max_debt": "3000", "currency": "RUB",
-        "states": ["blocked"], "tariffs": []}}
+    assert offer == PromiseOffer(eligible=True, reason=None, days=5, per_period=2,
+                                 period_days=28, max_debt=Decimal("3000"), currency="RUB",
+                                 states=("blocked",), tariffs=())
 
 
 def test_window_limiter_slides_with_the_clock():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from decimal import Decimal
 
 from debtgate.hooks import HookAnswer, HookFailed
 from debtgate.reloads import Reloads
@@ -32,17 +33,17 @@ def make(*answers, clock=None, **promise):
     return service, hook, engine
 
 
-async def test_view_fields():
+async def test_offers():
     service, _, engine = make()
     sub = engine.inventory.find(BLOCKED_IP)
-    fields = service.view_fields(sub, sub.state)
-    assert fields["promise"]["eligible"] and fields["promise"]["days"] == 5
-    assert fields["promise"]["conditions"]["max_debt"] == "3000"
-    assert not fields["can_resume"]
+    promise, can_resume = service.offers(sub, sub.state)
+    assert promise.eligible and promise.days == 5
+    assert promise.max_debt == Decimal("3000")
+    assert not can_resume
     paused = engine.inventory.find(PAUSED_IP)
-    fields = service.view_fields(paused, paused.state)
-    assert fields["can_resume"] is True
-    assert fields["promise"]["eligible"] is False and fields["promise"]["reason"] == "state"
+    promise, can_resume = service.offers(paused, paused.state)
+    assert can_resume is True
+    assert promise.eligible is False and promise.reason == "state"
     assert engine.selfservice is service
 
 
