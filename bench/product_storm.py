@@ -24,12 +24,13 @@ import asyncio
 import time
 from typing import Any
 
-from debtgate.persist import StateFile
 from product_billing import storm_addresses
 from product_daemon import RssSampler
 from product_lab import Lab, summary, until
 from product_latency import pay_staggered, reblock
 from product_net import kernel_set, wait_kernel_holds
+
+from debtgate.persist import StateFile
 
 
 async def _status_ok(lab: Lab, blocked: int) -> bool:

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from .configbase import Section
+from .configbase import Section, problems_of
 from .errors import ConfigError
 from .portal.config import PortalConfig
 from .radius.config import RadiusConfig
@@ -243,23 +243,11 @@ class Config(Section):
         return self
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top)"
-
-
 def parse_config(data: dict[str, Any], origin: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = _path(tuple(err["loc"]))
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{origin}: {where}: {msg}")
-        raise ConfigError(problems) from None
+        raise ConfigError(problems_of(exc, origin)) from None
 
 
 def load_config(path: Path | str) -> Config:

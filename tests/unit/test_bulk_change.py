@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import pytest
+
 from debtgate import engine as engine_mod
 from debtgate.core.reconcile import reconcile
 from debtgate.errors import ApplyError

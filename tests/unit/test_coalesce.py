@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from debtgate.sources.coalesce import FULL_PAYLOAD, Coalescer, PendingIds, quiet_for
 from debtgate.sources.postgres import PostgresSource, PostgresSourceSection
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from debtgate.core.guard import GuardPolicy
 from debtgate.model import State
 from debtgate.sources.base import Delta

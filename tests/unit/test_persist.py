@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import pytest
+
 from debtgate import persist
 from debtgate.model import Session, State, Subscriber
 from debtgate.persist import StateFile

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from debtgate.sources.base import NO_MARK, Columns, MarkColumn, Row
 from debtgate.sources.pgcopy import CopyParser, copyable, lean_query, only_accounts
 from debtgate.sources.pgfetch import Marks, parse_payload

@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from debtgate.app import Daemon
 from debtgate.config import parse_config
 

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pyrad.dictionary import Dictionary
 
+from debtgate.configbase import Section, problems_of
 from debtgate.errors import RadiusError
 
 INTENTS = ("restrict", "warn", "restore")
@@ -40,8 +42,6 @@ IDENTIFIERS = {
     "framed_ip": "Framed-IP-Address",
 }
 SHIPPED_DIR = Path(__file__).parent / "profiles"
-_TOP_KEYS = {"description", "identify", "identify_all", "vars", *INTENTS}
-_ACTION_KEYS = {"type", "attributes", "fallback_disconnect"}
 _FORMATTER = string.Formatter()
 
 
@@ -128,71 +128,97 @@ def convert(atype: str, value: str) -> Any:
     return value
 
 
-def _action(where: str, raw: Any, names: set[str], dictionary: Dictionary) -> Action:
-    if not isinstance(raw, dict):
-        raise ProfileError(f"{where}: must be a table")
-    unknown = set(raw) - _ACTION_KEYS
-    if unknown:
-        raise ProfileError(f"{where}: unknown keys {sorted(unknown)}")
-    kind = raw.get("type")
-    if kind not in ("coa", "disconnect", "none"):
-        raise ProfileError(f"{where}.type: must be coa, disconnect or none, not {kind!r}")
-    attrs: list[tuple[str, str]] = []
-    for i, item in enumerate(raw.get("attributes", [])):
-        at = f"{where}.attributes[{i}]"
-        if not isinstance(item, dict) or set(item) != {"name", "value"}:
-            raise ProfileError(f"{at}: must be {{ name = ..., value = ... }}")
-        name, value = str(item["name"]), str(item["value"])
-        try:
-            atype = attribute_type(dictionary, name)
-            used = template_fields(value)
-            if used - names:
-                raise ProfileError(f"unknown placeholders {sorted(used - names)}")
-            if not used:
-                convert(atype, value)
-        except ProfileError as exc:
-            raise ProfileError(f"{at}: {exc}") from None
-        attrs.append((name, value))
-    if kind == "disconnect" and attrs:
-        raise ProfileError(f"{where}: a Disconnect-Request carries identification only")
-    if kind == "coa" and not attrs:
-        raise ProfileError(f"{where}: a CoA needs at least one attribute")
-    fallback = raw.get("fallback_disconnect", False)
-    if not isinstance(fallback, bool) or (fallback and kind != "coa"):
-        raise ProfileError(f"{where}.fallback_disconnect: a boolean, only for type = coa")
-    return Action(kind, tuple(attrs), fallback)
+class AttributeSpec(Section):
+    """One attribute of a CoA: a RADIUS dictionary name and a value template."""
+
+    name: str = Field(min_length=1)
+    """The attribute (``Name`` or ``Name:tag``), as the RADIUS dictionaries spell it."""
+    value: str
+    """The value, with ``{placeholders}`` from the subscriber and the profile's vars."""
+
+
+class ActionSpec(Section):
+    """What one intent (``[restrict]``, ``[warn]``, ``[restore]``) sends."""
+
+    type: Literal["coa", "disconnect", "none"]
+    """``coa`` (CoA-Request with attributes), ``disconnect`` or ``none``."""
+    attributes: list[AttributeSpec] = []
+    """The CoA's attributes (a Disconnect-Request carries identification only)."""
+    fallback_disconnect: bool = False
+    """When the NAS refuses the CoA, disconnect the session (type = coa only)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ActionSpec:
+        if self.type == "disconnect" and self.attributes:
+            raise ValueError("a Disconnect-Request carries identification only")
+        if self.type == "coa" and not self.attributes:
+            raise ValueError("a CoA needs at least one attribute")
+        if self.fallback_disconnect and self.type != "coa":
+            raise ValueError("fallback_disconnect: only for type = coa")
+        return self
+
+
+class ProfileSpec(Section):
+    """A vendor profile file: the same strict machinery as the config (unknown keys are
+    errors naming their key path). Validated with the RADIUS dictionary in the context:
+    every attribute must exist there and every fixed value must convert to its type."""
+
+    description: str = ""
+    """What the profile is for (one line, for the operator)."""
+    identify: list[Literal["session_id", "user_name", "framed_ip"]] = Field(
+        default=["session_id", "user_name", "framed_ip"], min_length=1)
+    """The session identifiers to send, in order of preference."""
+    identify_all: bool = False
+    """Send every known identifier, not only the first."""
+    vars: dict[str, str] = {}
+    """Profile variables for the templates (an NAS may override them)."""
+    restrict: ActionSpec
+    """What a restricted subscriber's session gets."""
+    warn: ActionSpec | None = None
+    """What a warned subscriber's session gets (default: what ``[restore]`` does)."""
+    restore: ActionSpec
+    """What a subscriber back in good standing gets."""
+
+    @field_validator("vars")
+    @classmethod
+    def _not_subscriber_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        clash = set(value) & SUBSCRIBER_FIELDS
+        if clash:
+            raise ValueError(f"{sorted(clash)} are subscriber fields")
+        return value
+
+    @field_validator("restrict", "warn", "restore")
+    @classmethod
+    def _attributes_known(cls, spec: ActionSpec | None,
+                          info: ValidationInfo) -> ActionSpec | None:
+        dictionary = (info.context or {}).get("dictionary")
+        if dictionary is None or spec is None:
+            return spec
+        names = set(SUBSCRIBER_FIELDS) | set(info.data.get("vars") or {})
+        for n, item in enumerate(spec.attributes):
+            try:
+                atype = attribute_type(dictionary, item.name)
+                used = template_fields(item.value)
+                if used - names:
+                    raise ProfileError(f"unknown placeholders {sorted(used - names)}")
+                if not used:
+                    convert(atype, item.value)
+            except ProfileError as exc:
+                raise ValueError(f"attributes[{n}]: {exc}") from None
+        return spec
 
 
 def parse_profile(name: str, data: dict[str, Any], dictionary: Dictionary) -> Profile:
-    """Validate a decoded profile; every error names the profile and key."""
-    where = f"profile {name}"
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
-        raise ProfileError(f"{where}: unknown keys {sorted(unknown)}")
-    pvars = data.get("vars", {})
-    if not isinstance(pvars, dict) or not all(isinstance(v, str) for v in pvars.values()):
-        raise ProfileError(f"{where}.vars: must be a table of strings")
-    clash = set(pvars) & SUBSCRIBER_FIELDS
-    if clash:
-        raise ProfileError(f"{where}.vars: {sorted(clash)} are subscriber fields")
-    identify = data.get("identify", ["session_id", "user_name", "framed_ip"])
-    if not identify or any(i not in IDENTIFIERS for i in identify):
-        raise ProfileError(f"{where}.identify: a non-empty list of {sorted(IDENTIFIERS)}")
-    for intent in ("restrict", "restore"):
-        if intent not in data:
-            raise ProfileError(f"{where}: [{intent}] is missing")
-    names = set(SUBSCRIBER_FIELDS) | set(pvars)
-    actions = {
-        i: _action(f"{where}.{i}", data[i], names, dictionary) for i in INTENTS if i in data
-    }
-    return Profile(
-        name=name,
-        description=str(data.get("description", "")),
-        identify=tuple(identify),
-        identify_all=bool(data.get("identify_all", False)),
-        vars=dict(pvars),
-        actions=actions,
-    )
+    """Validate a decoded profile; every error names the profile and the key path."""
+    try:
+        spec = ProfileSpec.model_validate(data, context={"dictionary": dictionary})
+    except ValidationError as exc:
+        raise ProfileError("; ".join(problems_of(exc, f"profile {name}"))) from None
+    actions = {i: Action(a.type, tuple((x.name, x.value) for x in a.attributes),
+                         a.fallback_disconnect)
+               for i in INTENTS if (a := getattr(spec, i)) is not None}
+    return Profile(name=name, description=spec.description, identify=tuple(spec.identify),
+                   identify_all=spec.identify_all, vars=dict(spec.vars), actions=actions)
 
 
 def load_profile(path: Path, dictionary: Dictionary) -> Profile:

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from debtgate.metrics import make_registry, render
 from prometheus_client.parser import text_string_to_metric_families
+
+from debtgate.metrics import make_registry, render
 
 from .sample import sample_status
 

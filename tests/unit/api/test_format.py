@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+
 from debtgate.clientcmds import add_client_commands
 from debtgate.mgmt_format import (
     ago,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from debtgate.metrics import make_registry, render
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
+
+from debtgate.metrics import make_registry, render
 
 from .sample import sample_status
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import schemathesis
+
 from debtgate.mgmt_api import make_mgmt_app
 from debtgate.mgmt_openapi import openapi_document
 

@@ -11,7 +11,6 @@ from debtgate import engine as engine_mod
 from debtgate.core.guard import GuardPolicy
 from debtgate.core.reconcile import Plan
 from debtgate.sources.base import Delta, Snapshot
-
 from tests.unit.helpers import Harness, columns, row
 
 N = 12_000

@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from debtgate import slicing
 from debtgate.deltas import validate_rows_of
 from debtgate.inventory import Inventory
 from debtgate.turn import Turn
 from debtgate.validate import Policy, validate_batch
-
 from tests.unit.helpers import columns, row
 
 STATES = ("active", "blocked", "warn", "paused", "nonsense")

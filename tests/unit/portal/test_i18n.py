@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+
 from debtgate.portal.i18n import (
     choose_language,
     format_date,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+
 from debtgate.errors import ConfigError
 from debtgate.portal.security import Csrf, RateLimiter, client_address, load_secret
 

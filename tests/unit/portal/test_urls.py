@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from debtgate.portal.urls import (
     MAX_URL,
     Original,

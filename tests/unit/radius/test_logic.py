@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pyrad import packet as rp
+
 from debtgate.model import Session, State
 from debtgate.radius.causes import Decision, backoff_delay, cause_label, decide
 from debtgate.radius.coalesce import CoalescingQueue, QueueFull
@@ -11,7 +13,6 @@ from debtgate.radius.pacing import TokenBucket
 from debtgate.radius.packets import Reply, decode_reply, encode, load_dictionary
 from debtgate.radius.sessions import AcctSession, SessionTable
 from debtgate.radius.stats import LatencyHistogram
-from pyrad import packet as rp
 
 D = load_dictionary()
 

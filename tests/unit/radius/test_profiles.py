@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from debtgate.radius.config import NasConfig
 from debtgate.radius.packets import Facts, identification, load_dictionary, request_attributes
 from debtgate.radius.profiles import (
@@ -41,10 +42,11 @@ def test_template_rejects_attribute_access_and_specs() -> None:
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"restore": {"type": "disconnect"}}, r"\[restrict\] is missing"),
-    ({"restrict": {"type": "kick"}, "restore": {"type": "none"}}, "coa, disconnect or none"),
+    ({"restore": {"type": "disconnect"}}, "restrict: Field required"),
+    ({"restrict": {"type": "kick"}, "restore": {"type": "none"}},
+     "restrict.type: Input should be 'coa', 'disconnect' or 'none'"),
     ({"restrict": {"type": "coa", "attributes": [{"name": "No-Such", "value": "1"}]},
-      "restore": {"type": "none"}}, "unknown attribute 'No-Such'"),
+      "restore": {"type": "none"}}, r"restrict: attributes\[0\]: unknown attribute 'No-Such'"),
     ({"restrict": {"type": "coa", "attributes": [{"name": "Filter-Id", "value": "{nope}"}]},
       "restore": {"type": "none"}}, r"unknown placeholders \['nope'\]"),
     ({"restrict": {"type": "disconnect", "attributes": [{"name": "Filter-Id", "value": "x"}]},
@@ -53,7 +55,8 @@ def test_template_rejects_attribute_access_and_specs() -> None:
       "restore": {"type": "none"}}, "not a valid integer"),
     ({"restrict": {"type": "disconnect", "fallback_disconnect": True},
       "restore": {"type": "none"}}, "only for type = coa"),
-    ({"restrict": {"type": "none"}, "restore": {"type": "none"}, "colour": 1}, "unknown keys"),
+    ({"restrict": {"type": "none"}, "restore": {"type": "none"}, "colour": 1},
+     "colour: unknown key"),
     ({"identify": ["mac"], "restrict": {"type": "none"}, "restore": {"type": "none"}},
      "identify"),
     ({"vars": {"account": "x"}, "restrict": {"type": "none"}, "restore": {"type": "none"}},

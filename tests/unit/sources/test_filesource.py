@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from debtgate.app import make_source
 from debtgate.config import parse_config
 from debtgate.errors import ConfigError

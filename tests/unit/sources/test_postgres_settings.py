@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from debtgate.sources.postgres import PostgresSourceSection
 from pydantic import ValidationError
+
+from debtgate.sources.postgres import PostgresSourceSection
 
 
 def test_removed_options_still_load_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
