@@ -12,12 +12,12 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from . import __version__
-from .core.desired import where_is
-from .core.sets import ACK_SETS, ENFORCEMENT_SETS, GARDEN_SETS
-from .host import AdminHost
-from .inventory import Placements
-from .persist import subscriber_row
+from debtgate import __version__
+from debtgate.core.desired import where_is
+from debtgate.core.sets import ACK_SETS, ENFORCEMENT_SETS, GARDEN_SETS
+from debtgate.host import AdminHost
+from debtgate.inventory import Placements
+from debtgate.persist import subscriber_row
 
 
 class Admin:

@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from .audit import audit
-from .core.transitions import History, Transition
-from .model import State, Subscriber
-from .sources.base import release_memory
-from .turn import Turn
+from debtgate.audit import audit
+from debtgate.core.transitions import History, Transition
+from debtgate.model import State, Subscriber
+from debtgate.sources.base import release_memory
+from debtgate.turn import Turn
 
 if TYPE_CHECKING:
-    from .inventory import Inventory
+    from debtgate.inventory import Inventory
 
 log = logging.getLogger(__name__)
 

@@ -18,28 +18,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .adapters.conntrack import BackgroundCutter, ConntrackCutter, NullCutter
-from .adapters.conntrack_child import ProcessCutter
-from .adapters.nft import NftAdapter, read_template, render_ruleset
-from .admin import Admin
-from .audit import SINKS as audit_sinks
-from .audit import AuditFile, audit
-from .config import Config, load_config
-from .core.guard import GuardPolicy
-from .core.reconcile import Plan
-from .core.sets import ENFORCEMENT_SETS
-from .engine import Engine
-from .errors import DebtgateError
-from .extensions import default_extensions
-from .model import State, Subscriber
-from .overrides import FileOverrideStore, Override, OverrideStore, new_override
-from .persist import Change, StateFile
-from .reloads import Reloads
-from .sdnotify import notify
-from .sources.base import BillingSource, watch_gc
-from .sources.file import FileSource
-from .validate import Policy
+from debtgate import __version__
+from debtgate.adapters.conntrack import BackgroundCutter, ConntrackCutter, NullCutter
+from debtgate.adapters.conntrack_child import ProcessCutter
+from debtgate.adapters.nft import NftAdapter, read_template, render_ruleset
+from debtgate.admin import Admin
+from debtgate.audit import SINKS as audit_sinks
+from debtgate.audit import AuditFile, audit
+from debtgate.config import Config, load_config
+from debtgate.core.guard import GuardPolicy
+from debtgate.core.reconcile import Plan
+from debtgate.core.sets import ENFORCEMENT_SETS
+from debtgate.engine import Engine
+from debtgate.errors import DebtgateError
+from debtgate.extensions import default_extensions
+from debtgate.model import State, Subscriber
+from debtgate.overrides import FileOverrideStore, Override, OverrideStore, new_override
+from debtgate.persist import Change, StateFile
+from debtgate.reloads import Reloads
+from debtgate.sdnotify import notify
+from debtgate.sources.base import BillingSource, watch_gc
+from debtgate.sources.file import FileSource
+from debtgate.validate import Policy
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def ruleset_of(config: Config) -> str:
 
 def make_source(config: Config) -> BillingSource:
     if config.source.kind == "postgres":
-        from .sources.postgres import PostgresSource  # noqa: PLC0415 - optional
+        from debtgate.sources.postgres import PostgresSource  # noqa: PLC0415 - optional
 
         return PostgresSource.from_config(config)
     f = config.source.file
@@ -93,7 +93,7 @@ class Daemon:
         self.override_store: OverrideStore = self.local_overrides
         self.shared: Any = None
         if config.source.kind == "postgres" and config.source.postgres is not None:
-            from .pgshared import PgShared, SharedOverrides  # noqa: PLC0415
+            from debtgate.pgshared import PgShared, SharedOverrides  # noqa: PLC0415
 
             pg = config.source.postgres
             self.shared = PgShared(pg.dsn.get_secret_value() if pg.dsn else None, pg.dsn_file)

@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import ConfigError, DebtgateError
+from debtgate import __version__
+from debtgate.errors import ConfigError, DebtgateError
 
 DEFAULT_CONFIG = Path("/etc/debtgate/debtgate.toml")
 
@@ -20,8 +20,8 @@ def setup_logging(level: str = "info") -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .app import run  # noqa: PLC0415
-    from .config import load_config  # noqa: PLC0415
+    from debtgate.app import run  # noqa: PLC0415
+    from debtgate.config import load_config  # noqa: PLC0415
 
     config = load_config(args.config)
     setup_logging(config.daemon.log_level)
@@ -30,9 +30,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .app import ruleset_of  # noqa: PLC0415
-    from .config import load_config  # noqa: PLC0415
-    from .preflight import startup_problems  # noqa: PLC0415
+    from debtgate.app import ruleset_of  # noqa: PLC0415
+    from debtgate.config import load_config  # noqa: PLC0415
+    from debtgate.preflight import startup_problems  # noqa: PLC0415
 
     config = load_config(args.file)
     problems = startup_problems(config)
@@ -44,8 +44,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_ruleset(args: argparse.Namespace) -> int:
-    from .app import ruleset_of  # noqa: PLC0415
-    from .config import load_config  # noqa: PLC0415
+    from debtgate.app import ruleset_of  # noqa: PLC0415
+    from debtgate.config import load_config  # noqa: PLC0415
 
     sys.stdout.write(ruleset_of(load_config(args.config)))
     return 0
@@ -58,8 +58,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
 
 def _cmd_portal(args: argparse.Namespace) -> int:
-    from .config import load_config  # noqa: PLC0415
-    from .portal.cli import run_from_config  # noqa: PLC0415
+    from debtgate.config import load_config  # noqa: PLC0415
+    from debtgate.portal.cli import run_from_config  # noqa: PLC0415
 
     config = load_config(args.config)
     setup_logging(config.daemon.log_level)
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-portal", action="store_true", help="a placeholder instead of the portal")
     p.add_argument("--workdir", type=Path, default=None)
     p.set_defaults(func=_cmd_lab)
-    from .clientcmds import add_client_commands  # noqa: PLC0415
+    from debtgate.clientcmds import add_client_commands  # noqa: PLC0415
 
     add_client_commands(sub)
     return parser

@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import DebtgateError
-from .mgmt_client import DEFAULT_SOCKET, Client
-from .mgmt_format import format_overrides, format_status, format_tree, parse_duration
+from debtgate.errors import DebtgateError
+from debtgate.mgmt_client import DEFAULT_SOCKET, Client
+from debtgate.mgmt_format import format_overrides, format_status, format_tree, parse_duration
 
 Command = Callable[[argparse.Namespace], int]
 

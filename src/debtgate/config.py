@@ -24,12 +24,12 @@ from pydantic import (
     model_validator,
 )
 
-from .configbase import Section, problems_of
-from .errors import ConfigError
-from .portal.config import PortalConfig
-from .radius.config import RadiusConfig
-from .selfservice_config import SelfServiceSection
-from .sources.pgconfig import PostgresSourceSection
+from debtgate.configbase import Section, problems_of
+from debtgate.errors import ConfigError
+from debtgate.portal.config import PortalConfig
+from debtgate.radius.config import RadiusConfig
+from debtgate.selfservice_config import SelfServiceSection
+from debtgate.sources.pgconfig import PostgresSourceSection
 
 DETECTION_HOSTS = frozenset({
     "connectivitycheck.gstatic.com", "connectivitycheck.android.com", "clients3.google.com",

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .config import DEFAULT_RULESET, Config
+from debtgate.config import DEFAULT_RULESET, Config
 
 INTRO = """# Configuration
 

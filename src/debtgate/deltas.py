@@ -12,11 +12,11 @@ from collections.abc import Collection, Mapping, Sequence
 
 from msgspec.structs import replace
 
-from .core.carve import carve_addresses
-from .inventory import Inventory, PreviousView
-from .model import Rejection, Subscriber
-from .sources.base import Columns, Row
-from .validate import Outcome, Policy, carved_detail, validate_batch
+from debtgate.core.carve import carve_addresses
+from debtgate.inventory import Inventory, PreviousView
+from debtgate.model import Rejection, Subscriber
+from debtgate.sources.base import Columns, Row
+from debtgate.validate import Outcome, Policy, carved_detail, validate_batch
 
 BULK_CHANGE = 2000
 """Above this many rows, the inventory's versions of the rows' accounts are a lazy view."""

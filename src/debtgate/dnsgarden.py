@@ -18,9 +18,9 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
-from .config import Config
-from .host import ExtensionHost
-from .reloads import Reloads
+from debtgate.config import Config
+from debtgate.host import ExtensionHost
+from debtgate.reloads import Reloads
 
 log = logging.getLogger(__name__)
 

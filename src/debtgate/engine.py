@@ -28,50 +28,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import deltas
-from .adapters.conntrack import ConntrackCutter
-from .adapters.nft import NftAdapter
-from .announce import Announcer, TransitionListener, _Pending
-from .audit import audit
-from .core.desired import (
-    build_desired,
-    build_desired_bulk,
-    garden_desired,
-    placements,
-    update_desired,
-)
-from .core.guard import GuardPolicy, hold
-from .core.placement import place_many
-from .core.reconcile import Plan, commit, reconcile
-from .core.sets import (
-    ENFORCEMENT_SETS,
-    GARDEN_SETS,
-    MANAGED_SETS,
-)
-from .core.transitions import (
-    History,
-    arrivals,
-    bulk_transitions,
-    transitions,
-)
-from .deltas import carve_if_needed, check_clashes, validate_delta, validate_rows_of
-from .engine_portal import PortalSide
-from .errors import ApplyError
-from .inventory import Inventory, Placements
-from .model import State, Subscriber
-from .overrides import Override
-from .slicing import validate_sliced
-from .snapshot_news import snapshot_news
-from .sources.base import (
-    Columns,
-    Delta,
-    Event,
-    Snapshot,
-    gc_paused,
-    release_memory,
-)
-from .turn import Turn
-from .validate import Outcome, Policy, element, validate_batch
+from debtgate import deltas
+from debtgate.adapters.conntrack import ConntrackCutter
+from debtgate.adapters.nft import NftAdapter
+from debtgate.announce import Announcer, TransitionListener, _Pending
+from debtgate.audit import audit
+from debtgate.core.desired import build_desired, build_desired_bulk, garden_desired, placements, update_desired
+from debtgate.core.guard import GuardPolicy, hold
+from debtgate.core.placement import place_many
+from debtgate.core.reconcile import Plan, commit, reconcile
+from debtgate.core.sets import ENFORCEMENT_SETS, GARDEN_SETS, MANAGED_SETS
+from debtgate.core.transitions import History, arrivals, bulk_transitions, transitions
+from debtgate.deltas import carve_if_needed, check_clashes, validate_delta, validate_rows_of
+from debtgate.engine_portal import PortalSide
+from debtgate.errors import ApplyError
+from debtgate.inventory import Inventory, Placements
+from debtgate.model import State, Subscriber
+from debtgate.overrides import Override
+from debtgate.slicing import validate_sliced
+from debtgate.snapshot_news import snapshot_news
+from debtgate.sources.base import Columns, Delta, Event, Snapshot, gc_paused, release_memory
+from debtgate.turn import Turn
+from debtgate.validate import Outcome, Policy, element, validate_batch
 
 log = logging.getLogger(__name__)
 

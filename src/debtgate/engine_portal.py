@@ -8,16 +8,16 @@ from collections.abc import Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from .audit import audit
-from .core.sets import ACK_SETS
-from .model import State, Subscriber
-from .view import SubscriberView, view_of
+from debtgate.audit import audit
+from debtgate.core.sets import ACK_SETS
+from debtgate.model import State, Subscriber
+from debtgate.view import SubscriberView, view_of
 
 if TYPE_CHECKING:
-    from .adapters.conntrack import ConntrackCutter
-    from .adapters.nft import NftAdapter
-    from .inventory import Inventory
-    from .validate import Policy
+    from debtgate.adapters.conntrack import ConntrackCutter
+    from debtgate.adapters.nft import NftAdapter
+    from debtgate.inventory import Inventory
+    from debtgate.validate import Policy
 
 
 class PortalSide:

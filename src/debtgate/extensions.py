@@ -13,18 +13,18 @@ import grp
 import logging
 from typing import Any
 
-from .config import Config
-from .core.transitions import Transition
-from .dnsgarden import DnsGarden
-from .errors import ConfigError
-from .host import ExtensionHost
-from .mgmt_ext import ManagementExtension
-from .model import Session, Subscriber
-from .portal_api import make_portal_api, serve_unix
-from .radius.dispatcher import CoaDispatcher
-from .radius.intent import Intent
-from .reloads import Reloads
-from .selfservice import SelfService
+from debtgate.config import Config
+from debtgate.core.transitions import Transition
+from debtgate.dnsgarden import DnsGarden
+from debtgate.errors import ConfigError
+from debtgate.host import ExtensionHost
+from debtgate.mgmt_ext import ManagementExtension
+from debtgate.model import Session, Subscriber
+from debtgate.portal_api import make_portal_api, serve_unix
+from debtgate.radius.dispatcher import CoaDispatcher
+from debtgate.radius.intent import Intent
+from debtgate.reloads import Reloads
+from debtgate.selfservice import SelfService
 
 log = logging.getLogger(__name__)
 

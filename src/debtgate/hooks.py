@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import aiohttp
 import asyncpg
 
-from .errors import ConfigError, HookError, SourceError
-from .selfservice_config import HookSection
-from .sources.pgfetch import load_dsn
+from debtgate.errors import ConfigError, HookError, SourceError
+from debtgate.selfservice_config import HookSection
+from debtgate.sources.pgfetch import load_dsn
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Debtgate-Signature"

@@ -20,11 +20,11 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any, Protocol
 
-from .adapters.nft import NftAdapter
-from .config import Config
-from .engine import Engine
-from .overrides import Override
-from .sources.base import BillingSource
+from debtgate.adapters.nft import NftAdapter
+from debtgate.config import Config
+from debtgate.engine import Engine
+from debtgate.overrides import Override
+from debtgate.sources.base import BillingSource
 
 
 class ExtensionHost(Protocol):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from itertools import compress, repeat
 from typing import Any
 
-from .model import State, Subscriber
+from debtgate.model import State, Subscriber
 
 _ACCOUNT = operator.attrgetter("account")
 

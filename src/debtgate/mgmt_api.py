@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from . import mgmt_openapi as oa
-from .metrics import make_registry, render
-from .mgmt_auth import TOKEN, author_of, bearer_auth, error, json_errors
+from debtgate import mgmt_openapi as oa
+from debtgate.metrics import make_registry, render
+from debtgate.mgmt_auth import TOKEN, author_of, bearer_auth, error, json_errors
 
 log = logging.getLogger(__name__)
 

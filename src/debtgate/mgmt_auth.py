@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import DebtgateError
+from debtgate.errors import DebtgateError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DebtgateError
+from debtgate.errors import DebtgateError
 
 DEFAULT_SOCKET = Path("/run/debtgate/api.sock")
 AUTHOR_HEADER = "X-Debtgate-Author"

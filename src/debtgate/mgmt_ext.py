@@ -18,10 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .config import ApiSection, Config
-from .errors import ConfigError
-from .mgmt_api import make_mgmt_app, serve_mgmt
-from .reloads import Reloads
+from debtgate.config import ApiSection, Config
+from debtgate.errors import ConfigError
+from debtgate.mgmt_api import make_mgmt_app, serve_mgmt
+from debtgate.reloads import Reloads
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from . import __version__
+from debtgate import __version__
 
 MAX_ACCOUNT = 64
 MAX_REASON = 500

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from .model import State
+from debtgate.model import State
 
 log = logging.getLogger(__name__)
 ACTIONS = ("restrict", "release")

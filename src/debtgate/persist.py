@@ -31,8 +31,8 @@ from typing import Any
 
 import msgspec
 
-from .model import Subscriber
-from .overrides import write_atomic_bytes
+from debtgate.model import Subscriber
+from debtgate.overrides import write_atomic_bytes
 
 log = logging.getLogger(__name__)
 

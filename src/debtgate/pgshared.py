@@ -19,9 +19,9 @@ from typing import Any
 
 import asyncpg
 
-from .errors import SourceError
-from .overrides import FileOverrideStore, Override
-from .sources.pgfetch import load_dsn
+from debtgate.errors import SourceError
+from debtgate.overrides import FileOverrideStore, Override
+from debtgate.sources.pgfetch import load_dsn
 
 log = logging.getLogger(__name__)
 CHANNEL = "debtgate_overrides"

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from .view import SubscriberView, encode_view
+from debtgate.view import SubscriberView, encode_view
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import Config
-from .errors import DebtgateError
+from debtgate.config import Config
+from debtgate.errors import DebtgateError
 
 
 def _problem(key: str, path: Path, reader: Callable[[Path], object]) -> str | None:
@@ -46,10 +46,10 @@ def _min_bytes(what: str, size: int) -> Callable[[Path], object]:
 
 def startup_problems(config: Config) -> list[str]:
     """Every problem the daemon or the portal would refuse at start, one line each."""
-    from .mgmt_ext import read_token  # noqa: PLC0415
-    from .portal.security import load_secret  # noqa: PLC0415
-    from .radius.config import read_secret  # noqa: PLC0415
-    from .sources.pgfetch import load_dsn  # noqa: PLC0415
+    from debtgate.mgmt_ext import read_token  # noqa: PLC0415
+    from debtgate.portal.security import load_secret  # noqa: PLC0415
+    from debtgate.radius.config import read_secret  # noqa: PLC0415
+    from debtgate.sources.pgfetch import load_dsn  # noqa: PLC0415
 
     out: list[str | None] = []
     if not config.nft.ruleset.exists():
@@ -93,7 +93,7 @@ def startup_problems(config: Config) -> list[str]:
             out.append(_problem("selfservice.hook.secret_file", hook.secret_file,
                                 _min_bytes("the hook secret file", 16)))
     if radius.enabled and secrets_ok:
-        from .radius.dispatcher import CoaDispatcher  # noqa: PLC0415
+        from debtgate.radius.dispatcher import CoaDispatcher  # noqa: PLC0415
 
         try:  # profiles, dictionaries: what the dispatcher refuses at start
             CoaDispatcher(radius)

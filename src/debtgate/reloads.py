@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .config import Config
+from debtgate.config import Config
 
 log = logging.getLogger(__name__)
 

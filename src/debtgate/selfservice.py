@@ -19,15 +19,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .audit import audit
-from .config import Config
-from .hooks import Hook, HookFailed, make_hook
-from .host import ExtensionHost
-from .model import State, Subscriber
-from .reloads import Reloads
-from .selfservice_config import SelfServiceSection
-from .selfservice_policy import RecentRequests, WindowLimiter, promise_offer, promise_refusal
-from .view import PromiseOffer
+from debtgate.audit import audit
+from debtgate.config import Config
+from debtgate.hooks import Hook, HookFailed, make_hook
+from debtgate.host import ExtensionHost
+from debtgate.model import State, Subscriber
+from debtgate.reloads import Reloads
+from debtgate.selfservice_config import SelfServiceSection
+from debtgate.selfservice_policy import RecentRequests, WindowLimiter, promise_offer, promise_refusal
+from debtgate.view import PromiseOffer
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from .configbase import Section
-from .model import State
+from debtgate.configbase import Section
+from debtgate.model import State
 
 PROMISE_QUERY = "SELECT ok, reason FROM billing.promise_payment($1::text, $2::int, $3::text)"
 RESUME_QUERY = "SELECT ok, reason FROM billing.resume_service($1::text, $2::text)"

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .model import State, Subscriber
-from .selfservice_config import PromiseSection
-from .view import PromiseOffer
+from debtgate.model import State, Subscriber
+from debtgate.selfservice_config import PromiseSection
+from debtgate.view import PromiseOffer
 
 TRANSIENT = frozenset({"billing_timeout", "billing_unavailable", "billing_error"})
 """Failures that say nothing about the request itself: its id may be retried."""

@@ -18,9 +18,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Sequence
 
-from .sources.base import Columns, Row
-from .turn import Turn
-from .validate import Outcome
+from debtgate.sources.base import Columns, Row
+from debtgate.turn import Turn
+from debtgate.validate import Outcome
 
 log = logging.getLogger(__name__)
 

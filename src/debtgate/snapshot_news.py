@@ -16,9 +16,9 @@ import operator
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from .core.transitions import Transition, lean_moves, transitions
-from .model import State, Subscriber
-from .turn import Turn
+from debtgate.core.transitions import Transition, lean_moves, transitions
+from debtgate.model import State, Subscriber
+from debtgate.turn import Turn
 
 CHUNK = 2_000
 """Accounts compared per slice (a few ms: each of a payment's loop hops may wait for one)."""

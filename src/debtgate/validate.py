@@ -20,21 +20,10 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from .core.carve import carve_addresses
-from .model import Rejection, Session, Subscriber
-from .sources.base import Columns, Refused, Row
-from .validate_bulk import (
-    LEAN_V4,
-    NAME_MAX,
-    OCTET,
-    STATES,
-    bulk_lean,
-    bulk_plain,
-    display_name,
-    plain_account,
-    plain_currency,
-    served_prefixes,
-)
+from debtgate.core.carve import carve_addresses
+from debtgate.model import Rejection, Session, Subscriber
+from debtgate.sources.base import Columns, Refused, Row
+from debtgate.validate_bulk import LEAN_V4, NAME_MAX, OCTET, STATES, bulk_lean, bulk_plain, display_name, plain_account, plain_currency, served_prefixes
 
 _SPLIT = re.compile(r"[\s,;]+")
 _V4HOST = re.compile(rf"\s*({OCTET}\.{OCTET}\.{OCTET}\.{OCTET})\s*")

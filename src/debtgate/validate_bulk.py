@@ -20,8 +20,8 @@ from itertools import compress, repeat
 from socket import AF_INET, inet_pton
 from typing import Any, TypeGuard
 
-from .model import State, Subscriber
-from .sources.base import Columns
+from debtgate.model import State, Subscriber
+from debtgate.sources.base import Columns
 
 OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 """An IPv4 octet in decimal, ASCII digits only (``\\d`` would take other scripts'

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import msgspec
 
-from .model import State, Subscriber
+from debtgate.model import State, Subscriber
 
 
 class PromiseOffer(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .netlab import PORTAL_V4, PORTAL_V6, Topology, sh
+from debtgate_lab.netlab import PORTAL_V4, PORTAL_V6, Topology, sh
 
 WEB = ("198.18.0.10", "2001:db8:ff::10")
 PAY = ("198.18.0.20", "2001:db8:ff::20")
@@ -212,7 +212,7 @@ def main(args: argparse.Namespace) -> int:
         if args.billing == "postgres":
             import asyncio  # noqa: PLC0415
 
-            from .pglab import start_lab_billing  # noqa: PLC0415
+            from debtgate_lab.pglab import start_lab_billing  # noqa: PLC0415
 
             pg, _dsn = asyncio.run(start_lab_billing(workdir))
         topo = build(workdir, args.billing, not args.no_portal,

@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .conntrack import PyrouteCutter
+from debtgate.adapters.conntrack import PyrouteCutter
 
 log = logging.getLogger(__name__)
 

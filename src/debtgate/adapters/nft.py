@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..core.reconcile import Plan
-from ..errors import ApplyError
-from .nftnl import BatchAborted, NftnlBackend
+from debtgate.core.reconcile import Plan
+from debtgate.errors import ApplyError
+from debtgate.adapters.nftnl import BatchAborted, NftnlBackend
 
 log = logging.getLogger(__name__)
 

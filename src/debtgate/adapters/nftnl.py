@@ -44,8 +44,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from functools import partial
 
-from ..core.reconcile import Plan
-from ..errors import ApplyError
+from debtgate.core.reconcile import Plan
+from debtgate.errors import ApplyError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..model import State
+from debtgate.model import State
 
 
 @dataclass(frozen=True, slots=True)

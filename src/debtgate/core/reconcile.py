@@ -13,7 +13,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .sets import ENFORCEMENT_SETS
+from debtgate.core.sets import ENFORCEMENT_SETS
 
 SetState = Mapping[str, AbstractSet[str]]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-from ..model import State
+from debtgate.model import State
 
 
 class Category(enum.StrEnum):

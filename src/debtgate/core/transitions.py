@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ..model import State, Subscriber
+from debtgate.model import State, Subscriber
 
 _ACCOUNT = operator.attrgetter("account")
 

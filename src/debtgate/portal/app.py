@@ -7,13 +7,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import handlers, selfservice
-from .config import PortalConfig
-from .intercept import handle_intercepted
-from .lookup import DaemonLink
-from .security import client_address, load_secret
-from .state import ADDRESS, PORTAL, Portal
-from .urls import host_only
+from debtgate.portal import handlers, selfservice
+from debtgate.portal.config import PortalConfig
+from debtgate.portal.intercept import handle_intercepted
+from debtgate.portal.lookup import DaemonLink
+from debtgate.portal.security import client_address, load_secret
+from debtgate.portal.state import ADDRESS, PORTAL, Portal
+from debtgate.portal.urls import host_only
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .config import PortalConfig
-from .server import run_portal
+from debtgate.portal.config import PortalConfig
+from debtgate.portal.server import run_portal
 
 log = logging.getLogger(__name__)
 

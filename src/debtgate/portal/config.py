@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from ..configbase import Section
+from debtgate.configbase import Section
 
 TEMPLATE_FIELDS = frozenset({"amount", "amount_kopecks", "account", "currency"})
 """Placeholders allowed in ``sbp_template`` and payment link URLs."""

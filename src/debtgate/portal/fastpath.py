@@ -44,14 +44,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ..view import SubscriberView
-from .head import Intercept, Parsed, read_head
-from .lookup import DaemonUnavailable
-from .nat import reached_by_dnat
-from .render import first_values
-from .security import client_address
-from .state import Portal
-from .wire import Redirects, page_wire, too_many
+from debtgate.view import SubscriberView
+from debtgate.portal.head import Intercept, Parsed, read_head
+from debtgate.portal.lookup import DaemonUnavailable
+from debtgate.portal.nat import reached_by_dnat
+from debtgate.portal.render import first_values
+from debtgate.portal.security import client_address
+from debtgate.portal.state import Portal
+from debtgate.portal.wire import Redirects, page_wire, too_many
 
 log = logging.getLogger(__name__)
 

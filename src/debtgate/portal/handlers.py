@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .lookup import DaemonUnavailable
-from .render import Page, original
-from .state import ADDRESS, FORM_LANG, PORTAL, Portal
-from .urls import portal_redirect
+from debtgate.portal.lookup import DaemonUnavailable
+from debtgate.portal.render import Page, original
+from debtgate.portal.state import ADDRESS, FORM_LANG, PORTAL, Portal
+from debtgate.portal.urls import portal_redirect
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import httptools
 
-from .probes import match_probe
-from .urls import host_only, original_url, points_to
+from debtgate.portal.probes import match_probe
+from debtgate.portal.urls import host_only, original_url, points_to
 
 MAX_FIELD = 4096
 """Longest header (name and value) the door reads (aiohttp's ``max_field_size``)."""

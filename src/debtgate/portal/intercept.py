@@ -7,12 +7,12 @@ import logging
 
 from aiohttp import web
 
-from .lookup import DaemonUnavailable
-from .nat import reached_by_dnat
-from .probes import Probe, match_probe
-from .security import client_address
-from .state import ADDRESS, PORTAL, Portal
-from .urls import Original, original_url, points_to, portal_redirect
+from debtgate.portal.lookup import DaemonUnavailable
+from debtgate.portal.nat import reached_by_dnat
+from debtgate.portal.probes import Probe, match_probe
+from debtgate.portal.security import client_address
+from debtgate.portal.state import ADDRESS, PORTAL, Portal
+from debtgate.portal.urls import Original, original_url, points_to, portal_redirect
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Protocol
 
 import aiohttp
 
-from ..errors import DebtgateError
-from ..view import SubscriberView, decode_view
+from debtgate.errors import DebtgateError
+from debtgate.view import SubscriberView, decode_view
 
 log = logging.getLogger(__name__)
 

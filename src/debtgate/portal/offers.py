@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..model import State
-from ..view import SubscriberView
-from .i18n import format_money
-from .lookup import SelfServiceResult
+from debtgate.model import State
+from debtgate.view import SubscriberView
+from debtgate.portal.i18n import format_money
+from debtgate.portal.lookup import SelfServiceResult
 
 REASONS = frozenset({
     "limit", "state", "no_debt", "debt_too_high", "tariff", "rate_limited", "disabled",

@@ -20,10 +20,10 @@ from markupsafe import Markup
 
 from debtgate.portal.i18n import format_date, format_money, mask_account, minor_units
 
-from ..model import State
-from ..view import SubscriberView
-from .config import PortalConfig
-from .urls import Original, portal_redirect, sanitize_url
+from debtgate.model import State
+from debtgate.view import SubscriberView
+from debtgate.portal.config import PortalConfig
+from debtgate.portal.urls import Original, portal_redirect, sanitize_url
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .urls import host_only
+from debtgate.portal.urls import host_only
 
 
 @dataclass(frozen=True, slots=True)

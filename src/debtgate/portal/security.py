@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from ..errors import ConfigError
+from debtgate.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

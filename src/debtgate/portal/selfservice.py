@@ -16,12 +16,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from .handlers import checked_form, error_page
-from .lookup import DaemonUnavailable, SelfServiceResult
-from .offers import outcome
-from .render import original
-from .state import ADDRESS, PORTAL
-from .urls import portal_redirect
+from debtgate.portal.handlers import checked_form, error_page
+from debtgate.portal.lookup import DaemonUnavailable, SelfServiceResult
+from debtgate.portal.offers import outcome
+from debtgate.portal.render import original
+from debtgate.portal.state import ADDRESS, PORTAL
+from debtgate.portal.urls import portal_redirect
 
 log = logging.getLogger(__name__)
 

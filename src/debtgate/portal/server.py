@@ -14,12 +14,12 @@ from types import FrameType
 import uvloop
 from aiohttp import web
 
-from .app import make_app
-from .config import PortalConfig
-from .fastpath import FastTCPSite
-from .lookup import DaemonLink, UnixSocketLink
-from .security import load_secret
-from .state import PORTAL
+from debtgate.portal.app import make_app
+from debtgate.portal.config import PortalConfig
+from debtgate.portal.fastpath import FastTCPSite
+from debtgate.portal.lookup import DaemonLink, UnixSocketLink
+from debtgate.portal.security import load_secret
+from debtgate.portal.state import PORTAL
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from aiohttp import web
 
 from debtgate.portal.i18n import choose_language
 
-from .config import PortalConfig
-from .lookup import DaemonLink
-from .pages import Pages
-from .render import PageBuilder
-from .security import Csrf, ProbeGate, RateLimiter, UrlSigner
+from debtgate.portal.config import PortalConfig
+from debtgate.portal.lookup import DaemonLink
+from debtgate.portal.pages import Pages
+from debtgate.portal.render import PageBuilder
+from debtgate.portal.security import Csrf, ProbeGate, RateLimiter, UrlSigner
 
 
 @dataclass(slots=True)

@@ -12,9 +12,9 @@ import time
 from email.utils import formatdate
 from typing import Any
 
-from .render import Page
-from .state import Portal
-from .urls import Original, portal_redirect
+from debtgate.portal.render import Page
+from debtgate.portal.state import Portal
+from debtgate.portal.urls import Original, portal_redirect
 
 _date_cache: list[Any] = [0, b""]
 

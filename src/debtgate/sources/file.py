@@ -15,9 +15,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import SourceError
-from .base import Row, Sink, Snapshot, SourceHealth, Urgent, no_urgent
-from .filerows import decode_csv, decode_json
+from debtgate.errors import SourceError
+from debtgate.sources.base import Row, Sink, Snapshot, SourceHealth, Urgent, no_urgent
+from debtgate.sources.filerows import decode_csv, decode_json
 
 log = logging.getLogger(__name__)
 

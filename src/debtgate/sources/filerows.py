@@ -30,8 +30,8 @@ from typing import Any
 
 import msgspec
 
-from ..errors import SourceError
-from .base import Columns, LazyColumns, Refused, Row, gc_paused
+from debtgate.errors import SourceError
+from debtgate.sources.base import Columns, LazyColumns, Refused, Row, gc_paused
 
 CONTRACT = ("account", "addresses", "state")
 EXTRA_NAMES = ("amount_due", "currency", "since", "block_at", "name", "language", "tariff",

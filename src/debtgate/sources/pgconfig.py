@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 
-from ..configbase import Section
+from debtgate.configbase import Section
 
 log = logging.getLogger(__name__)
 

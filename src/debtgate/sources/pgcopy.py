@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 
 import asyncpg
 
-from ..errors import SourceError
-from .base import NO_MARK, Columns, MarkColumn
-from .pgfetch import EXTRA_COLUMNS, bare_query, describe, has_version, mark_expr
+from debtgate.errors import SourceError
+from debtgate.sources.base import NO_MARK, Columns, MarkColumn
+from debtgate.sources.pgfetch import EXTRA_COLUMNS, bare_query, describe, has_version, mark_expr
 
 _ONE_PARAM = re.compile(r"\$1(?!\d)")
 

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from ..errors import SourceError
-from .base import NO_MARK, MarkColumn
+from debtgate.errors import SourceError
+from debtgate.sources.base import NO_MARK, MarkColumn
 
 Mapping.register(asyncpg.Record)  # rows are read with .get(): no copy into dicts
 FP = "_debtgate_fp"

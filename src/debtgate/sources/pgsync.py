@@ -18,20 +18,12 @@ from typing import Any
 
 import asyncpg
 
-from ..errors import SourceError
-from .base import Columns, Delta, Row, Sink, Snapshot, SourceHealth, release_memory
-from .coalesce import Coalescer, PendingIds
-from .pgconfig import PostgresSourceSection
-from .pgcopy import copy_accounts, copy_restricted, copy_snapshot
-from .pgfetch import (
-    Marks,
-    describe,
-    fetch_prints,
-    fetch_rows,
-    has_version,
-    row_mark,
-    summary_query,
-)
+from debtgate.errors import SourceError
+from debtgate.sources.base import Columns, Delta, Row, Sink, Snapshot, SourceHealth, release_memory
+from debtgate.sources.coalesce import Coalescer, PendingIds
+from debtgate.sources.pgconfig import PostgresSourceSection
+from debtgate.sources.pgcopy import copy_accounts, copy_restricted, copy_snapshot
+from debtgate.sources.pgfetch import Marks, describe, fetch_prints, fetch_rows, has_version, row_mark, summary_query
 
 log = logging.getLogger(__name__)
 COPY_IDS = 500

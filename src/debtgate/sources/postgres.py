@@ -41,12 +41,12 @@ from typing import Any
 
 import asyncpg
 
-from ..errors import SourceError
-from .base import Delta, Sink, SourceHealth, Urgent, gc_paused, no_urgent
-from .coalesce import Coalescer, PendingIds
-from .pgconfig import PostgresSourceSection
-from .pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
-from .pgsync import PgSync
+from debtgate.errors import SourceError
+from debtgate.sources.base import Delta, Sink, SourceHealth, Urgent, gc_paused, no_urgent
+from debtgate.sources.coalesce import Coalescer, PendingIds
+from debtgate.sources.pgconfig import PostgresSourceSection
+from debtgate.sources.pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
+from debtgate.sources.pgsync import PgSync
 
 log = logging.getLogger(__name__)
 BULK_IDS = 2000
