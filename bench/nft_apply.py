@@ -56,8 +56,8 @@ def fill(elements: list[str], name: str = "blocked_v4_host") -> None:
 
 
 def bench_delta(size: int, delta: int, rounds: int) -> dict[str, object]:
-    from debtgate.adapters.nft import NftAdapter
     from debtgate.core.reconcile import commit, reconcile
+    from debtgate.kernel.nft import NftAdapter
 
     base = addrs(size)
     extra = addrs(delta // 2, "11.0.0.0")
@@ -96,8 +96,8 @@ def bench_delta(size: int, delta: int, rounds: int) -> dict[str, object]:
 
 
 def bench_apply(n: int, rounds: int) -> dict[str, object]:
-    from debtgate.adapters.nft import NftAdapter
     from debtgate.core.reconcile import Plan, SetDelta
+    from debtgate.kernel.nft import NftAdapter
 
     elems = addrs(n, "100.64.0.0")
     script = f"add element inet debtgate blocked_v4_host {{ {', '.join(elems)} }}\n"

@@ -18,8 +18,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from debtgate.enforce.persist import StateFile, subscriber_row
 from debtgate.model import State, Subscriber
-from debtgate.persist import StateFile, subscriber_row
 
 
 def main() -> None:

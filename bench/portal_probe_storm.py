@@ -90,13 +90,13 @@ def subscriber_address(i: int) -> str:
 # -- daemon side (gateway namespace, core 1) -------------------------------------------
 
 async def daemon(sock: str, n: int, out: str, interval: float) -> None:
-    from debtgate.adapters.conntrack import NullCutter
-    from debtgate.adapters.nft import NftAdapter, read_template, render_ruleset
+    from debtgate.api.portal_channel import make_portal_api, serve_unix
+    from debtgate.billing.base import Delta, Snapshot
+    from debtgate.billing.validate import Policy
     from debtgate.config import DEFAULT_RULESET
-    from debtgate.engine import Engine
-    from debtgate.portal_api import make_portal_api, serve_unix
-    from debtgate.sources.base import Delta, Snapshot
-    from debtgate.validate import Policy
+    from debtgate.enforce.engine import Engine
+    from debtgate.kernel.conntrack import NullCutter
+    from debtgate.kernel.nft import NftAdapter, read_template, render_ruleset
     from debtgate.view import SubscriberView
 
     nft = NftAdapter()
@@ -207,7 +207,7 @@ async def storm(n: int, concurrency: int, schedule: list[dict[str, Any]]) -> lis
 
 PORTAL_SIDE = r'''
 import sys
-from debtgate.portal.config import PortalConfig
+from debtgate.config.portal import PortalConfig
 from debtgate.portal.server import run_portal
 settings = {
     "listen": "0.0.0.0", "port": 8080, "public_url": "http://10.255.255.1:8080/",

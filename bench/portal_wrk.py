@@ -45,7 +45,7 @@ import asyncio, sys
 from datetime import date
 from decimal import Decimal
 from debtgate.model import State, Subscriber
-from debtgate.portal_api import make_portal_api, serve_unix, view_dict
+from debtgate.api.portal_channel import make_portal_api, serve_unix, view_dict
 SUB = Subscriber("100002", ("127.0.0.1",), State.BLOCKED, Decimal("1250.00"), "RUB",
                  date(2026, 11, 1), None, "Anna Smirnova", "ru")
 class Backend:

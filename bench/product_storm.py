@@ -30,7 +30,7 @@ from product_lab import Lab, summary, until
 from product_latency import pay_staggered, reblock
 from product_net import kernel_set, wait_kernel_holds
 
-from debtgate.persist import StateFile
+from debtgate.enforce.persist import StateFile
 
 
 async def _status_ok(lab: Lab, blocked: int) -> bool:

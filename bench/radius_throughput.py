@@ -41,8 +41,8 @@ sys.path.insert(0, str(REPO / "tests" / "integration" / "radius"))
 
 from freeradius import FreeRadius, free_udp_port  # noqa: E402
 
+from debtgate.config.radius import RadiusConfig  # noqa: E402
 from debtgate.model import Session, State  # noqa: E402
-from debtgate.radius.config import RadiusConfig  # noqa: E402
 from debtgate.radius.dispatcher import CoaDispatcher, Intent  # noqa: E402
 
 SECRET = "bench-secret"

@@ -1,15 +1,15 @@
 """What the daemon's parts get of the daemon: narrow interfaces, not the whole process.
 
-The daemon (:class:`debtgate.app.Daemon`) owns the loop, the engine, the kernel adapter and
+The daemon (:class:`debtgate.daemon.app.Daemon`) owns the loop, the engine, the kernel adapter and
 the billing source; the parts that run beside the engine see only what they need:
 
 * an **extension** (the portal channel, self-service, RADIUS, the DNS garden:
-  :mod:`debtgate.extensions`) gets an :class:`ExtensionHost`: the engine and the kernel
+  :mod:`debtgate.daemon.extensions`) gets an :class:`ExtensionHost`: the engine and the kernel
   adapter;
-* the **management API** (:mod:`debtgate.admin`) gets an :class:`AdminHost`: that, plus
+* the **management API** (:mod:`debtgate.api.admin`) gets an :class:`AdminHost`: that, plus
   the config, the source's health, the overrides and the status of the extensions.
 
-They import this module, never :mod:`debtgate.app`, which imports them: the imports point
+They import this module, never :mod:`debtgate.daemon.app`, which imports them: the imports point
 down only.
 """
 
@@ -20,11 +20,11 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any, Protocol
 
-from debtgate.adapters.nft import NftAdapter
+from debtgate.billing.base import BillingSource
 from debtgate.config import Config
-from debtgate.engine import Engine
-from debtgate.overrides import Override
-from debtgate.sources.base import BillingSource
+from debtgate.enforce.engine import Engine
+from debtgate.enforce.overrides import Override
+from debtgate.kernel.nft import NftAdapter
 
 
 class ExtensionHost(Protocol):

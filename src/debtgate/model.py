@@ -1,7 +1,7 @@
 """The subscriber contract every billing source fills.
 
 A billing source (file, PostgreSQL, ...) produces *rows*: mappings with the
-columns below. :mod:`debtgate.validate` turns each row into a
+columns below. :mod:`debtgate.billing.validate` turns each row into a
 :class:`Subscriber` or a :class:`Rejection` with a reason.
 
 =============  ===========  ===================================================

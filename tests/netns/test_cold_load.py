@@ -24,12 +24,12 @@ RULESET = Path(__file__).resolve().parents[2] / "nft-rules" / "debtgate.nft"
 def serve(path: str) -> None:
     import asyncio
 
-    from debtgate.adapters.conntrack import NullCutter
-    from debtgate.adapters.nft import NftAdapter
-    from debtgate.engine import Engine
-    from debtgate.sources.base import Snapshot
-    from debtgate.sources.file import parse_text
-    from debtgate.validate import Policy
+    from debtgate.billing.base import Snapshot
+    from debtgate.billing.file import parse_text
+    from debtgate.billing.validate import Policy
+    from debtgate.enforce.engine import Engine
+    from debtgate.kernel.conntrack import NullCutter
+    from debtgate.kernel.nft import NftAdapter
 
     async def start() -> dict[str, Any]:
         nft = NftAdapter()

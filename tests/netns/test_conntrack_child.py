@@ -11,7 +11,7 @@ from debtgate_lab.netlab import Topology, sh
 
 SCRIPT = """
 import asyncio, json, os, signal
-from debtgate.adapters.conntrack_child import ProcessCutter
+from debtgate.kernel.conntrack_child import ProcessCutter
 
 async def main():
     cutter = ProcessCutter(timeout=30)

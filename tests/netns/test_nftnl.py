@@ -1,4 +1,4 @@
-"""The netlink fast path (debtgate.adapters.nftnl) against the real kernel.
+"""The netlink fast path (debtgate.kernel.nftnl) against the real kernel.
 
 Each namespace gets the shipped ruleset and a worker process (this file run with
 ``--serve``) that holds the adapters inside it, so every netlink and libnftables
@@ -33,8 +33,8 @@ def serve() -> None:
     import asyncio
     from datetime import UTC, datetime
 
-    from debtgate.adapters.nft import NftAdapter
     from debtgate.core.reconcile import Plan, SetDelta
+    from debtgate.kernel.nft import NftAdapter
 
     fast, ref = NftAdapter(fast=True), NftAdapter(fast=False)
     assert fast.fast is not None and ref.fast is None
@@ -149,7 +149,7 @@ def test_protocol_constants_match_pyroute2() -> None:
     import pyroute2.netlink.nfnetlink as nfnl
     import pyroute2.netlink.nfnetlink.nftsocket as nft
 
-    from debtgate.adapters import nftnl
+    from debtgate.kernel import nftnl
 
     for mod, names in ((nl, ["NETLINK_NETFILTER", "NLM_F_REQUEST", "NLM_F_ACK", "NLM_F_CREATE",
                              "NLM_F_CAPPED", "NLM_F_ACK_TLVS", "NLMSG_ERROR", "NLMSG_MIN_TYPE"]),

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from debtgate.billing.base import Columns, Delta, Snapshot
+from debtgate.billing.validate import Policy
 from debtgate.core.reconcile import Plan, commit
-from debtgate.engine import Engine
+from debtgate.enforce.engine import Engine
 from debtgate.errors import ApplyError
-from debtgate.sources.base import Columns, Delta, Snapshot
-from debtgate.validate import Policy
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

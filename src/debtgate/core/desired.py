@@ -6,8 +6,8 @@ import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, compress, repeat
 
-from debtgate.model import State, Subscriber
 from debtgate.core.sets import CATEGORY_OF_STATE, ENFORCEMENT_SETS, SET_NAMES, Category, set_name
+from debtgate.model import State, Subscriber
 
 StateOf = Callable[[Subscriber], State]
 """The effective state of a subscriber (billing state, unless an override says otherwise)."""

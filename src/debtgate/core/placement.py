@@ -13,9 +13,9 @@ import operator
 from collections.abc import Callable, Mapping, MutableMapping
 from itertools import chain, compress, repeat
 
-from debtgate.model import State, Subscriber
 from debtgate.core.desired import elements_by_set
 from debtgate.core.sets import CATEGORY_OF_STATE, SET_NAMES
+from debtgate.model import State, Subscriber
 
 Held = tuple[tuple[str, ...], State]
 """An account's old addresses and old placement."""

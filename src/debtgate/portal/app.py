@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from debtgate.config.portal import PortalConfig
 from debtgate.portal import handlers, selfservice
-from debtgate.portal.config import PortalConfig
 from debtgate.portal.intercept import handle_intercepted
 from debtgate.portal.lookup import DaemonLink
 from debtgate.portal.security import client_address, load_secret

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from debtgate.portal.config import PortalConfig
+from debtgate.config.portal import PortalConfig
 from debtgate.portal.server import run_portal
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,6 @@ from typing import Any
 
 from aiohttp import web
 
-from debtgate.view import SubscriberView
 from debtgate.portal.head import Intercept, Parsed, read_head
 from debtgate.portal.lookup import DaemonUnavailable
 from debtgate.portal.nat import reached_by_dnat
@@ -52,6 +51,7 @@ from debtgate.portal.render import first_values
 from debtgate.portal.security import client_address
 from debtgate.portal.state import Portal
 from debtgate.portal.wire import Redirects, page_wire, too_many
+from debtgate.view import SubscriberView
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import re
 from typing import Any
 
 from debtgate.model import State
-from debtgate.view import SubscriberView
 from debtgate.portal.i18n import format_money
 from debtgate.portal.lookup import SelfServiceResult
+from debtgate.view import SubscriberView
 
 REASONS = frozenset({
     "limit", "state", "no_debt", "debt_too_high", "tariff", "rate_limited", "disabled",

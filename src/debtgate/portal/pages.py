@@ -18,12 +18,11 @@ import jinja2
 import segno
 from markupsafe import Markup
 
-from debtgate.portal.i18n import format_date, format_money, mask_account, minor_units
-
+from debtgate.config.portal import PortalConfig
 from debtgate.model import State
-from debtgate.view import SubscriberView
-from debtgate.portal.config import PortalConfig
+from debtgate.portal.i18n import format_date, format_money, mask_account, minor_units
 from debtgate.portal.urls import Original, portal_redirect, sanitize_url
+from debtgate.view import SubscriberView
 
 log = logging.getLogger(__name__)
 

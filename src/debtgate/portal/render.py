@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qsl
 
+from debtgate.config.portal import PortalConfig
 from debtgate.model import State
-from debtgate.view import SubscriberView
-from debtgate.portal.config import PortalConfig
 from debtgate.portal.offers import context
 from debtgate.portal.pages import Pages, Rendered
 from debtgate.portal.security import Csrf, UrlSigner
 from debtgate.portal.urls import Original, points_to, sanitize_url
+from debtgate.view import SubscriberView
 
 
 class PortalParts(Protocol):

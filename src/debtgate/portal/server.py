@@ -14,8 +14,8 @@ from types import FrameType
 import uvloop
 from aiohttp import web
 
+from debtgate.config.portal import PortalConfig
 from debtgate.portal.app import make_app
-from debtgate.portal.config import PortalConfig
 from debtgate.portal.fastpath import FastTCPSite
 from debtgate.portal.lookup import DaemonLink, UnixSocketLink
 from debtgate.portal.security import load_secret

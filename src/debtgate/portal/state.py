@@ -8,9 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from debtgate.config.portal import PortalConfig
 from debtgate.portal.i18n import choose_language
-
-from debtgate.portal.config import PortalConfig
 from debtgate.portal.lookup import DaemonLink
 from debtgate.portal.pages import Pages
 from debtgate.portal.render import PageBuilder

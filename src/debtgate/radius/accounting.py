@@ -19,7 +19,7 @@ from typing import Any
 from pyrad import packet as rp
 from pyrad.dictionary import Dictionary
 
-from debtgate.radius.config import AccountingConfig
+from debtgate.config.radius import AccountingConfig
 from debtgate.radius.sessions import AcctSession, SessionTable
 
 log = logging.getLogger(__name__)

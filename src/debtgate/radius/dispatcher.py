@@ -21,10 +21,10 @@ from typing import Any
 
 from pyrad.dictionary import Dictionary
 
+from debtgate.config.radius import RadiusConfig, read_secret
 from debtgate.errors import RadiusError
 from debtgate.model import Session, State
 from debtgate.radius.accounting import AccountingListener
-from debtgate.radius.config import RadiusConfig, read_secret
 from debtgate.radius.intent import Intent
 from debtgate.radius.packets import load_dictionary
 from debtgate.radius.profiles import Profile, load_profiles

@@ -27,7 +27,7 @@ from typing import Any
 from pyrad import packet as rp
 from pyrad.dictionary import Dictionary
 
-from debtgate.radius.config import NasConfig
+from debtgate.config.radius import NasConfig
 from debtgate.radius.packets import Facts, Reply, first_value, template_values
 from debtgate.radius.profiles import (
     IDENTIFIERS,

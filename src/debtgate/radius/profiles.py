@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pyrad.dictionary import Dictionary
 
-from debtgate.configbase import Section, problems_of
+from debtgate.config.base import Section, problems_of
 from debtgate.errors import RadiusError
 
 INTENTS = ("restrict", "warn", "restore")

@@ -18,9 +18,9 @@ from typing import Any
 
 from pyrad.dictionary import Dictionary
 
+from debtgate.config.radius import NasConfig
 from debtgate.radius.causes import Decision, backoff_delay, cause_label, decide
 from debtgate.radius.coalesce import CoalescingQueue, QueueFull
-from debtgate.radius.config import NasConfig
 from debtgate.radius.hotpath import CompiledAction
 from debtgate.radius.intent import Intent
 from debtgate.radius.pacing import TokenBucket

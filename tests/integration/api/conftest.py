@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from debtgate.mgmt_api import make_mgmt_app, serve_mgmt
+from debtgate.api.mgmt import make_mgmt_app, serve_mgmt
 
 from .backend import MemoryBackend
 

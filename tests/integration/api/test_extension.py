@@ -12,10 +12,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from debtgate.api.extension import ManagementExtension, read_token
 from debtgate.config import ApiSection, Config
+from debtgate.config.reloads import Reloads
 from debtgate.errors import ConfigError
-from debtgate.mgmt_ext import ManagementExtension, read_token
-from debtgate.reloads import Reloads
 
 from .backend import MemoryBackend
 

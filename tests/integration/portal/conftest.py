@@ -9,9 +9,9 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from debtgate.config.portal import PortalConfig
 from debtgate.model import State
 from debtgate.portal.app import make_app
-from debtgate.portal.config import PortalConfig
 from debtgate.portal.lookup import AckResult, DaemonUnavailable
 from debtgate.portal.security import UrlSigner
 from debtgate.view import SubscriberView

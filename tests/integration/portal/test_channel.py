@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from debtgate.api.portal_channel import make_portal_api, serve_unix
 from debtgate.model import State, Subscriber
 from debtgate.portal.lookup import AckResult, DaemonUnavailable, UnixSocketLink
-from debtgate.portal_api import make_portal_api, serve_unix
 from debtgate.view import SubscriberView, view_of
 
 WARN_IP, BLOCKED_IP = "100.64.0.20", "2001:db8::20"

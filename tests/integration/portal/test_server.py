@@ -114,7 +114,7 @@ def test_run_portal_with_two_workers(tmp_path):
     port = free_port()
     code = (
         "import sys, logging; logging.basicConfig(level=logging.INFO)\n"
-        "from debtgate.portal.config import PortalConfig\n"
+        "from debtgate.config.portal import PortalConfig\n"
         "from debtgate.portal.server import run_portal\n"
         f"cfg = PortalConfig(listen='127.0.0.1', port={port}, "
         f"daemon_socket={str(tmp_path / 'none.sock')!r})\n"

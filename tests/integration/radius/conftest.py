@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from debtgate.radius.config import RadiusConfig  # noqa: E402
+from debtgate.config.radius import RadiusConfig  # noqa: E402
 from debtgate.radius.dispatcher import CoaDispatcher  # noqa: E402
 
 SECRET = "s3cret-for-tests"

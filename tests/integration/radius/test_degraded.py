@@ -10,9 +10,9 @@ from conftest import SECRET, make_config, running, wait_until
 from fakenas import Answer, FakeNas
 from prometheus_client.parser import text_string_to_metric_families
 
+from debtgate.api.metrics import make_registry, render
 from debtgate.config import Config
-from debtgate.extensions import Radius
-from debtgate.metrics import make_registry, render
+from debtgate.daemon.extensions import Radius
 from debtgate.model import Session, State
 from debtgate.radius.intent import Intent
 from debtgate.radius.packets import load_dictionary

@@ -8,11 +8,11 @@ import re
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from debtgate.hooks import HookAnswer
+from debtgate.api.portal_channel import make_portal_api, serve_unix
 from debtgate.portal.app import make_app
 from debtgate.portal.lookup import UnixSocketLink
-from debtgate.portal_api import make_portal_api, serve_unix
-from debtgate.selfservice import SelfService
+from debtgate.selfservice.hooks import HookAnswer
+from debtgate.selfservice.service import SelfService
 from debtgate.view import view_of
 from tests.integration.portal.conftest import as_ip, make_config
 from tests.unit.selfservice.helpers import BLOCKED_IP, PAUSED_IP, FakeEngine, ScriptedHook, config

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from debtgate.hooks import HookFailed, HttpHook, sign
-from debtgate.selfservice_config import HookSection
+from debtgate.config.selfservice import HookSection
+from debtgate.selfservice.hooks import HookFailed, HttpHook, sign
 
 SECRET = b"0123456789abcdef-secret"
 

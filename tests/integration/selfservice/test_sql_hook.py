@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from debtgate.hooks import HookFailed, SqlHook
-from debtgate.selfservice_config import HookSection
+from debtgate.config.selfservice import HookSection
+from debtgate.selfservice.hooks import HookFailed, SqlHook
 from tests.pgserver import billing_db  # noqa: F401
 
 pytestmark = pytest.mark.postgres

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from debtgate.overrides import FileOverrideStore, new_override
-from debtgate.pgshared import PgShared, SharedOverrides
+from debtgate.enforce.overrides import FileOverrideStore, new_override
+from debtgate.enforce.shared import PgShared, SharedOverrides
 from tests.pgserver import billing_db  # noqa: F401
 
 pytestmark = pytest.mark.postgres
@@ -62,7 +62,7 @@ async def test_database_down_falls_back_to_local_copy(tmp_path: Path) -> None:
 async def test_migration_is_idempotent(billing_db) -> None:  # noqa: F811
     import asyncpg
 
-    from debtgate.pgshared import MIGRATIONS, migrate
+    from debtgate.enforce.shared import MIGRATIONS, migrate
 
     conn = await asyncpg.connect(billing_db.dsn)
     try:

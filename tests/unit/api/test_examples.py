@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from debtgate.metrics import make_registry, render
-
-from .sample import sample_status
+from debtgate.api.metrics import make_registry, render
+from tests.unit.api.sample import sample_status
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "examples/grafana/debtgate-dashboard.json"

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from debtgate.clientcmds import add_client_commands
-from debtgate.mgmt_format import (
+from debtgate.cli.commands import add_client_commands
+from debtgate.cli.format import (
     ago,
     format_overrides,
     format_status,
@@ -16,8 +16,7 @@ from debtgate.mgmt_format import (
     parse_duration,
     table,
 )
-
-from .sample import sample_status
+from tests.unit.api.sample import sample_status
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

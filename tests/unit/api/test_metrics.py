@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from debtgate.metrics import make_registry, render
-
-from .sample import sample_status
+from debtgate.api.metrics import make_registry, render
+from tests.unit.api.sample import sample_status
 
 
 def samples(status: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -6,10 +6,9 @@ import json
 
 import schemathesis
 
-from debtgate.mgmt_api import make_mgmt_app
-from debtgate.mgmt_openapi import openapi_document
-
-from ...integration.api.backend import MemoryBackend
+from debtgate.api.mgmt import make_mgmt_app
+from debtgate.api.openapi import openapi_document
+from tests.integration.api.backend import MemoryBackend
 
 
 def test_routes_match_document() -> None:

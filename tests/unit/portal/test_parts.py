@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+from debtgate.config.portal import PortalConfig
 from debtgate.model import State, Subscriber
-from debtgate.portal.config import PortalConfig
 from debtgate.portal.lookup import ViewCache
 from debtgate.portal.pages import fill_template, qr_svg
 from debtgate.portal.probes import APPLE, FIREFOX, GENERATE_204, WINDOWS_CONNECTTEST, match_probe

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pyrad import packet as rp
 
-from debtgate.radius.config import NasConfig
+from debtgate.config.radius import NasConfig
 from debtgate.radius.hotpath import CompiledAction, verify_reply
 from debtgate.radius.packets import (
     Facts,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from debtgate.radius.config import NasConfig
+from debtgate.config.radius import NasConfig
 from debtgate.radius.packets import Facts, identification, load_dictionary, request_attributes
 from debtgate.radius.profiles import (
     ProfileError,

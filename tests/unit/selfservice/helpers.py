@@ -7,9 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from debtgate.config import Config, parse_config
-from debtgate.hooks import HookAnswer, HookFailed
-from debtgate.inventory import Inventory
+from debtgate.enforce.inventory import Inventory
 from debtgate.model import State, Subscriber
+from debtgate.selfservice.hooks import HookAnswer, HookFailed
 
 BLOCKED_IP, PAUSED_IP, ACTIVE_IP, OTHER_IP = "100.64.1.11", "100.64.1.13", "100.64.1.10", "9.9.9.9"
 

@@ -8,17 +8,16 @@ from decimal import Decimal
 import pytest
 from msgspec.structs import replace
 
+from debtgate.config.selfservice import PromiseSection
 from debtgate.model import State, Subscriber
-from debtgate.selfservice_config import PromiseSection
-from debtgate.selfservice_policy import (
+from debtgate.selfservice.policy import (
     RecentRequests,
     WindowLimiter,
     promise_offer,
     promise_refusal,
 )
 from debtgate.view import PromiseOffer
-
-from .helpers import Clock
+from tests.unit.selfservice.helpers import Clock
 
 SUB = Subscriber("A-1", ("10.0.0.1",), State.BLOCKED, Decimal("1250.00"), "RUB",
                  tariff="Home 100")

@@ -7,11 +7,10 @@ import json
 import logging
 from decimal import Decimal
 
-from debtgate.hooks import HookAnswer, HookFailed
-from debtgate.reloads import Reloads
-from debtgate.selfservice import SelfService
-
-from .helpers import (
+from debtgate.config.reloads import Reloads
+from debtgate.selfservice.hooks import HookAnswer, HookFailed
+from debtgate.selfservice.service import SelfService
+from tests.unit.selfservice.helpers import (
     ACTIVE_IP,
     BLOCKED_IP,
     KEY1,
@@ -58,7 +57,7 @@ async def test_promise_asks_the_billing_and_audits(caplog):
                        "address": BLOCKED_IP, "request_id": KEY1, "ok": True, "reason": None,
                        "days": 5}]
     assert all("A-blocked" in r.getMessage() for r in caplog.records
-               if r.name == "debtgate.selfservice")
+               if r.name == "debtgate.selfservice.service")
 
 
 async def test_unknown_address_is_none():
