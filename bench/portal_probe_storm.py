@@ -92,7 +92,7 @@ def subscriber_address(i: int) -> str:
 async def daemon(sock: str, n: int, out: str, interval: float) -> None:
     from debtgate.api.portal_channel import make_portal_api, serve_unix
     from debtgate.billing.base import Delta, Snapshot
-    from debtgate.billing.validate import Policy
+    from debtgate.billing.rows import Policy
     from debtgate.config import DEFAULT_RULESET
     from debtgate.enforce.engine import Engine
     from debtgate.kernel.conntrack import NullCutter

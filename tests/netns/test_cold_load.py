@@ -26,7 +26,7 @@ def serve(path: str) -> None:
 
     from debtgate.billing.base import Snapshot
     from debtgate.billing.file import parse_text
-    from debtgate.billing.validate import Policy
+    from debtgate.billing.rows import Policy
     from debtgate.enforce.engine import Engine
     from debtgate.kernel.conntrack import NullCutter
     from debtgate.kernel.nft import NftAdapter

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from debtgate.billing.base import Columns, Delta, Snapshot
-from debtgate.billing.validate import Policy
+from debtgate.billing.rows import Policy
 from debtgate.core.reconcile import Plan, commit
 from debtgate.enforce.engine import Engine
 from debtgate.errors import ApplyError

@@ -22,7 +22,7 @@ from debtgate import __version__
 from debtgate.api.admin import Admin
 from debtgate.billing.base import BillingSource, watch_gc
 from debtgate.billing.file import FileSource
-from debtgate.billing.validate import Policy
+from debtgate.billing.rows import Policy
 from debtgate.config import Config, load_config
 from debtgate.config.reloads import Reloads
 from debtgate.core.guard import GuardPolicy

@@ -13,7 +13,8 @@ from collections.abc import Collection, Mapping, Sequence
 from msgspec.structs import replace
 
 from debtgate.billing.base import Columns, Row
-from debtgate.billing.validate import Outcome, Policy, carved_detail, validate_batch
+from debtgate.billing.rows import Policy
+from debtgate.billing.validate import Outcome, carved_detail, validate_batch
 from debtgate.core.carve import carve_addresses
 from debtgate.enforce.inventory import Inventory, PreviousView
 from debtgate.model import Rejection, Subscriber

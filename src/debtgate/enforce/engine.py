@@ -29,7 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from debtgate.billing.base import Columns, Delta, Event, Snapshot, gc_paused, release_memory
-from debtgate.billing.validate import Outcome, Policy, element, validate_batch
+from debtgate.billing.rows import Policy, element
+from debtgate.billing.validate import Outcome, validate_batch
 from debtgate.core.desired import (
     build_desired,
     build_desired_bulk,

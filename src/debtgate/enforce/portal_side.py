@@ -14,7 +14,7 @@ from debtgate.model import State, Subscriber
 from debtgate.view import SubscriberView, view_of
 
 if TYPE_CHECKING:
-    from debtgate.billing.validate import Policy
+    from debtgate.billing.rows import Policy
     from debtgate.enforce.inventory import Inventory
     from debtgate.kernel.conntrack import ConntrackCutter
     from debtgate.kernel.nft import NftAdapter

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from debtgate.billing.validate import Policy, validate_columns, validate_rows
+from debtgate.billing.rows import Policy
+from debtgate.billing.validate import validate_columns, validate_rows
 from debtgate.billing.validate_bulk import LEAN_V4, plain_hosts
 from debtgate.enforce.inventory import Inventory
 from debtgate.model import State, Subscriber

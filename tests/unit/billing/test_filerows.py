@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from debtgate.billing.base import Columns, Refused
 from debtgate.billing.file import parse_text
 from debtgate.billing.filerows import EXTRA_NAMES
-from debtgate.billing.validate import Policy, validate_columns, validate_rows
+from debtgate.billing.rows import Policy
+from debtgate.billing.validate import validate_columns, validate_rows
 from debtgate.enforce.inventory import Inventory
 from debtgate.errors import SourceError
 from tests.unit.billing.test_bulk_validate import rows as random_rows

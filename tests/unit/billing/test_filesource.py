@@ -18,7 +18,8 @@ import pytest
 
 from debtgate.billing.base import Event, Snapshot
 from debtgate.billing.file import FileSource
-from debtgate.billing.validate import Outcome, Policy, validate_batch
+from debtgate.billing.rows import Policy
+from debtgate.billing.validate import Outcome, validate_batch
 from debtgate.config import parse_config
 from debtgate.daemon.app import make_source
 from debtgate.errors import ConfigError

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ipaddress import ip_network
 
-from debtgate.billing.validate import Policy, validate_rows
+from debtgate.billing.rows import Policy
+from debtgate.billing.validate import validate_rows
 from debtgate.core.guard import GuardPolicy
 from tests.unit.helpers import Harness, row
 

@@ -10,7 +10,8 @@ import pytest
 from debtgate.billing.base import Columns, Snapshot
 from debtgate.billing.pgcopy import CopyParser, lean_query
 from debtgate.billing.pgfetch import summary_query
-from debtgate.billing.validate import Policy, validate_columns, validate_rows
+from debtgate.billing.rows import Policy
+from debtgate.billing.validate import validate_columns, validate_rows
 from debtgate.core.transitions import snapshot_candidates
 from debtgate.enforce.inventory import Inventory
 from debtgate.model import State
@@ -141,7 +142,8 @@ def test_a_gateway_that_serves_prefixes_keeps_its_active_hosts_lean() -> None:
     import ipaddress
 
     from debtgate.billing.base import Columns
-    from debtgate.billing.validate import Policy, validate_batch, validate_rows
+    from debtgate.billing.rows import Policy
+    from debtgate.billing.validate import validate_batch, validate_rows
     from debtgate.billing.validate_bulk import served_prefixes
 
     assert served_prefixes([ipaddress.ip_network("100.64.0.0/10")]) == tuple(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from debtgate.billing.base import Snapshot
-from debtgate.billing.validate import Policy, RowError, parse_plain, parse_row
+from debtgate.billing.rows import Policy, RowError, parse_plain, parse_row
 from debtgate.core.transitions import History, Transition
 from debtgate.enforce.announce import BULK_AUDIT
 from debtgate.enforce.inventory import Inventory, Placements

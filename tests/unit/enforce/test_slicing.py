@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from debtgate.billing.validate import Policy, validate_batch
+from debtgate.billing.rows import Policy
+from debtgate.billing.validate import validate_batch
 from debtgate.enforce import slicing
 from debtgate.enforce.deltas import validate_rows_of
 from debtgate.enforce.inventory import Inventory
