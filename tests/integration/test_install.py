@@ -25,14 +25,16 @@ CHECK_DATA = """
 import sys
 from pathlib import Path
 import jinja2
-from debtgate.portal.pages import SHIPPED
+from debtgate.portal.pages import SHIPPED, catalogues, load_catalogue
 from debtgate.radius.packets import load_dictionary
 from debtgate.radius.profiles import load_profiles
 
-env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SHIPPED)), autoescape=True)
+env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SHIPPED)), autoescape=True,
+                         extensions=["jinja2.ext.i18n"])
 pages = sorted(p.relative_to(SHIPPED).as_posix() for p in SHIPPED.rglob("*.html"))
-for lang in ("en", "ru"):
-    env.get_template(f"{lang}/blocked.html")
+env.get_template("blocked.html")
+russian = load_catalogue(catalogues([SHIPPED.parent])["ru"], "ru")
+assert russian.gettext("Account") == "Лицевой счёт", "the ru catalogue did not travel"
 profiles = load_profiles(load_dictionary())
 print(Path(sys.modules["debtgate"].__file__).parent)
 print(len(pages), " ".join(sorted(profiles)))

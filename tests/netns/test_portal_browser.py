@@ -20,8 +20,8 @@ ARTIFACTS = Path("artifacts/screenshots")
 
 CASES = {
     # host: (state, facts that must be visible in ru, in en)
-    "blk": ("blocked", ["1 250,00 ₽", "•••002"], ["₽1,250.00", "•••002"]),
-    "wrn": ("warn", ["300,00 ₽"], ["₽300.00"]),
+    "blk": ("blocked", ["1 250,00 ₽", "•••002"], ["RUB 1,250.00", "•••002"]),
+    "wrn": ("warn", ["300,00 ₽"], ["RUB 300.00"]),
     "pau": ("paused", ["•••004"], ["•••004"]),
     "dis": ("disabled", ["+7 800 000-00-00"], ["+7 800 000-00-00"]),
 }

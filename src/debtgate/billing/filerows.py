@@ -30,7 +30,8 @@ from typing import Any
 
 import msgspec
 
-from debtgate.billing.base import Columns, LazyColumns, Refused, Row, gc_paused
+from debtgate.billing.base import Columns, LazyColumns, Refused, Row
+from debtgate.billing.memory import gc_paused
 from debtgate.errors import SourceError
 
 CONTRACT = ("account", "addresses", "state")

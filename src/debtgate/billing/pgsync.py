@@ -18,8 +18,9 @@ from typing import Any
 
 import asyncpg
 
-from debtgate.billing.base import Columns, Delta, Row, Sink, Snapshot, SourceHealth, release_memory
+from debtgate.billing.base import Columns, Delta, Row, Sink, Snapshot, SourceHealth
 from debtgate.billing.coalesce import Coalescer, PendingIds
+from debtgate.billing.memory import release_memory
 from debtgate.billing.pgcopy import copy_accounts, copy_restricted, copy_snapshot
 from debtgate.billing.pgfetch import (
     Marks,

@@ -41,8 +41,9 @@ from typing import Any
 
 import asyncpg
 
-from debtgate.billing.base import Delta, Sink, SourceHealth, Urgent, gc_paused, no_urgent
+from debtgate.billing.base import Delta, Sink, SourceHealth, Urgent, no_urgent
 from debtgate.billing.coalesce import Coalescer, PendingIds
+from debtgate.billing.memory import gc_paused
 from debtgate.billing.pgfetch import Marks, dsn_hosts, load_dsn, parse_payload, redact, setup_codecs
 from debtgate.billing.pgsync import PgSync
 from debtgate.config.postgres import PostgresSourceSection

@@ -1,4 +1,10 @@
-"""The ``debtgate`` command."""
+"""The ``debtgate`` command.
+
+Each subcommand imports what it runs when it runs: ``debtgate portal`` (the
+unprivileged process) never loads the daemon's packages, the client commands never load
+the engine, ``debtgate --version`` loads nothing. These function-local imports are for
+that, not to dodge a cycle (import-linter checks there is none).
+"""
 
 from __future__ import annotations
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from debtgate.api.extension import read_token
+from debtgate.billing.pgfetch import load_dsn
 from debtgate.config import Config
+from debtgate.config.radius import read_secret
 from debtgate.errors import DebtgateError
+from debtgate.portal.security import load_secret
+from debtgate.radius.dispatcher import CoaDispatcher
 
 
 def _problem(key: str, path: Path, reader: Callable[[Path], object]) -> str | None:
@@ -46,11 +51,6 @@ def _min_bytes(what: str, size: int) -> Callable[[Path], object]:
 
 def startup_problems(config: Config) -> list[str]:
     """Every problem the daemon or the portal would refuse at start, one line each."""
-    from debtgate.api.extension import read_token  # noqa: PLC0415
-    from debtgate.billing.pgfetch import load_dsn  # noqa: PLC0415
-    from debtgate.config.radius import read_secret  # noqa: PLC0415
-    from debtgate.portal.security import load_secret  # noqa: PLC0415
-
     out: list[str | None] = []
     if not config.nft.ruleset.exists():
         out.append(f"nft.ruleset: {config.nft.ruleset} does not exist")
@@ -93,8 +93,6 @@ def startup_problems(config: Config) -> list[str]:
             out.append(_problem("selfservice.hook.secret_file", hook.secret_file,
                                 _min_bytes("the hook secret file", 16)))
     if radius.enabled and secrets_ok:
-        from debtgate.radius.dispatcher import CoaDispatcher  # noqa: PLC0415
-
         try:  # profiles, dictionaries: what the dispatcher refuses at start
             CoaDispatcher(radius)
         except DebtgateError as exc:

@@ -106,7 +106,8 @@ class PortalConfig(Section):
     workers: int = Field(default=1, ge=1, le=64)
     """Worker processes sharing the port (SO_REUSEPORT)."""
     templates_dir: Path | None = None
-    """Directory searched before the shipped templates (same layout: <lang>/<page>.html)."""
+    """Directory searched before the shipped templates (same names: <page>.html); its
+    locale/<lang>/LC_MESSAGES/messages.po adds or replaces a language."""
     default_language: str = "ru"
     """Language used when neither the subscriber nor the browser asks for a shipped one."""
     operator_name: str = "Your provider"

@@ -4,6 +4,10 @@
 set a shutdown event, SIGHUP reloads the config (a bad one is refused and the
 running one kept; only changed sections are applied). Exit leaves enforcement
 in the kernel.
+
+Over 400 lines on purpose: the process's whole life in one reading order (start and
+restore, the named tasks, the reload callbacks, shutdown and the last persist), each
+part small; the work itself lives in the packages below.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from typing import Any
 
 from debtgate import __version__
 from debtgate.api.admin import Admin
-from debtgate.billing.base import BillingSource, watch_gc
+from debtgate.billing.base import BillingSource
 from debtgate.billing.file import FileSource
+from debtgate.billing.memory import watch_gc
 from debtgate.billing.rows import Policy
 from debtgate.config import Config, load_config
 from debtgate.config.reloads import Reloads

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from debtgate.billing.base import release_memory
+from debtgate.billing.memory import release_memory
 from debtgate.core.transitions import History, Transition
 from debtgate.enforce.audit import audit
 from debtgate.enforce.turn import Turn

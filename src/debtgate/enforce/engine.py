@@ -4,6 +4,11 @@ One apply at a time (a lock). Each event is validated, turned into a
 :class:`~debtgate.core.reconcile.Plan` by the pure core, applied as ONE nft
 transaction, recorded as committed, then conntrack is cut and the account
 transitions are handed to RADIUS and the audit trail.
+
+Over 400 lines, for now: the engine still performs its I/O itself (the kernel
+transaction, the conntrack queue, the listeners) around the pure core. Issue #18 asks
+for a sans-IO step (an event and the clock in, a plan, announcements and persistence
+out) with a thin async shell; that split will bring it under.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from debtgate.billing.base import Columns, Delta, Event, Snapshot, gc_paused, release_memory
+from debtgate.billing.base import Columns, Delta, Event, Snapshot
+from debtgate.billing.memory import gc_paused, release_memory
 from debtgate.billing.rows import Policy, element
 from debtgate.billing.validate import Outcome, validate_batch
 from debtgate.core.desired import (

@@ -3,6 +3,10 @@
 Most subscribers of a large billing are active with one IPv4 host and nothing
 the gateway needs to show: they are kept *lean* (account -> host text, no
 :class:`Subscriber` object) and built on demand by :meth:`Inventory.get`.
+
+Over 400 lines on purpose: one data structure and its four indexes (accounts, lean
+hosts, host owners, prefixes), with every operation that must keep them consistent in
+one place; split, that invariant would span modules.
 """
 
 from __future__ import annotations

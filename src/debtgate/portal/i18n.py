@@ -1,98 +1,53 @@
-"""Language choice and the formatting of money, dates and account numbers."""
+"""Language choice and the formatting of money, dates and account numbers (Babel)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as babel_format_date
+from babel.numbers import format_currency, format_decimal, get_currency_precision
+
 NBSP = "\u00a0"
 
-CURRENCY_SYMBOLS: dict[str, str] = {
-    "RUB": "₽",
-    "USD": "$",
-    "EUR": "€",
-    "GBP": "£",
-    "KZT": "₸",
-    "UAH": "₴",
-    "BYN": "Br",
-    "KGS": "сом",
-    "UZS": "сўм",
-    "AMD": "֏",
-    "GEL": "₾",
-    "AZN": "₼",
-    "TRY": "₺",
-}
-"""Symbols used in place of ISO 4217 codes; other codes are shown as they are."""
+_CODE_NEXT_TO_DIGIT = re.compile(r"(?<=[A-Z]{3})(?=\d)|(?<=\d)(?=[A-Z]{3})")
 
-ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})
-"""Currencies without minor units."""
 
-_SEPARATORS: dict[str, tuple[str, str]] = {
-    # language: (group separator, decimal separator)
-    "ru": (NBSP, ","),
-    "uk": (NBSP, ","),
-    "kk": (NBSP, ","),
-    "be": (NBSP, ","),
-    "de": (".", ","),
-    "en": (",", "."),
-}
-_SYMBOL_AFTER = frozenset({"ru", "uk", "kk", "be", "de"})
-
-_MONTHS: dict[str, tuple[str, ...]] = {
-    "ru": ("января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа",
-           "сентября", "октября", "ноября", "декабря"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"),
-}
+def _locale(lang: str) -> Locale:
+    try:
+        return Locale.parse(lang)
+    except (ValueError, UnknownLocaleError):
+        return Locale.parse("en")
 
 
 def minor_units(amount: Decimal, currency: str) -> int:
-    """The amount in minor units (kopecks, cents), rounded half up."""
-    exp = 0 if currency.upper() in ZERO_DECIMAL else 2
+    """The amount in minor units (kopecks, cents), rounded half up (the currency's digits
+    from CLDR: 0 for JPY, 2 for RUB)."""
+    exp = get_currency_precision(currency.upper()) if currency else 2
     return int((amount * (10**exp)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def format_number(amount: Decimal, lang: str, places: int = 2) -> str:
-    """``amount`` with the language's separators, e.g. ``1 234,50`` (ru)."""
-    group, point = _SEPARATORS.get(lang, _SEPARATORS["en"])
-    quantum = Decimal(1).scaleb(-places)
-    value = amount.quantize(quantum, rounding=ROUND_HALF_UP)
-    sign = "-" if value < 0 else ""
-    text = f"{abs(value):.{places}f}"
-    whole, _, frac = text.partition(".")
-    groups: list[str] = []
-    while len(whole) > 3:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    groups.insert(0, whole)
-    out = group.join(groups)
-    return f"{sign}{out}{point}{frac}" if frac else f"{sign}{out}"
-
-
 def format_money(amount: Decimal, currency: str, lang: str) -> str:
-    """E.g. ``1 234,50 ₽`` for ru/RUB, ``₽1,234.50`` for en/RUB, ``1,234.50 XYZ``."""
+    """The amount as the language writes money (Babel, CLDR): ``1 234,50 ₽`` (ru),
+    ``RUB 1,234.50`` (en). Without a currency: the number alone."""
+    locale = _locale(lang)
     code = currency.upper()
-    places = 0 if code in ZERO_DECIMAL else 2
-    number = format_number(amount, lang, places)
-    symbol = CURRENCY_SYMBOLS.get(code)
+    digits = get_currency_precision(code) if code else 2
+    amount = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)  # as billed
     if not code:
-        return number
-    if symbol is None:
-        return f"{number}{NBSP}{code}"
-    if lang in _SYMBOL_AFTER:
-        return f"{number}{NBSP}{symbol}"
-    if len(symbol) > 1:
-        return f"{symbol}{NBSP}{number}"
-    return f"{symbol}{number}"
+        return str(format_decimal(amount, format="#,##0.00", locale=locale))
+    text = str(format_currency(amount, code, locale=locale))
+    # CLDR's currency spacing: a code written next to a digit gets a no-break space.
+    return _CODE_NEXT_TO_DIGIT.sub(NBSP, text)
 
 
 def format_date(day: date, lang: str) -> str:
-    """E.g. ``5 марта 2025`` (ru), ``5 March 2025`` (en), ISO otherwise."""
-    months = _MONTHS.get(lang)
-    if months is None:
-        return day.isoformat()
-    return f"{day.day}{NBSP}{months[day.month - 1]} {day.year}"
+    """The date as the language writes it in full (Babel, CLDR ``long``):
+    ``5 марта 2025 г.`` (ru), ``March 5, 2025`` (en)."""
+    return str(babel_format_date(day, "long", locale=_locale(lang)))
 
 
 def mask_account(account: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import io
 import logging
 import re
 import secrets
@@ -16,6 +17,9 @@ from urllib.parse import quote
 
 import jinja2
 import segno
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
 from markupsafe import Markup
 
 from debtgate.config.portal import PortalConfig
@@ -27,7 +31,8 @@ from debtgate.view import SubscriberView
 log = logging.getLogger(__name__)
 
 SHIPPED = Path(__file__).parent / "templates"
-"""The templates shipped with debtgate (ru, en)."""
+"""The templates shipped with debtgate (English source texts; translations in
+``locale/``)."""
 
 LANGUAGE_NAMES = {"ru": "Русский", "en": "English", "uk": "Українська", "kk": "Қазақша",
                   "be": "Беларуская", "de": "Deutsch", "tt": "Татарча"}
@@ -89,22 +94,58 @@ def _tel(value: str) -> str:
     return re.sub(r"[^0-9+]", "", value)
 
 
+def load_catalogue(path: Path, lang: str) -> Translations:
+    """A gettext catalogue (``.po``) read and compiled in memory (Babel): an operator adds
+    a language with one file, no build step."""
+    with path.open("rb") as fh:
+        catalog = read_po(fh, locale=lang)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(fp=buf)
+
+
+def catalogues(dirs: list[Path]) -> dict[str, Path]:
+    """``<dir>/locale/<lang>/LC_MESSAGES/messages.po`` of each directory, the first one
+    found winning (the operator's ``templates_dir`` before the shipped one)."""
+    found: dict[str, Path] = {}
+    for d in dirs:
+        for po in sorted(d.glob("locale/*/LC_MESSAGES/messages.po")):
+            found.setdefault(po.parents[1].name, po)
+    return found
+
+
 class Pages:
-    """The template environment and the page contexts."""
+    """The template environments (one per language) and the page contexts.
+
+    One set of templates, written in English (``templates/*.html``); every other language
+    is a gettext catalogue (``locale/<lang>/LC_MESSAGES/messages.po``) applied through
+    Jinja2's i18n extension.
+    """
 
     def __init__(self, config: PortalConfig) -> None:
         self.config = config
-        dirs = [SHIPPED]
+        dirs = [SHIPPED.parent]
         if config.templates_dir is not None:
             dirs.insert(0, config.templates_dir)
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
-            autoescape=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=False,
-        )
-        self.env.filters["tel"] = _tel
+        loader = jinja2.FileSystemLoader(
+            [str(d) for d in ([config.templates_dir] if config.templates_dir else [])]
+            + [str(SHIPPED)])
+        self.envs: dict[str, jinja2.Environment] = {}
+        for lang, po in {"en": None, **catalogues(dirs)}.items():
+            env = jinja2.Environment(
+                loader=loader,
+                autoescape=True,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                auto_reload=False,
+                extensions=["jinja2.ext.i18n"],
+            )
+            translations = (load_catalogue(po, lang) if po is not None
+                            else NullTranslations())
+            env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+            env.filters["tel"] = _tel
+            self.envs[lang] = env
         # Templates mark their own inline <style>/<script> with nonce="{{ nonce }}". The
         # value is a per-process secret that never leaves the process: after rendering,
         # the marked elements lose the attribute and their contents' SHA-256 hashes go
@@ -114,16 +155,12 @@ class Pages:
         self._marked = re.compile(
             r"<(style|script)\b([^>]*?)\snonce=\"" + self._mark + r"\"([^>]*)>(.*?)</\1\s*>",
             re.S | re.I)
-        found = {
-            p.parent.name for d in dirs if d.is_dir() for p in d.glob("*/blocked.html")
-        }
-        self.languages: tuple[str, ...] = tuple(sorted(found))
-        if not self.languages:
-            raise jinja2.TemplateNotFound("*/blocked.html")
+        self.languages: tuple[str, ...] = tuple(sorted(self.envs))
 
     def render(self, name: str, lang: str, **context: Any) -> Rendered:
         """Render ``<lang>/<name>.html`` with its hash-based CSP."""
-        html = self.env.get_template(f"{lang}/{name}.html").render(
+        env = self.envs.get(lang) or self.envs["en"]
+        html = env.get_template(f"{name}.html").render(
             lang=lang, nonce=self._mark, **context)
         hashes: dict[str, list[str]] = {"style": [], "script": []}
 

@@ -23,8 +23,8 @@ def visible_text(html: str) -> str:
 @pytest.mark.parametrize(
     ("lang", "amount", "since", "words"),
     [
-        ("ru", f"1{NBSP}234,50{NBSP}₽", f"5{NBSP}марта 2025", "приостановлен до оплаты"),
-        ("en", "₽1,234.50", f"5{NBSP}March 2025", "paused until payment"),
+        ("ru", f"1{NBSP}234,50{NBSP}₽", "5 марта 2025\u202fг.", "приостановлен до оплаты"),
+        ("en", f"RUB{NBSP}1,234.50", "March 5, 2025", "paused until payment"),
     ],
 )
 async def test_blocked_page_shows_facts_and_ways_to_pay(make_client, lang, amount, since, words):
@@ -52,8 +52,8 @@ async def test_blocked_page_shows_facts_and_ways_to_pay(make_client, lang, amoun
 @pytest.mark.parametrize(
     ("lang", "amount", "date_text", "button"),
     [
-        ("ru", f"1{NBSP}234,50{NBSP}₽", f"20{NBSP}марта 2025", "Понятно, продолжить"),
-        ("en", "₽1,234.50", f"20{NBSP}March 2025", "Got it, continue"),
+        ("ru", f"1{NBSP}234,50{NBSP}₽", "20 марта 2025\u202fг.", "Понятно, продолжить"),
+        ("en", f"RUB{NBSP}1,234.50", "March 20, 2025", "Got it, continue"),
     ],
 )
 async def test_warn_page_has_amount_date_and_continue_form(
@@ -124,17 +124,37 @@ async def test_language_choice_order(make_client):
 
 
 async def test_templates_dir_overrides_shipped(make_client, tmp_path):
-    (tmp_path / "en").mkdir()
-    (tmp_path / "en" / "blocked.html").write_text(
-        '{% extends "en/_layout.html" %}{% block content %}CUSTOM {{ amount }} '
-        '{{ "<b>" }}{% endblock %}'
+    (tmp_path / "blocked.html").write_text(
+        '{% extends "_layout.html" %}{% block content %}CUSTOM {{ amount }} '
+        '{{ "<b>" }} {% trans %}Ways to pay{% endtrans %}{% endblock %}'
     )
     link = MemoryLink({IP: subscriber(IP, State.BLOCKED, language="en")})
     client = await make_client(link, make_config(templates_dir=tmp_path))
     html = await (await client.get("/", headers=as_ip(IP))).text()
-    assert "CUSTOM ₽1,234.50 &lt;b&gt;" in html  # autoescape stays on in overrides
+    assert f"CUSTOM RUB{NBSP}1,234.50 &lt;b&gt; Ways to pay" in html  # autoescape stays on
+    # One set of templates: the override serves every language, translated.
     html_ru = await (await client.get("/", params={"lang": "ru"}, headers=as_ip(IP))).text()
-    assert "приостановлен" in html_ru
+    assert f"CUSTOM 1{NBSP}234,50{NBSP}₽ &lt;b&gt; Как оплатить" in html_ru
+    warn = MemoryLink({IP: subscriber(IP, State.WARN, language="ru")})
+    client = await make_client(warn, make_config(templates_dir=tmp_path))
+    assert "Понятно, продолжить" in await (await client.get("/", headers=as_ip(IP))).text()
+
+
+async def test_an_operator_adds_a_language_with_one_catalogue(make_client, tmp_path):
+    po = tmp_path / "locale" / "de" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    po.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n'
+                  '"Plural-Forms: nplurals=2; plural=(n != 1);\\n"\n\n'
+                  'msgid "Your Internet access is paused until payment"\n'
+                  'msgstr "Ihr Internetzugang ist bis zur Zahlung gesperrt"\n')
+    link = MemoryLink({IP: subscriber(IP, State.BLOCKED, language="de")})
+    client = await make_client(link, make_config(templates_dir=tmp_path))
+    html = await (await client.get("/", headers=as_ip(IP))).text()
+    assert '<html lang="de">' in html
+    assert "Ihr Internetzugang ist bis zur Zahlung gesperrt" in html
+    assert f"1.234,50{NBSP}RUB" in html  # German money, by Babel
+    assert "Ways to pay" in html  # not translated in this catalogue: the English text
+    assert 'hreflang="de"' not in html and 'hreflang="ru"' in html  # the switch lists it
 
 
 async def test_daemon_down_shows_neutral_503(make_client):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 
-from debtgate.billing.base import PROMOTE_AFTER, gc_paused
+from debtgate.billing.memory import PROMOTE_AFTER, gc_paused
 
 
 def _generation_of(obj: object) -> int | None:

@@ -7,7 +7,7 @@ import gc
 
 import pytest
 
-from debtgate.billing import base
+from debtgate.billing import memory as base
 
 
 def test_a_slow_collection_is_logged(monkeypatch: pytest.MonkeyPatch,

@@ -1,4 +1,5 @@
-"""Money, dates, account masking, language choice."""
+"""Money and dates as each language writes them (Babel, CLDR), account masking, language
+choice."""
 
 from __future__ import annotations
 
@@ -23,15 +24,17 @@ S = "\u00a0"
     ("amount", "currency", "lang", "text"),
     [
         ("1234.5", "RUB", "ru", f"1{S}234,50{S}₽"),
-        ("1234.5", "RUB", "en", "₽1,234.50"),
+        ("1234.5", "RUB", "en", f"RUB{S}1,234.50"),
         ("0.005", "RUB", "ru", f"0,01{S}₽"),
         ("1234567.891", "EUR", "ru", f"1{S}234{S}567,89{S}€"),
         ("999", "USD", "en", "$999.00"),
-        ("1000", "JPY", "en", f"1,000{S}JPY"),
-        ("12.3", "XYZ", "en", f"12.30{S}XYZ"),
+        ("1000", "JPY", "en", "¥1,000"),
+        ("12.3", "XYZ", "en", f"XYZ{S}12.30"),
         ("12.3", "", "ru", "12,30"),
         ("-5", "RUB", "ru", f"-5,00{S}₽"),
-        ("1234.5", "BYN", "en", f"Br{S}1,234.50"),
+        ("1234.5", "BYN", "en", f"BYN{S}1,234.50"),
+        ("1234.5", "RUB", "de", f"1.234,50{S}RUB"),
+        ("1234.5", "KZT", "kk", f"1{S}234,50{S}₸"),
         ("1234.5", "rub", "ru", f"1{S}234,50{S}₽"),
     ],
 )
@@ -46,9 +49,10 @@ def test_minor_units():
 
 
 def test_format_date():
-    assert format_date(date(2025, 3, 5), "ru") == f"5{S}марта 2025"
-    assert format_date(date(2025, 12, 31), "en") == f"31{S}December 2025"
-    assert format_date(date(2025, 1, 2), "xx") == "2025-01-02"
+    assert format_date(date(2025, 3, 5), "ru") == "5 марта 2025\u202fг."
+    assert format_date(date(2025, 12, 31), "en") == "December 31, 2025"
+    assert format_date(date(2025, 3, 5), "de") == "5. März 2025"
+    assert format_date(date(2025, 1, 2), "xx") == "January 2, 2025"  # unknown: English
 
 
 @pytest.mark.parametrize(
