@@ -17,6 +17,9 @@ if [[ "${1:-}" == "--root" ]]; then root="${2:?--root needs a directory}"; fi
 venv="$root/opt/debtgate/venv"
 etc="$root/etc/debtgate"
 python3 -m venv "$venv"
+# setuptools reuses build/ (its scratch, git-ignored): files deleted from the tree since
+# the last build (templates moved, modules renamed) would travel into the install.
+rm -rf build
 "$venv/bin/pip" install -q --disable-pip-version-check .
 install -d -m 0750 "$etc"
 [[ -f "$etc/debtgate.toml" ]] || install -m 0640 examples/debtgate.toml "$etc/debtgate.toml"
