@@ -58,6 +58,39 @@ class Outcome:
 
 
 
+def _refused(out: Outcome, exc: Exception, account: str | None,
+             previous: Mapping[str, Subscriber], seen: set[str],
+             into: dict[str, Subscriber], lean: Mapping[str, str]) -> None:
+    """A row that did not parse: rejected, and its account keeps its last good version."""
+    reason = exc.reason if isinstance(exc, RowError) else "bad_row"
+    detail = exc.detail if isinstance(exc, RowError) else f"unreadable row: {exc}"
+    out.rejections.append(Rejection(account or None, reason, detail))
+    if account and account in previous and account not in seen and account not in lean:
+        into[account] = previous[account]
+    if account:
+        seen.add(account)
+
+
+def _admitted(out: Outcome, sub: Subscriber, foreign: int, seen: set[str],
+              into: dict[str, Subscriber], lean: Mapping[str, str]) -> bool:
+    """Count a parsed row; True when it is a subscriber of this gateway (stored in
+    ``into``), False for a duplicate or another gateway's account."""
+    if sub.account in seen or sub.account in lean:
+        out.rejections.append(Rejection(sub.account, "duplicate_account",
+                                        f"account {sub.account!r} appears twice"))
+        return False
+    seen.add(sub.account)
+    out.foreign_addresses += foreign
+    if foreign and not sub.addresses:
+        out.foreign_accounts.append(sub.account)
+        return False
+    into[sub.account] = sub
+    return True
+
+
+_NO_LEAN: Mapping[str, str] = {}
+
+
 def validate_rows(
     rows: Iterable[Mapping[str, object]],
     policy: Policy,
@@ -78,39 +111,18 @@ def validate_rows(
             got = parse_plain(row.get("account"), row.get("addresses"), row.get("state"),
                               row, policy)
             if got is not None and got[0].account not in seen:
-                sub, foreign = got
-                seen.add(sub.account)
-                out.foreign_addresses += foreign
-                if foreign and not sub.addresses:
-                    out.foreign_accounts.append(sub.account)
-                    continue
-                out.subscribers[sub.account] = sub
-                parsed.append(sub)
+                if _admitted(out, *got, seen, out.subscribers, _NO_LEAN):
+                    parsed.append(got[0])
                 continue
         account = None
         try:
             account = text_of(row, "account") if isinstance(row, Mapping) else None
             sub, foreign = parse_row(row, policy)
         except (RowError, ValueError, TypeError, AttributeError) as exc:
-            reason = exc.reason if isinstance(exc, RowError) else "bad_row"
-            detail = exc.detail if isinstance(exc, RowError) else f"unreadable row: {exc}"
-            out.rejections.append(Rejection(account or None, reason, detail))
-            if account and account in previous and account not in seen:
-                out.subscribers[account] = previous[account]
-            if account:
-                seen.add(account)
+            _refused(out, exc, account, previous, seen, out.subscribers, _NO_LEAN)
             continue
-        if sub.account in seen:
-            out.rejections.append(Rejection(sub.account, "duplicate_account",
-                                            f"account {sub.account!r} appears twice"))
-            continue
-        seen.add(sub.account)
-        out.foreign_addresses += foreign
-        if foreign and not sub.addresses:
-            out.foreign_accounts.append(sub.account)
-            continue
-        out.subscribers[sub.account] = sub
-        parsed.append(sub)
+        if _admitted(out, sub, foreign, seen, out.subscribers, _NO_LEAN):
+            parsed.append(sub)
     _resolve_conflicts(out, ((sub.account, sub.addresses) for sub in parsed), previous)
     return out
 
@@ -196,25 +208,10 @@ def validate_columns(cols: Columns, policy: Policy,
             account = text_of(row, "account")
             sub, foreign = parse_row(row, policy)
         except (RowError, ValueError, TypeError, AttributeError) as exc:
-            reason = exc.reason if isinstance(exc, RowError) else "bad_row"
-            detail = exc.detail if isinstance(exc, RowError) else f"unreadable row: {exc}"
-            out.rejections.append(Rejection(account or None, reason, detail))
-            if (account and account in previous and account not in seen
-                    and account not in lean):
-                subs[account] = previous[account]
-            if account:
-                seen.add(account)
+            _refused(out, exc, account, previous, seen, subs, lean)
             continue
-        if sub.account in seen or sub.account in lean:
-            out.rejections.append(Rejection(sub.account, "duplicate_account",
-                                            f"account {sub.account!r} appears twice"))
+        if not _admitted(out, sub, foreign, seen, subs, lean):
             continue
-        seen.add(sub.account)
-        out.foreign_addresses += foreign
-        if foreign and not sub.addresses:
-            out.foreign_accounts.append(sub.account)
-            continue
-        subs[sub.account] = sub
         general[index] = sub
         for elem in sub.addresses:
             if "/" in elem:
