@@ -60,7 +60,7 @@ class Harness:
         self.cutter = FakeCutter()
         self.engine = Engine(self.nft, self.cutter, policy or Policy(), clock=lambda: NOW)  # type: ignore[arg-type]
         self.transitions: list[Any] = []
-        self.engine.listeners.append(lambda change, sub: self.transitions.append(change))
+        self.engine.announcer.listeners.append(lambda change, sub: self.transitions.append(change))
 
     async def snapshot(self, *rows: Any) -> Plan | None:
         before = len(self.nft.plans)

@@ -140,7 +140,7 @@ class Admin:
             "override": override.as_dict() if override else None,
             "held_by_guard": sub.account in eng.held,
             "acknowledged_until": eng.acked.get(sub.account),
-            "transitions": list(eng.history.get(sub.account, ())),
+            "transitions": list(eng.announcer.history.get(sub.account, ())),
             "radius": None,
         }
         for ext in self.daemon.extensions:

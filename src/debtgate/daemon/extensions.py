@@ -87,7 +87,7 @@ class Radius:
                                       sub.addresses))
 
     async def run(self, daemon: ExtensionHost) -> None:
-        daemon.engine.listeners.append(self.on_transition)
+        daemon.engine.announcer.listeners.append(self.on_transition)
         try:
             await self.dispatcher.run()
         finally:

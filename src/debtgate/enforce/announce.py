@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 BULK_AUDIT = 1000
 """Above this many transitions in one apply, the audit groups them (1,000 accounts a line)
-and they are announced in the background (see :meth:`Engine._announce`)."""
+and they are announced in the background (see :meth:`Announcer.announce`)."""
 ANNOUNCE_CHUNK = 1000
 """Transitions handed over per turn of the event loop by the background announcer."""
 BACKLOG_MAX = 2_000_000
@@ -64,20 +64,27 @@ class TransitionListener(Protocol):
 
 
 class Announcer:
-    """The announcing half of :class:`~debtgate.enforce.engine.Engine`."""
+    """Hands the engine's transitions to the history, the audit trail and the listeners
+    (RADIUS, ...), and owns the backlog of large batches. A part of the engine, composed:
+    it reads the inventory (a subscriber as of the change), takes bulk turns, and calls
+    ``forget_ack`` when an account leaves the warn state."""
 
-    inventory: Inventory
-    history: History
-    listeners: list[TransitionListener]
-    _backlog: deque[_Pending]
-    _backlog_size: int
-    _backlog_task: asyncio.Task[None] | None
-    turn: Turn
+    def __init__(self, inventory: Inventory, turn: Turn,
+                 forget_ack: Callable[[str, tuple[str, ...]], None],
+                 history_cap: int) -> None:
+        self.inventory = inventory
+        self.turn = turn
+        self._forget_ack = forget_ack
+        self.history = History(history_cap)
+        """The last transitions of each account (read as lists of dicts)."""
+        self.listeners: list[TransitionListener] = []
+        self._backlog: deque[_Pending] = deque()
+        """Announcements of large batches not yet handed to history, audit and listeners
+        (in order; a later small batch waits behind them)."""
+        self._backlog_size = 0
+        self._backlog_task: asyncio.Task[None] | None = None
 
-    def _forget_ack(self, account: str, addresses: tuple[str, ...]) -> None:
-        raise NotImplementedError
-
-    def _announce(self, changes: list[Transition],
+    def announce(self, changes: list[Transition],
                   subs: Mapping[str, Subscriber | None] | None = None) -> None:
         """Hand transitions to the history, the audit trail and the listeners.
 
@@ -95,18 +102,18 @@ class Announcer:
             c.account: self.inventory.get(c.account) for c in changes}))
         self._backlog_size += len(changes)
         if self._backlog_size > BACKLOG_MAX:
-            self.drain_announcements()
+            self.drain()
             return
         task = self._backlog_task
         if task is None or task.done():
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                self.drain_announcements()
+                self.drain()
                 return
             self._backlog_task = loop.create_task(self._announce_later(), name="announce")
 
-    def drain_announcements(self) -> None:
+    def drain(self) -> None:
         """Hand over every queued announcement now (in order)."""
         while self._backlog:
             self._hand_over_batch(self._backlog[0], len(self._backlog[0].changes))
@@ -116,7 +123,7 @@ class Announcer:
         """Wait until every queued announcement is handed over."""
         while self._backlog_task is not None and not self._backlog_task.done():
             await asyncio.shield(self._backlog_task)
-        self.drain_announcements()
+        self.drain()
 
     def _hand_over_batch(self, batch: _Pending, upto: int) -> None:
         """Hand over ``batch.changes[batch.done:upto]`` (audited as a whole first)."""

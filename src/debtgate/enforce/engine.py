@@ -13,7 +13,6 @@ out) with a thin async shell; that split will bring it under.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -48,9 +47,9 @@ from debtgate.core.guard import GuardPolicy, hold
 from debtgate.core.placement import place_many
 from debtgate.core.reconcile import Plan, commit, reconcile
 from debtgate.core.sets import ENFORCEMENT_SETS, GARDEN_SETS, MANAGED_SETS
-from debtgate.core.transitions import History, arrivals, bulk_transitions, transitions
+from debtgate.core.transitions import arrivals, bulk_transitions, transitions
 from debtgate.enforce import deltas
-from debtgate.enforce.announce import Announcer, TransitionListener, _Pending
+from debtgate.enforce.announce import Announcer
 from debtgate.enforce.audit import audit
 from debtgate.enforce.deltas import carve_if_needed, check_clashes, validate_delta, validate_rows_of
 from debtgate.enforce.inventory import Inventory, Placements
@@ -104,7 +103,7 @@ class Stats:
     synced: bool = False
 
 
-class Engine(PortalSide, Announcer):
+class Engine(PortalSide):
     def __init__(self, nft: NftAdapter, cutter: ConntrackCutter, policy: Policy,
                  ack_timeout: int = 3600, clock: Callable[[], datetime] | None = None) -> None:
         self.nft = nft
@@ -123,9 +122,6 @@ class Engine(PortalSide, Announcer):
         self.foreign_addresses = 0
         """Addresses of the last snapshot outside ``[network] serves``."""
         self.last_rejections: deque[dict[str, Any]] = deque(maxlen=50)
-        self.listeners: list[TransitionListener] = []
-        self.history = History(HISTORY)
-        """The last transitions of each account (read as lists of dicts)."""
         self.acked: dict[str, float] = {}
         self.portal_views = 0
         self.portal_errors = 0
@@ -134,11 +130,6 @@ class Engine(PortalSide, Announcer):
         self.placed: MutableMapping[str, State] = Placements(self.inventory)
         """The state each account is enforced as (billing, overrides and the guard applied);
         only non-active placements are stored."""
-        self._backlog: deque[_Pending] = deque()
-        """Announcements of large batches not yet handed to history, audit and listeners
-        (in order; a later small batch waits behind them)."""
-        self._backlog_size = 0
-        self._backlog_task: asyncio.Task[None] | None = None
         self.overrides: dict[str, Override] = {}
         self.guard = GuardPolicy()
         self.held: dict[str, State] = {}
@@ -149,6 +140,8 @@ class Engine(PortalSide, Announcer):
         its accounts, or ``(None, ())`` after bulk work (the persisted state's writer)."""
         self.turn = Turn()
         """Whose turn it is: urgent work before the next slice of bulk work."""
+        self.announcer = Announcer(self.inventory, self.turn, self._forget_ack, HISTORY)
+        """Transitions to the history, the audit trail and the listeners."""
         self.fresh: dict[str, int] = {}
         """Accounts placed by a small change, with when its rows were read: an older
         event (a storm or a snapshot read before it, applied after) leaves them be."""
@@ -295,7 +288,7 @@ class Engine(PortalSide, Announcer):
             news = await self._snapshot_plan(outcome)
         if news is not None:  # what changed, found in slices (debtgate.enforce.snapshot_news)
             changes, after = await snapshot_news(self.turn, *news)
-            self._announce(changes, after)
+            self.announcer.announce(changes, after)
 
     def _apply_snapshot(self, event: Snapshot, outcome: Outcome) -> None:
         """The snapshot's rejections and foreign rows recorded; the accounts a later
@@ -361,7 +354,7 @@ class Engine(PortalSide, Announcer):
         self.stats.synced = True
         self.on_applied(None, ())
         if first:  # every account is new
-            self._announce(arrivals(subs, final, self.clock(), "billing"), subs)
+            self.announcer.announce(arrivals(subs, final, self.clock(), "billing"), subs)
             return None
         return (old_full, old_lean, self._old_state_of(old_placed), subs, lean, final,
                 inv.lean_subscriber, self.clock())
@@ -497,7 +490,7 @@ class Engine(PortalSide, Announcer):
             self.inventory.put(sub)
         self.placed.update(final)
         after: dict[str, Subscriber | None] = {**subs, **{g: None for g in gone}}
-        self._announce(transitions(before, after,
+        self.announcer.announce(transitions(before, after,
                                    lambda sub: before_state.get(sub.account, sub.state),
                                    lambda sub: final[sub.account], self.clock(), cause), after)
         self.on_applied(plan, [*subs, *gone])
@@ -529,7 +522,7 @@ class Engine(PortalSide, Announcer):
             placed.pop(account, None)
         inv.put_many(subs.values())
         placed.update(final)
-        self._announce(bulk_transitions(subs, gone, olds, final, self.clock(), cause),
+        self.announcer.announce(bulk_transitions(subs, gone, olds, final, self.clock(), cause),
                        {**subs, **dict.fromkeys(gone)})
         self.on_applied(None, ())
 

@@ -25,7 +25,7 @@ async def replay(events: list[Any]) -> Harness:
     h = Harness()
     for event in events:
         await h.engine.handle(event)
-    await h.engine.announced()
+    await h.engine.announcer.announced()
     return h
 
 

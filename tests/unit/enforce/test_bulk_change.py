@@ -65,7 +65,7 @@ async def _run(bulk: bool, seed: int, fail: bool = False) -> dict[str, Any]:
             await h.engine.handle(Delta(rows, gone))
         except ApplyError:
             assert fail
-        await h.engine.announced()
+        await h.engine.announcer.announced()
         e = h.engine
         return {
             "plans": [(p.changes, p.conntrack) for p in h.nft.plans],
@@ -74,7 +74,7 @@ async def _run(bulk: bool, seed: int, fail: bool = False) -> dict[str, Any]:
             "hosts": e.inventory._hosts, "nets": e.inventory._nets,  # noqa: SLF001
             "placed": dict(e.placed), "rejections": list(e.last_rejections),
             "transitions": [t.as_dict() for t in h.transitions],
-            "history": {a: e.history[a] for a in e.history},
+            "history": {a: e.announcer.history[a] for a in e.announcer.history},
         }
     finally:
         engine_mod.BULK_CHANGE = 2000

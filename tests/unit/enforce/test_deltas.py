@@ -33,7 +33,7 @@ async def test_bulk_delta_as_rows_or_columns(as_columns: bool) -> None:
     await h.snapshot(*BASE)
     rows: Any = columns(DELTA, EXTRAS, active_extras=False) if as_columns else DELTA
     await h.engine.handle(Delta(rows, gone=("a2999",)))
-    await h.engine.announced()
+    await h.engine.announcer.announced()
     blocked = h.nft.sets["blocked_v4_host"]
     assert len(blocked) == 2600 and "10.0.0.1" in blocked
     assert h.nft.sets["locked_v4_host"] == {"10.8.0.1"}

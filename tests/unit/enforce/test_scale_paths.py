@@ -86,10 +86,10 @@ async def test_large_batches_are_announced_after_the_apply_in_order() -> None:
     # A small change right after waits behind the big batch (order is kept).
     await h.delta(row("a0", "10.0.0.1"))
     assert h.nft.sets["blocked_v4_host"].isdisjoint({"10.0.0.1"})
-    await h.engine.announced()
+    await h.engine.announcer.announced()
     assert len(h.transitions) == n + 1
     assert h.transitions[-1].account == "a0" and h.transitions[-1].new is State.ACTIVE
-    assert [t["new"] for t in h.engine.history["a0"]] == ["blocked", "active"]
+    assert [t["new"] for t in h.engine.announcer.history["a0"]] == ["blocked", "active"]
     assert h.engine.placed["a0"] is State.ACTIVE and h.engine.placed["a1"] is State.BLOCKED
 
 
