@@ -115,12 +115,14 @@ async def daemon(sock: str, n: int, out: str, interval: float) -> None:
     views: list[float] = []
 
     class Backend:
+        errors = 0
+
         def view(self, ip: str) -> SubscriberView | None:
             views.append(time.monotonic())
-            return engine.view(ip)
+            return engine.portal.view(ip)
 
         async def acknowledge(self, ip: str) -> dict[str, object] | None:
-            return await engine.acknowledge(ip)
+            return await engine.portal.acknowledge(ip)
 
     runner = await serve_unix(make_portal_api(Backend()), sock + ".tmp")
     os.rename(sock + ".tmp", sock)  # the orchestrator waits for this name
@@ -142,7 +144,7 @@ async def daemon(sock: str, n: int, out: str, interval: float) -> None:
         except TimeoutError:
             pass
     Path(out).write_text(json.dumps({"samples": samples, "views": views,
-                                     "views_total": engine.portal_views,
+                                     "views_total": engine.portal.views,
                                      "kernel_writes": engine.stats.kernel_writes}))
     await runner.cleanup()
 

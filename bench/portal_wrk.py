@@ -45,12 +45,14 @@ import asyncio, sys
 from datetime import date
 from decimal import Decimal
 from debtgate.model import State, Subscriber
-from debtgate.api.portal_channel import make_portal_api, serve_unix, view_dict
+from debtgate.api.portal_channel import make_portal_api, serve_unix
+from debtgate.view import view_of
 SUB = Subscriber("100002", ("127.0.0.1",), State.BLOCKED, Decimal("1250.00"), "RUB",
                  date(2026, 11, 1), None, "Anna Smirnova", "ru")
 class Backend:
+    errors = 0
     def view(self, ip):
-        return view_dict(SUB, ip, ack_timeout=3600) if ip == "127.0.0.1" else None
+        return view_of(SUB, ip, ack_timeout=3600) if ip == "127.0.0.1" else None
     async def acknowledge(self, ip):
         return None
 async def main():

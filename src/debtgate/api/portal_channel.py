@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from debtgate.view import SubscriberView, encode_view
 
@@ -45,7 +46,10 @@ MAX_BODY = 1024
 
 
 class PortalBackend(Protocol):
-    """What the daemon's engine provides to the portal."""
+    """What the daemon's engine provides to the portal (``engine.portal``)."""
+
+    errors: int
+    """Requests of the channel refused as malformed (counted here, shown on the status)."""
 
     def view(self, ip: str) -> SubscriberView | None:
         """The view of the subscriber owning ``ip``, or None."""
@@ -58,7 +62,7 @@ class PortalBackend(Protocol):
 
 
 class SelfServiceBackend(Protocol):
-    """Promised payment and resume (``engine.selfservice`` when self-service runs)."""
+    """Promised payment and resume (``engine.portal.selfservice`` while self-service runs)."""
 
     async def promise(self, ip: str, request_id: str) -> dict[str, Any] | None:
         """The billing's answer to a promised payment for ``ip``'s owner; None if nobody's."""
@@ -147,9 +151,17 @@ async def _selfservice(request: web.Request) -> web.Response:
     return _json(result)
 
 
+@web.middleware
+async def _count_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if response.status == 400:
+        request.app[BACKEND].errors += 1
+    return response
+
+
 def make_portal_api(backend: PortalBackend) -> web.Application:
     """The aiohttp application the portal talks to."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_count_refusals])
     app[BACKEND] = backend
     app.router.add_get("/v1/view", _view)
     app.router.add_post("/v1/ack", _ack)

@@ -57,7 +57,7 @@ class PortalChannel:
 
     async def run(self, daemon: ExtensionHost) -> None:
         while True:
-            runner = await serve_unix(make_portal_api(daemon.engine), self.path,
+            runner = await serve_unix(make_portal_api(daemon.engine.portal), self.path,
                                       group=self.group)
             served = self.path
             try:

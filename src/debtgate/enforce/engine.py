@@ -103,7 +103,7 @@ class Stats:
     synced: bool = False
 
 
-class Engine(PortalSide):
+class Engine:
     def __init__(self, nft: NftAdapter, cutter: ConntrackCutter, policy: Policy,
                  ack_timeout: int = 3600, clock: Callable[[], datetime] | None = None) -> None:
         self.nft = nft
@@ -122,10 +122,6 @@ class Engine(PortalSide):
         self.foreign_addresses = 0
         """Addresses of the last snapshot outside ``[network] serves``."""
         self.last_rejections: deque[dict[str, Any]] = deque(maxlen=50)
-        self.acked: dict[str, float] = {}
-        self.portal_views = 0
-        self.portal_errors = 0
-        self.portal_acks = 0
         self.stats = Stats()
         self.placed: MutableMapping[str, State] = Placements(self.inventory)
         """The state each account is enforced as (billing, overrides and the guard applied);
@@ -140,7 +136,9 @@ class Engine(PortalSide):
         its accounts, or ``(None, ())`` after bulk work (the persisted state's writer)."""
         self.turn = Turn()
         """Whose turn it is: urgent work before the next slice of bulk work."""
-        self.announcer = Announcer(self.inventory, self.turn, self._forget_ack, HISTORY)
+        self.portal = PortalSide(self, nft, cutter)
+        """The portal channel's side: views and acknowledgements."""
+        self.announcer = Announcer(self.inventory, self.turn, self.portal.forget_ack, HISTORY)
         """Transitions to the history, the audit trail and the listeners."""
         self.fresh: dict[str, int] = {}
         """Accounts placed by a small change, with when its rows were read: an older

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from debtgate.core.sets import ACK_SETS
 from debtgate.enforce.audit import audit
 from debtgate.model import State, Subscriber
-from debtgate.view import SubscriberView, view_of
+from debtgate.view import PromiseOffer, SubscriberView, view_of
 
 if TYPE_CHECKING:
     from debtgate.billing.rows import Policy
@@ -20,20 +20,50 @@ if TYPE_CHECKING:
     from debtgate.kernel.nft import NftAdapter
 
 
-class PortalSide:
-    """The portal-facing half of :class:`~debtgate.enforce.engine.Engine` (``PortalBackend``)."""
+class Enforcement(Protocol):
+    """What the portal side reads of the engine (the engine owns all of it)."""
 
-    inventory: Inventory
-    placed: MutableMapping[str, State]
-    acked: dict[str, float]
-    portal_views: int
-    portal_acks: int
-    ack_timeout: int
-    policy: Policy
-    exclusive: Callable[[], AbstractAsyncContextManager[None]]
-    nft: NftAdapter
-    cutter: ConntrackCutter
-    state_of: Callable[[Subscriber], State]
+    @property
+    def inventory(self) -> Inventory: ...
+
+    @property
+    def placed(self) -> Mapping[str, State]: ...
+
+    @property
+    def ack_timeout(self) -> int: ...
+
+    @property
+    def policy(self) -> Policy: ...
+
+    def state_of(self, sub: Subscriber) -> State: ...
+
+    def exclusive(self) -> AbstractAsyncContextManager[None]: ...
+
+
+class Offers(Protocol):
+    """What self-service adds to a view (``debtgate.selfservice.service.SelfService``)."""
+
+    def offers(self, sub: Subscriber, state: State) -> tuple[PromiseOffer, bool]: ...
+
+
+class PortalSide:
+    """The engine's side of the portal channel (``PortalBackend``): the view of an
+    address, acknowledgements of warnings. Composed into the engine (``engine.portal``);
+    it owns the acknowledgements, the portal counters and the self-service link, and
+    reads the rest through :class:`Enforcement`."""
+
+    def __init__(self, engine: Enforcement, nft: NftAdapter, cutter: ConntrackCutter) -> None:
+        self._engine = engine
+        self.nft = nft
+        self.cutter = cutter
+        self.acked: dict[str, float] = {}
+        """Accounts whose warning is acknowledged, until when (wall clock)."""
+        self.views = 0
+        self.acks = 0
+        self.errors = 0
+        """Requests of the portal channel refused as malformed."""
+        self.selfservice: Offers | None = None
+        """Attached by self-service while it runs."""
 
     # -- the portal's view (PortalBackend) ---------------------------------------
     def view(self, ip: str) -> SubscriberView | None:
@@ -41,38 +71,43 @@ class PortalSide:
         # One address lookup (owner), then the account by id: O(1) for a host address.
         # Only the owner of the address is ever shown (an account id that merely looks
         # like the address is not).
-        owner = self.inventory.owner(ip)
-        sub = self.inventory.get(owner) if owner is not None else None
+        eng = self._engine
+        owner = eng.inventory.owner(ip)
+        sub = eng.inventory.get(owner) if owner is not None else None
         if sub is None:
             return None
-        self.portal_views += 1
-        effective = self.placed.get(sub.account, self.state_of(sub))
+        self.views += 1
+        effective = eng.placed.get(sub.account, eng.state_of(sub))
         acked = self.acked.get(sub.account, 0.0) > time.time()
-        promise, can_resume = None, False
-        selfservice = getattr(self, "selfservice", None)  # attached by debtgate.selfservice.service
-        if selfservice is not None:
-            promise, can_resume = selfservice.offers(sub, effective)
+        promise: PromiseOffer | None = None
+        can_resume = False
+        if self.selfservice is not None:
+            promise, can_resume = self.selfservice.offers(sub, effective)
         return view_of(sub, ip, state=effective, acknowledged=acked,
-                       ack_timeout=self.ack_timeout,
-                       default_currency=self.policy.default_currency, promise=promise,
+                       ack_timeout=eng.ack_timeout,
+                       default_currency=eng.policy.default_currency, promise=promise,
                        can_resume=can_resume)
 
     # -- acknowledgements ------------------------------------------------------
     async def acknowledge(self, ip: str) -> dict[str, Any] | None:
-        owner = self.inventory.owner(ip)
-        sub = self.inventory.get(owner) if owner is not None else None
-        if sub is None or self.placed.get(sub.account, sub.state) is not State.WARN:
+        eng = self._engine
+        owner = eng.inventory.owner(ip)
+        sub = eng.inventory.get(owner) if owner is not None else None
+        if sub is None or eng.placed.get(sub.account, sub.state) is not State.WARN:
             return None
-        async with self.exclusive():
+        timeout = eng.ack_timeout
+        async with eng.exclusive():
             for name, elems in _by_ack_set(sub.addresses):
-                await self.nft.add_timed(name, elems, self.ack_timeout)
-        self.acked[sub.account] = time.time() + self.ack_timeout
-        self.portal_acks += 1
-        audit("acknowledged", account=sub.account, address=ip, seconds=self.ack_timeout)
+                await self.nft.add_timed(name, elems, timeout)
+        self.acked[sub.account] = time.time() + timeout
+        self.acks += 1
+        audit("acknowledged", account=sub.account, address=ip, seconds=timeout)
         await self.cutter.cut(list(sub.addresses))
-        return {"acknowledged": True, "expires_in": self.ack_timeout}
+        return {"acknowledged": True, "expires_in": timeout}
 
-    def _forget_ack(self, account: str, addresses: tuple[str, ...]) -> None:
+    def forget_ack(self, account: str, addresses: tuple[str, ...]) -> None:
+        """An account left the warn state: its acknowledgement goes (kernel elements in
+        the background)."""
         if self.acked.pop(account, None) is None:
             return
         task = asyncio.get_running_loop().create_task(self._delete_acks(addresses),

@@ -1,7 +1,7 @@
 """Self-service from the stub page: promised payment and resuming a voluntary pause.
 
-:class:`SelfService` is a daemon extension. While it runs it is attached to the engine
-as ``engine.selfservice``: :meth:`Engine.view` then adds ``"promise"`` and
+:class:`SelfService` is a daemon extension. While it runs it is attached to the engine's
+portal side as ``engine.portal.selfservice``: its views then add ``"promise"`` and
 ``"can_resume"`` to the portal's view, and the portal channel routes
 ``POST /v1/promise`` and ``POST /v1/resume`` to :meth:`promise` and :meth:`resume`.
 
@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 class Accounts(Protocol):
     """What self-service reads from the engine."""
 
-    inventory: Any
-    state_of: Callable[[Subscriber], State]
+    @property
+    def inventory(self) -> Any: ...
+
+    def state_of(self, sub: Subscriber) -> State: ...
 
 
 class SelfService:
@@ -68,17 +70,19 @@ class SelfService:
 
     # -- the extension ---------------------------------------------------------
     async def run(self, daemon: ExtensionHost) -> None:
-        self.attach(daemon.engine)
+        self.attach(daemon.engine, daemon.engine.portal)
         try:
             await asyncio.Event().wait()
         finally:
-            daemon.engine.selfservice = None  # type: ignore[attr-defined]
+            daemon.engine.portal.selfservice = None
             if self.hook is not None:
                 await self.hook.close()
 
-    def attach(self, engine: Any) -> None:
+    def attach(self, engine: Accounts, portal: Any) -> None:
+        """Read accounts from ``engine``; serve the views and requests of ``portal`` (the
+        engine's portal side: its ``selfservice`` is this while it runs)."""
         self.engine = engine
-        engine.selfservice = self
+        portal.selfservice = self
         if self.cfg.enabled:
             log.info("self-service enabled: promise=%s resume=%s hook=%s",
                      self.cfg.promise.enabled, self.cfg.resume.enabled, self.cfg.hook.kind)

@@ -32,6 +32,7 @@ class MemoryBackend:
         }
         self.acked: set[str] = set()
         self.lookups = 0
+        self.errors = 0
 
     def view(self, ip: str) -> SubscriberView | None:
         self.lookups += 1
@@ -96,7 +97,7 @@ async def test_ack_of_non_warn_is_refused(channel):
 
 @pytest.mark.parametrize("query", ["ip=not-an-ip", "ip=10.0.0.0/8", "", "ip=" + "1" * 100])
 async def test_api_rejects_bad_addresses(channel, query):
-    _, _, path = channel
+    backend, _, path = channel
     async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as s:
         async with s.get(f"http://daemon/v1/view?{query}") as resp:
             assert resp.status == 400
@@ -104,6 +105,9 @@ async def test_api_rejects_bad_addresses(channel, query):
             assert resp.status == 400
         async with s.post("http://daemon/v1/ack", json=["10.0.0.1"]) as resp:
             assert resp.status == 400
+        async with s.get(f"http://daemon/v1/view?ip={WARN_IP}") as resp:
+            assert resp.status == 200
+    assert backend.errors == 3  # the refusals are counted (the status's portal.errors)
 
 
 async def test_missing_daemon_raises_unavailable(tmp_path):

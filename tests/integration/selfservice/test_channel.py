@@ -39,7 +39,7 @@ async def portal(tmp_path):
     backend = Backend()
     hook = ScriptedHook(HookAnswer(True), HookAnswer(False, "limit"))
     service = SelfService(config(), hook=hook)
-    service.attach(backend)
+    service.attach(backend, backend)
     runner = await serve_unix(make_portal_api(backend), tmp_path / "portal.sock")
     link = UnixSocketLink(tmp_path / "portal.sock", cache_ttl=60)
     client = TestClient(TestServer(make_app(make_config(), link, secret=b"s" * 32)))

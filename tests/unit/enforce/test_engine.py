@@ -139,8 +139,8 @@ async def test_acknowledge_only_in_warn() -> None:
     h = Harness()
     await h.snapshot(row("w", ["10.0.0.7", "2001:db8::7"], "warn"),
                      row("b", ["10.0.0.2"], "blocked"))
-    assert await h.engine.acknowledge("10.0.0.2") is None
-    result = await h.engine.acknowledge("10.0.0.7")
+    assert await h.engine.portal.acknowledge("10.0.0.2") is None
+    result = await h.engine.portal.acknowledge("10.0.0.7")
     assert result == {"acknowledged": True, "expires_in": 3600}
     assert ("ack_v4", ["10.0.0.7"], 3600) in h.nft.timed
     assert ("ack_v6", ["2001:db8::7"], 3600) in h.nft.timed

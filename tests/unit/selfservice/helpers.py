@@ -33,6 +33,7 @@ class FakeEngine:
         ):
             self.inventory.put(sub)
         self.selfservice: Any = None
+        self.errors = 0
 
     def state_of(self, sub: Subscriber) -> State:
         return sub.state

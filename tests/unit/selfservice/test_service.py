@@ -28,7 +28,7 @@ def make(*answers, clock=None, **promise):
     hook = ScriptedHook(*answers)
     service = SelfService(config(**promise), hook=hook, clock=clock or Clock())
     engine = FakeEngine()
-    service.attach(engine)
+    service.attach(engine, engine)
     return service, hook, engine
 
 
