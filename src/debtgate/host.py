@@ -15,6 +15,7 @@ down only.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import Coroutine
 from datetime import datetime
@@ -22,9 +23,11 @@ from typing import Any, Protocol
 
 from debtgate.billing.base import BillingSource
 from debtgate.config import Config
+from debtgate.config.reloads import Reloads
 from debtgate.enforce.engine import Engine
 from debtgate.enforce.overrides import Override
 from debtgate.kernel.nft import NftAdapter
+from debtgate.model import Subscriber
 
 
 class ExtensionHost(Protocol):
@@ -35,6 +38,28 @@ class ExtensionHost(Protocol):
 
     @property
     def nft(self) -> NftAdapter: ...
+
+
+class Extension(abc.ABC):
+    """A part the daemon runs beside the engine (the portal channel, the management API,
+    self-service, RADIUS, the DNS garden). ``run`` is its named task; the other three
+    say nothing unless the part overrides them."""
+
+    @abc.abstractmethod
+    async def run(self, daemon: ExtensionHost) -> None:
+        """The part's task in the daemon's TaskGroup (cancelled at shutdown)."""
+
+    def watch(self, reloads: Reloads) -> None:
+        """Register the config sections the part follows (none by default)."""
+        return None
+
+    def status(self, out: dict[str, Any]) -> None:
+        """Add the part's state to the NOC's ``/status`` (nothing by default)."""
+        return None
+
+    def explain(self, sub: Subscriber, out: dict[str, Any]) -> None:
+        """Add the part's view of one subscriber to ``explain`` (nothing by default)."""
+        return None
 
 
 class AdminHost(ExtensionHost, Protocol):
@@ -55,7 +80,7 @@ class AdminHost(ExtensionHost, Protocol):
         """Transient outside failures, by part: shown on the status."""
 
     @property
-    def extensions(self) -> list[Any]: ...
+    def extensions(self) -> list[Extension]: ...
 
     async def add_override(self, account: str, action: str, reason: str,
                            expires_at: datetime | None, author: str) -> Override: ...

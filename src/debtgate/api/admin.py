@@ -114,9 +114,7 @@ class Admin:
             "sync": self.sync(),
         }
         for ext in self.daemon.extensions:
-            contribute = getattr(ext, "status", None)
-            if contribute is not None:
-                contribute(out)
+            ext.status(out)
         return out
 
     def explain(self, key: str) -> dict[str, Any] | None:
@@ -144,9 +142,7 @@ class Admin:
             "radius": None,
         }
         for ext in self.daemon.extensions:
-            contribute = getattr(ext, "explain", None)
-            if contribute is not None:
-                contribute(sub, out)
+            ext.explain(sub, out)
         return out
 
     def _foreign(self, key: str) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from debtgate.api.mgmt import make_mgmt_app, serve_mgmt
 from debtgate.config import ApiSection, Config
 from debtgate.config.reloads import Reloads
 from debtgate.errors import ConfigError
+from debtgate.host import Extension, ExtensionHost
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def token_for(api: ApiSection) -> str | None:
     return read_token(api.token_file)
 
 
-class ManagementExtension:
+class ManagementExtension(Extension):
     """Serves the management API for as long as the daemon runs."""
 
     def __init__(self, config: Config) -> None:
@@ -60,8 +61,8 @@ class ManagementExtension:
         self.token = token_for(config.api)
         self._restart = asyncio.Event()
 
-    async def run(self, daemon: Any) -> None:
-        backend = getattr(daemon, "management", daemon)
+    async def run(self, daemon: ExtensionHost) -> None:
+        backend: Any = getattr(daemon, "management", daemon)  # the daemon's Admin; a fake
         while True:
             runners: list[web.AppRunner] = []
             try:

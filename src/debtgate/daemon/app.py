@@ -41,6 +41,7 @@ from debtgate.enforce.engine import Engine
 from debtgate.enforce.overrides import FileOverrideStore, Override, OverrideStore, new_override
 from debtgate.enforce.persist import Change, StateFile
 from debtgate.errors import DebtgateError
+from debtgate.host import Extension
 from debtgate.kernel.conntrack import BackgroundCutter, ConntrackCutter, NullCutter
 from debtgate.kernel.conntrack_child import ProcessCutter
 from debtgate.kernel.nft import NftAdapter, read_template, render_ruleset
@@ -109,7 +110,7 @@ class Daemon:
         self.degraded: dict[str, str] = {}
         self._source_task: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
-        self.extensions: list[Any] = []
+        self.extensions: list[Extension] = []
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:

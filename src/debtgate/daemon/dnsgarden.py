@@ -20,12 +20,12 @@ import dns.resolver
 
 from debtgate.config import Config
 from debtgate.config.reloads import Reloads
-from debtgate.host import ExtensionHost
+from debtgate.host import Extension, ExtensionHost
 
 log = logging.getLogger(__name__)
 
 
-class DnsGarden:
+class DnsGarden(Extension):
     def __init__(self, config: Config) -> None:
         self.apply_config(config)
         self.state: dict[str, dict[str, Any]] = {}

@@ -20,7 +20,7 @@ from debtgate.config.reloads import Reloads
 from debtgate.core.transitions import Transition
 from debtgate.daemon.dnsgarden import DnsGarden
 from debtgate.errors import ConfigError
-from debtgate.host import ExtensionHost
+from debtgate.host import Extension, ExtensionHost
 from debtgate.model import Session, Subscriber
 from debtgate.radius.dispatcher import CoaDispatcher
 from debtgate.radius.intent import Intent
@@ -29,7 +29,7 @@ from debtgate.selfservice.service import SelfService
 log = logging.getLogger(__name__)
 
 
-class PortalChannel:
+class PortalChannel(Extension):
     """The Unix socket the unprivileged portal asks subscriber views from."""
 
     def __init__(self, config: Config) -> None:
@@ -70,15 +70,11 @@ class PortalChannel:
                         served.unlink()
 
 
-class Radius:
+class Radius(Extension):
     """Tells the BRAS/NAS about every transition (CoA / Disconnect-Message)."""
 
     def __init__(self, config: Config) -> None:
         self.dispatcher = CoaDispatcher(config.radius)
-
-    def watch(self, reloads: Reloads) -> None:
-        """Nothing: ``[radius]`` (its NAS list, secrets, pacing) is read at start; a reload
-        that changes it says so in the log (it takes effect on restart)."""
 
     def on_transition(self, change: Transition, sub: Subscriber | None) -> None:
         if change.new is None or sub is None:
@@ -106,8 +102,8 @@ class Radius:
         out["radius"] = self.dispatcher.last_result(sub.account)
 
 
-def default_extensions(config: Config) -> list[Any]:
-    exts: list[Any] = [PortalChannel(config), ManagementExtension(config)]
+def default_extensions(config: Config) -> list[Extension]:
+    exts: list[Extension] = [PortalChannel(config), ManagementExtension(config)]
     # -- self-service (issue 7): promised payment and resume; docs/selfservice.md --
     if config.selfservice.enabled:
         exts.append(SelfService(config))

@@ -23,7 +23,7 @@ from debtgate.config import Config
 from debtgate.config.reloads import Reloads
 from debtgate.config.selfservice import SelfServiceSection
 from debtgate.enforce.audit import audit
-from debtgate.host import ExtensionHost
+from debtgate.host import Extension, ExtensionHost
 from debtgate.model import State, Subscriber
 from debtgate.selfservice.hooks import Hook, HookFailed, make_hook
 from debtgate.selfservice.policy import (
@@ -46,7 +46,7 @@ class Accounts(Protocol):
     def state_of(self, sub: Subscriber) -> State: ...
 
 
-class SelfService:
+class SelfService(Extension):
     """The daemon side of promised payment and resume (see the module docstring)."""
 
     def __init__(self, config: Config, hook: Hook | None = None,
