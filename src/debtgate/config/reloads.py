@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -58,7 +58,7 @@ class _Entry:
     fn: Callback | None
     outside: Outside | None = None
     seen: object = None
-    pending: object = field(default=None, repr=False)
+    """What ``outside`` read at the last reload (or at registration)."""
 
 
 class Reloads:
@@ -95,16 +95,14 @@ class Reloads:
             if changed(old, new, entry.paths):
                 assert entry.fn is not None
                 await entry.fn(old, new)
-        for entry in self._callbacks:
-            if entry.outside is not None:
-                entry.pending = entry.outside(new)
+        read = {id(e): e.outside(new) for e in self._callbacks if e.outside is not None}
         self.current = new
         called = []
         for entry in self._callbacks:
             which = changed(old, new, entry.paths)
-            if entry.outside is not None and entry.pending != entry.seen:
+            if id(entry) in read and read[id(entry)] != entry.seen:
                 which.append(f"{entry.name} (outside the config)")
-                entry.seen = entry.pending
+                entry.seen = read[id(entry)]
             if which and entry.fn is not None:
                 log.info("reload: %s changed: %s", ", ".join(which), entry.name)
                 await entry.fn(old, new)
@@ -129,8 +127,7 @@ class Reloads:
             if section_of(old, name) == section:
                 continue
             fields = type(section).model_fields if isinstance(section, BaseModel) else {}
-            paths = [f"{name}.{f}" for f in fields
-                     if section_of(old, f"{name}.{f}") != section_of(new, f"{name}.{f}")]
+            paths = changed(old, new, [f"{name}.{f}" for f in fields])
             left += [p for p in paths or [name] if not covered(p)]
         return left
 

@@ -65,15 +65,19 @@ class PortalSide:
         self.selfservice: Offers | None = None
         """Attached by self-service while it runs."""
 
+    def _holder(self, ip: str) -> Subscriber | None:
+        """The subscriber owning ``ip``: one address lookup, then the account by id (O(1)
+        for a host). An account id that merely looks like the address is not its owner."""
+        inventory = self._engine.inventory
+        owner = inventory.owner(ip)
+        return inventory.get(owner) if owner is not None else None
+
     # -- the portal's view (PortalBackend) ---------------------------------------
     def view(self, ip: str) -> SubscriberView | None:
         """What the portal may show to the holder of ``ip`` (and nobody else)."""
-        # One address lookup (owner), then the account by id: O(1) for a host address.
-        # Only the owner of the address is ever shown (an account id that merely looks
-        # like the address is not).
+        # Only the owner of the address is ever shown (see _holder).
         eng = self._engine
-        owner = eng.inventory.owner(ip)
-        sub = eng.inventory.get(owner) if owner is not None else None
+        sub = self._holder(ip)
         if sub is None:
             return None
         self.views += 1
@@ -91,8 +95,7 @@ class PortalSide:
     # -- acknowledgements ------------------------------------------------------
     async def acknowledge(self, ip: str) -> dict[str, Any] | None:
         eng = self._engine
-        owner = eng.inventory.owner(ip)
-        sub = eng.inventory.get(owner) if owner is not None else None
+        sub = self._holder(ip)
         if sub is None or eng.placed.get(sub.account, sub.state) is not State.WARN:
             return None
         timeout = eng.ack_timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection
 from datetime import date
@@ -16,6 +17,7 @@ NBSP = "\u00a0"
 _CODE_NEXT_TO_DIGIT = re.compile(r"(?<=[A-Z]{3})(?=\d)|(?<=\d)(?=[A-Z]{3})")
 
 
+@functools.lru_cache(maxsize=64)
 def _locale(lang: str) -> Locale:
     try:
         return Locale.parse(lang)
@@ -23,10 +25,14 @@ def _locale(lang: str) -> Locale:
         return Locale.parse("en")
 
 
+def _digits(code: str) -> int:
+    """The currency's minor-unit digits from CLDR (0 for JPY, 2 for RUB; 2 without one)."""
+    return get_currency_precision(code) if code else 2
+
+
 def minor_units(amount: Decimal, currency: str) -> int:
-    """The amount in minor units (kopecks, cents), rounded half up (the currency's digits
-    from CLDR: 0 for JPY, 2 for RUB)."""
-    exp = get_currency_precision(currency.upper()) if currency else 2
+    """The amount in minor units (kopecks, cents), rounded half up."""
+    exp = _digits(currency.upper())
     return int((amount * (10**exp)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
@@ -35,8 +41,7 @@ def format_money(amount: Decimal, currency: str, lang: str) -> str:
     ``RUB 1,234.50`` (en). Without a currency: the number alone."""
     locale = _locale(lang)
     code = currency.upper()
-    digits = get_currency_precision(code) if code else 2
-    amount = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)  # as billed
+    amount = amount.quantize(Decimal(1).scaleb(-_digits(code)), rounding=ROUND_HALF_UP)
     if not code:
         return str(format_decimal(amount, format="#,##0.00", locale=locale))
     text = str(format_currency(amount, code, locale=locale))

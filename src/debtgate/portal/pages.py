@@ -125,14 +125,11 @@ class Pages:
 
     def __init__(self, config: PortalConfig) -> None:
         self.config = config
-        dirs = [SHIPPED.parent]
-        if config.templates_dir is not None:
-            dirs.insert(0, config.templates_dir)
-        loader = jinja2.FileSystemLoader(
-            [str(d) for d in ([config.templates_dir] if config.templates_dir else [])]
-            + [str(SHIPPED)])
+        # The operator's templates_dir first: its pages, and its locale/ catalogues.
+        first = [config.templates_dir] if config.templates_dir is not None else []
+        loader = jinja2.FileSystemLoader([str(d) for d in [*first, SHIPPED]])
         self.envs: dict[str, jinja2.Environment] = {}
-        for lang, po in {"en": None, **catalogues(dirs)}.items():
+        for lang, po in {"en": None, **catalogues([*first, SHIPPED.parent])}.items():
             env = jinja2.Environment(
                 loader=loader,
                 autoescape=True,
